@@ -1,0 +1,1 @@
+"""OpenSearch side of the reranker: local node, model deploy, rerank pipelines, CLI."""

@@ -1,0 +1,58 @@
+"""Build an opensearch-py client from config and check the cluster can rerank."""
+from __future__ import annotations
+
+import time
+from urllib.parse import unquote, urlsplit
+
+from opensearchpy import OpenSearch
+from opensearchpy.exceptions import AuthenticationException, ConnectionError as OSConnectionError
+from opensearchpy.exceptions import TransportError
+
+from .config import ClusterConfig
+from .errors import ClusterError
+
+#: Plugins the rerank path needs on every node.
+REQUIRED_PLUGINS = ("opensearch-ml", "opensearch-neural-search")
+
+
+def make_client(cfg: ClusterConfig) -> OpenSearch:
+    """A client for ``cfg.url``; credentials may come in the URL or in the config."""
+    parts = urlsplit(cfg.url)
+    username = cfg.username or (unquote(parts.username) if parts.username else None)
+    password = cfg.password or (unquote(parts.password) if parts.password else None)
+    host = {"host": parts.hostname, "port": parts.port or (443 if parts.scheme == "https" else 80)}
+    if parts.path.strip("/"):
+        host["url_prefix"] = parts.path.strip("/")
+    return OpenSearch(
+        hosts=[host],
+        http_auth=(username, password) if username else None,
+        use_ssl=parts.scheme == "https",
+        verify_certs=cfg.verify_certs,
+        ssl_show_warn=cfg.verify_certs,
+        ca_certs=cfg.ca_certs,
+        timeout=cfg.timeout_s,
+    )
+
+
+def connect(cfg: ClusterConfig, wait_s: float = 0.0) -> OpenSearch:
+    """Connect and fail with one clear line if the cluster is unreachable or lacks plugins."""
+    client = make_client(cfg)
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            client.info()
+            break
+        except AuthenticationException as err:
+            raise ClusterError(f"OpenSearch at {cfg.url} rejected the credentials",
+                               "set cluster.username/password or OPENSEARCH_USER/OPENSEARCH_PASSWORD") from err
+        except (OSConnectionError, TransportError) as err:
+            if time.monotonic() >= deadline:
+                raise ClusterError(f"cannot reach OpenSearch at {cfg.url} ({type(err).__name__})",
+                                   "start one with `reranker cluster up` or set OPENSEARCH_URL") from err
+            time.sleep(1.0)
+    installed = {row["component"] for row in client.cat.plugins(format="json")}
+    missing = [p for p in REQUIRED_PLUGINS if p not in installed]
+    if missing:
+        raise ClusterError(f"OpenSearch at {cfg.url} lacks plugin(s) {', '.join(missing)}",
+                           "install ml-commons and neural-search (the docker image and local node have them)")
+    return client

@@ -1,0 +1,418 @@
+"""A single-node OpenSearch with ML Commons and neural-search, assembled from Maven Central.
+
+This is the embedded default for users without Docker and what tests use where no
+Docker engine runs. The recipe (artifacts, DJL natives, node settings) lives in
+``opensearch/local-node.yml``; the version in ``.env``.
+
+Layout under ``home`` (``local_node.home``, default ``~/.cache/reranker``, or
+``/var/cache/reranker`` for root, whose home the node's user cannot enter)::
+
+    maven/                       verified downloads, shared by versions
+    opensearch-<v>/dist/         the installed node (core + plugins)
+    opensearch-<v>/data/         index data, and ml_cache/ seeded with libtorch
+    opensearch-<v>/logs/         logs and the pid file
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from .assets import load_json, load_yaml, opensearch_version
+from .config import LocalNodeConfig
+from .errors import LocalNodeError
+from .maven import Artifact, MavenCache
+
+log = logging.getLogger(__name__)
+
+JVM_ROOT = Path("/usr/lib/jvm")
+
+
+@dataclass(frozen=True)
+class NodeLayout:
+    """Paths of one local node installation."""
+
+    home: Path
+    version: str
+
+    @property
+    def root(self) -> Path:
+        return self.home / f"opensearch-{self.version}"
+
+    @property
+    def dist(self) -> Path:
+        return self.root / "dist"
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.logs / "opensearch.pid"
+
+    @property
+    def maven(self) -> Path:
+        return self.home / "maven"
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """What `cluster status` reports."""
+
+    url: str
+    running: bool
+    pid: int | None
+    health: str | None
+    version: str | None
+    plugins: tuple[str, ...]
+    log_file: Path
+
+
+def default_home() -> Path:
+    """Where artifacts and the node live unless ``local_node.home`` says otherwise."""
+    if os.environ.get("RERANKER_HOME"):
+        return Path(os.environ["RERANKER_HOME"])
+    if os.geteuid() == 0:
+        return Path("/var/cache/reranker")
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "reranker"
+
+
+class LocalNode:
+    """Assemble, start, stop and inspect the local node."""
+
+    def __init__(self, cfg: LocalNodeConfig) -> None:
+        self.cfg = cfg
+        self.recipe: dict[str, Any] = load_yaml("local-node.yml")
+        self.version = opensearch_version()
+        self.layout = NodeLayout(Path(cfg.home) if cfg.home else default_home(), self.version)
+        self.host = self.recipe["node"]["host"]
+        self.url = f"http://{self.host}:{cfg.port}"
+
+    # ----------------------------------------------------------------- public
+    def up(self) -> NodeStatus:
+        """Assemble the node if needed, start it unless running, apply ML settings. Idempotent."""
+        if self._pid() is not None and self._http_ok():
+            self._apply_ml_settings()
+            return self.status()
+        java_home = find_java(self.cfg.java_home, int(self.recipe["java"]["min_version"]))
+        if _port_taken(self.host, self.cfg.port):
+            raise LocalNodeError(
+                f"port {self.cfg.port} on {self.host} is taken by another process",
+                "stop it, or set local_node.port in reranker.yaml (and cluster.url to match)",
+            )
+        self._assemble(java_home)
+        self._start(java_home)
+        self._apply_ml_settings()
+        return self.status()
+
+    def down(self, timeout_s: float = 60.0) -> bool:
+        """Stop the node; returns False if it was not running."""
+        pid = self._pid()
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        self.layout.pidfile.unlink(missing_ok=True)
+        return True
+
+    def status(self) -> NodeStatus:
+        pid = self._pid()
+        health = version = None
+        plugins: tuple[str, ...] = ()
+        if self._http_ok():
+            try:
+                health = requests.get(f"{self.url}/_cluster/health", timeout=5).json()["status"]
+                version = requests.get(self.url, timeout=5).json()["version"]["number"]
+                rows = requests.get(f"{self.url}/_cat/plugins?format=json", timeout=5).json()
+                plugins = tuple(sorted({r["component"] for r in rows}))
+            except (requests.RequestException, KeyError, ValueError):
+                pass
+        return NodeStatus(self.url, pid is not None, pid, health, version, plugins, self.log_file)
+
+    @property
+    def log_file(self) -> Path:
+        return self.layout.logs / f"{self.recipe['node']['settings']['cluster.name']}.log"
+
+    def tail_logs(self, lines: int) -> list[str]:
+        if not self.log_file.is_file():
+            raise LocalNodeError(f"no log at {self.log_file}", "start the node with `reranker cluster up`")
+        with self.log_file.open(encoding="utf-8", errors="replace") as fh:
+            return fh.readlines()[-lines:]
+
+    # -------------------------------------------------------------- assembly
+    def _artifact(self, spec: dict[str, Any]) -> Artifact:
+        return Artifact(
+            group=spec["group"],
+            artifact=spec["artifact"],
+            version=str(spec["version"]).replace("{v}", self.version),
+            extension=spec.get("extension", "jar"),
+            classifier=spec.get("classifier"),
+        )
+
+    def _assemble(self, java_home: Path) -> None:
+        """Install core + plugins into ``dist/`` and seed DJL, each step atomic and skipped when done."""
+        layout = self.layout
+        maven = MavenCache(self.recipe["maven_repository"], layout.maven, self.recipe.get("pinned_sha256"))
+        djl = self.recipe["djl"]
+        torch_dir = layout.data / "ml_cache" / djl["cache_dir"].replace("{torch}", djl["torch"])
+        if layout.dist.joinpath("bin", "opensearch").is_file() and torch_dir.is_dir():
+            self._prepare_dirs()
+            return
+        core = self._artifact(self.recipe["core"])
+        plugins = [self._artifact(p) for p in self.recipe["plugins"]]
+        libtorch, jni = self._artifact(djl["libtorch"]), self._artifact(djl["jni"])
+        paths = maven.fetch_all([core, *plugins, libtorch, jni])
+        core_zip, plugin_zips, libtorch_jar, jni_jar = paths[0], paths[1:-2], paths[-2], paths[-1]
+        layout.root.mkdir(parents=True, exist_ok=True)
+        if not layout.dist.joinpath("bin", "opensearch").is_file():
+            self._install_dist(core_zip, plugin_zips, java_home)
+        if not torch_dir.is_dir():
+            self._seed_djl(torch_dir, libtorch_jar, djl["libtorch"]["member_prefix"], jni_jar,
+                           djl["jni"]["member"], djl["djl_api"])
+        self._prepare_dirs()
+
+    def _install_dist(self, core_zip: Path, plugin_zips: list[Path], java_home: Path) -> None:
+        staging = Path(tempfile.mkdtemp(dir=self.layout.root, prefix=".dist-"))
+        try:
+            _extract(core_zip, staging, strip_top=True)
+            modules = staging / "modules"
+            missing = [m for m in self.recipe["required_modules"] if not (modules / m).is_dir()]
+            if missing:
+                raise LocalNodeError(f"core zip {core_zip.name} lacks module(s) {', '.join(missing)}",
+                                     "pin a 3.x version in .env whose integ-test zip bundles them")
+            env = self._java_env(java_home)
+            for plugin in plugin_zips:
+                log.info("installing plugin %s", plugin.name)
+                result = subprocess.run(
+                    [str(staging / "bin" / "opensearch-plugin"), "install", "--batch", plugin.as_uri()],
+                    env=env, capture_output=True, text=True,
+                )
+                if result.returncode != 0:
+                    detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+                    raise LocalNodeError(f"installing {plugin.name} failed: {detail[0]}",
+                                         "check that the plugin version equals the core version in .env")
+            shutil.rmtree(self.layout.dist, ignore_errors=True)
+            staging.replace(self.layout.dist)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _seed_djl(self, torch_dir: Path, libtorch_jar: Path, prefix: str, jni_jar: Path, member: str,
+                  djl_api: str) -> None:
+        """Put libtorch and DJL's JNI where DJL looks first, so deploying needs no network."""
+        torch_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=torch_dir.parent, prefix=".seed-"))
+        try:
+            with zipfile.ZipFile(libtorch_jar) as jar:
+                for info in jar.infolist():
+                    if info.filename.startswith(prefix) and not info.is_dir():
+                        (staging / Path(info.filename).name).write_bytes(jar.read(info))
+            with zipfile.ZipFile(jni_jar) as jar:
+                (staging / f"{djl_api}-libdjl_torch.so").write_bytes(jar.read(member))
+            staging.replace(torch_dir)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _prepare_dirs(self) -> None:
+        """Write the node config and hand the tree to the user the node runs as."""
+        layout = self.layout
+        layout.logs.mkdir(parents=True, exist_ok=True)
+        layout.data.mkdir(parents=True, exist_ok=True)
+        settings = dict(self.recipe["node"]["settings"])
+        settings.update({
+            "network.host": self.host,
+            "http.port": self.cfg.port,
+            "path.data": str(layout.data),
+            "path.logs": str(layout.logs),
+        })
+        config = layout.dist / "config" / "opensearch.yml"
+        text = "".join(f"{key}: {json.dumps(value)}\n" for key, value in settings.items())
+        _atomic_write(config, "# written by `reranker cluster up`; edit opensearch/local-node.yml instead\n" + text)
+        user = self._run_as()
+        if user is not None:
+            for path in (layout.dist, layout.data, layout.logs):
+                _chown_tree(path, user.pw_uid, user.pw_gid)
+            for parent in (layout.root, layout.home):
+                parent.chmod(parent.stat().st_mode | 0o755)
+
+    # ------------------------------------------------------------------ run
+    def _run_as(self) -> pwd.struct_passwd | None:
+        """OpenSearch refuses to run as root, so root runs it as ``local_node.run_as_user``."""
+        if os.geteuid() != 0:
+            return None
+        try:
+            return pwd.getpwnam(self.cfg.run_as_user)
+        except KeyError as err:
+            raise LocalNodeError(f"user {self.cfg.run_as_user!r} does not exist (OpenSearch will not run as root)",
+                                 "create it or set local_node.run_as_user") from err
+
+    def _java_env(self, java_home: Path) -> dict[str, str]:
+        env = dict(os.environ)
+        env["OPENSEARCH_JAVA_HOME"] = str(java_home)
+        env["OPENSEARCH_JAVA_OPTS"] = f"-Xms{self.cfg.heap} -Xmx{self.cfg.heap}"
+        env.pop("JAVA_TOOL_OPTIONS", None)
+        return env
+
+    def _start(self, java_home: Path) -> None:
+        layout = self.layout
+        user = self._run_as()
+        stdout = layout.logs / "stdout.log"
+        layout.pidfile.unlink(missing_ok=True)
+        with stdout.open("wb") as out:
+            proc = subprocess.Popen(
+                [str(layout.dist / "bin" / "opensearch"), "-d", "-p", str(layout.pidfile)],
+                env=self._java_env(java_home), stdout=out, stderr=subprocess.STDOUT, cwd=layout.dist,
+                user=user.pw_uid if user else None, group=user.pw_gid if user else None,
+                extra_groups=[] if user else None, start_new_session=True,
+            )
+            code = proc.wait(timeout=120)
+        if code != 0:
+            raise LocalNodeError(f"OpenSearch exited with code {code}: {self._last_error(stdout)}",
+                                 f"see {stdout} and {self.log_file}")
+        started = time.monotonic()
+        deadline = started + self.cfg.start_timeout_s
+        while not self._http_ok():
+            if self._pid() is None and time.monotonic() > started + 10:
+                raise LocalNodeError(f"OpenSearch stopped during start-up: {self._last_error(self.log_file)}",
+                                     f"see {self.log_file}")
+            if time.monotonic() > deadline:
+                raise LocalNodeError(f"OpenSearch did not answer on {self.url} within {self.cfg.start_timeout_s:.0f}s",
+                                     f"see {self.log_file}; raise local_node.start_timeout_s on slow machines")
+            time.sleep(1.0)
+        _wait_for_yellow(self.url, self.cfg.start_timeout_s)
+
+    def _apply_ml_settings(self) -> None:
+        response = requests.put(f"{self.url}/_cluster/settings", json=load_json("ml-settings.json"), timeout=30)
+        if response.status_code != 200:
+            raise LocalNodeError(f"applying ML Commons settings failed: {response.text[:200]}",
+                                 f"see {self.log_file}")
+
+    def _pid(self) -> int | None:
+        try:
+            pid = int(self.layout.pidfile.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+    def _http_ok(self) -> bool:
+        try:
+            return requests.get(self.url, timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    @staticmethod
+    def _last_error(path: Path) -> str:
+        if not path.is_file():
+            return "no output"
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        interesting = [l for l in lines if re.search(r"ERROR|Exception|error:", l)]
+        return (interesting or lines or ["no output"])[-1].strip()[:300]
+
+
+# ---------------------------------------------------------------- helpers
+def java_version(home: Path) -> int | None:
+    """Major version from a JDK's ``release`` file (no JVM start needed)."""
+    release = home / "release"
+    if not release.is_file():
+        return None
+    match = re.search(r'^JAVA_VERSION="(\d+)(?:\.(\d+))?', release.read_text(errors="replace"), re.M)
+    if not match:
+        return None
+    major = int(match.group(1))
+    return int(match.group(2)) if major == 1 and match.group(2) else major
+
+
+def find_java(explicit: str | None, min_version: int) -> Path:
+    """First JDK >= ``min_version`` among config, OPENSEARCH_JAVA_HOME, JAVA_HOME, /usr/lib/jvm."""
+    candidates = [Path(p) for p in (explicit, os.environ.get("OPENSEARCH_JAVA_HOME"), os.environ.get("JAVA_HOME")) if p]
+    if JVM_ROOT.is_dir():
+        candidates += sorted((p for p in JVM_ROOT.iterdir() if p.is_dir()), key=lambda p: -(java_version(p) or 0))
+    for home in candidates:
+        version = java_version(home)
+        if version is not None and version >= min_version and (home / "bin" / "java").is_file():
+            return home
+    looked = ", ".join(str(c) for c in candidates) or "nowhere"
+    raise LocalNodeError(f"no Java {min_version}+ found (looked at: {looked})",
+                         f"install a JDK {min_version}+ or set OPENSEARCH_JAVA_HOME / local_node.java_home")
+
+
+def _port_taken(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex((host, port)) == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is not alive
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except (FileNotFoundError, IndexError):
+        return True
+
+
+def _wait_for_yellow(url: str, timeout_s: float) -> None:
+    try:
+        requests.get(f"{url}/_cluster/health?wait_for_status=yellow&timeout={int(timeout_s)}s", timeout=timeout_s + 5)
+    except requests.RequestException as err:
+        raise LocalNodeError(f"cluster at {url} did not turn yellow", "see `reranker cluster logs`") from err
+
+
+def _extract(archive: Path, dest: Path, strip_top: bool) -> None:
+    """Unzip keeping Unix permissions (zipfile drops them, and bin/ must stay executable)."""
+    with zipfile.ZipFile(archive) as zf:
+        for info in zf.infolist():
+            name = info.filename.split("/", 1)[1] if strip_top and "/" in info.filename else info.filename
+            if not name:
+                continue
+            target = dest / name
+            if info.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, target.open("wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+            mode = (info.external_attr >> 16) & 0o777
+            if mode:
+                target.chmod(mode)
+
+
+def _chown_tree(path: Path, uid: int, gid: int) -> None:
+    for root, dirs, files in os.walk(path):
+        os.chown(root, uid, gid)
+        for name in dirs + files:
+            os.lchown(os.path.join(root, name), uid, gid)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)

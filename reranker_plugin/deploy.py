@@ -1,0 +1,117 @@
+"""Register, upload, deploy and wire a model zip into a rerank pipeline — all or nothing.
+
+Order matters: the pipeline that serves traffic is touched only after the new
+model answered a test prediction. Any failure before that removes what this run
+created, so re-running converges: a model already registered with the same
+sha256 is reused, a half-registered one is deleted first.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from opensearchpy import OpenSearch
+
+from .config import DeployConfig
+from .errors import DeployError, RerankerError
+from .ml_commons import COMPLETE_STATES, MLCommons
+from .model_zip import ModelArtifact
+from .pipeline import get_pipeline, pipeline_model_id, put_pipeline, render_pipeline, set_default_pipeline
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+"""Callback ``(stage, done, total)`` for progress display."""
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    model_id: str
+    reused: bool
+    pipeline: str
+    previous_model_id: str | None
+
+
+def register_meta_body(artifact: ModelArtifact, cfg: DeployConfig, group_id: str) -> dict:
+    """``_register_meta`` body; function_name comes first so ML Commons parses model_config for it."""
+    return {
+        "name": cfg.model_name,
+        "version": cfg.model_version,
+        "function_name": "TEXT_SIMILARITY",
+        "description": f"cross-encoder reranker, sha256 {artifact.sha256[:12]}",
+        "model_format": "ONNX",
+        "model_group_id": group_id,
+        "model_content_size_in_bytes": artifact.size_bytes,
+        "model_content_hash_value": artifact.sha256,
+        "total_chunks": artifact.total_chunks(cfg.chunk_size_bytes),
+        "model_config": {
+            "model_type": artifact.hf_config.get("model_type", "bert"),
+            "embedding_dimension": 1,
+            "framework_type": "huggingface_transformers",
+            "all_config": json.dumps(artifact.hf_config or {"model_type": "bert"}),
+        },
+    }
+
+
+def deploy(client: OpenSearch, artifact: ModelArtifact, cfg: DeployConfig,
+           progress: Progress | None = None) -> DeployResult:
+    """Make ``artifact`` the model behind ``cfg.pipeline``; see the module docstring for guarantees."""
+    report = progress or (lambda stage, done, total: None)
+    ml = MLCommons(client)
+    previous = pipeline_model_id(get_pipeline(client, cfg.pipeline))
+    model_id, reused = _registered_model(ml, artifact, cfg, report)
+    try:
+        model = ml.get_model(model_id) or {}
+        if model.get("model_state") != "DEPLOYED":
+            report("deploy", 0, 1)
+            ml.wait_for_task(ml.deploy(model_id), cfg.deploy_timeout_s)
+            report("deploy", 1, 1)
+        scores = ml.predict(model_id, "test query", ["test document"])
+        if len(scores) != 1:
+            raise DeployError(f"model {model_id} returned {len(scores)} scores for 1 document",
+                              "the zip's output must be [batch, 1]")
+    except RerankerError:
+        if model_id != previous:  # never remove the model the pipeline is serving with
+            _rollback(ml, model_id)
+        raise
+    put_pipeline(client, cfg.pipeline, render_pipeline(model_id, cfg.document_fields))
+    if cfg.default_pipeline:
+        set_default_pipeline(client, cfg.index, cfg.pipeline)
+    return DeployResult(model_id, reused, cfg.pipeline, previous if previous != model_id else None)
+
+
+def _registered_model(ml: MLCommons, artifact: ModelArtifact, cfg: DeployConfig,
+                      report: Progress) -> tuple[str, bool]:
+    """A fully uploaded model for this zip: reused if the cluster has one, else uploaded now."""
+    for model in ml.list_models(content_hash=artifact.sha256):
+        if model.state in COMPLETE_STATES and model.name == cfg.model_name:
+            log.info("reusing model %s (%s) with the same sha256", model.model_id, model.state)
+            return model.model_id, True
+        if model.state not in COMPLETE_STATES:
+            log.info("deleting half-registered model %s (%s)", model.model_id, model.state)
+            ml.delete(model.model_id)
+    group_id = ml.ensure_model_group(cfg.model_group)
+    model_id = ml.register_meta(register_meta_body(artifact, cfg, group_id))
+    total = artifact.total_chunks(cfg.chunk_size_bytes)
+    try:
+        with artifact.path.open("rb") as fh:
+            for number in range(total):
+                report("upload", number, total)
+                ml.upload_chunk(model_id, number, fh.read(cfg.chunk_size_bytes))
+        report("upload", total, total)
+    except (RerankerError, OSError) as err:
+        _rollback(ml, model_id)
+        if isinstance(err, OSError):
+            raise DeployError(f"reading {artifact.path} failed: {err}", "check the file") from err
+        raise
+    return model_id, False
+
+
+def _rollback(ml: MLCommons, model_id: str) -> None:
+    try:
+        ml.delete(model_id)
+        log.info("rolled back model %s", model_id)
+    except RerankerError as err:  # keep the original error; say what is left behind
+        log.error("could not remove model %s after a failed deploy: %s (re-run deploy to converge)", model_id, err)

@@ -1,0 +1,153 @@
+"""A thin front over the ML Commons REST API (model groups, models, chunks, tasks).
+
+One ``wait_for_task`` serves all polling; every refusal by the cluster becomes a
+:class:`ClusterError` carrying the cluster's own reason.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from opensearchpy import OpenSearch
+from opensearchpy.exceptions import NotFoundError, TransportError
+
+from .errors import ClusterError, DeployError
+
+ML = "/_plugins/_ml"
+TERMINAL_TASK_STATES = {"COMPLETED", "FAILED", "COMPLETED_WITH_ERROR", "CANCELLED"}
+#: Model states in which every chunk is stored, so the model can be deployed again.
+COMPLETE_STATES = {"REGISTERED", "DEPLOYED", "DEPLOYING", "UNDEPLOYED", "DEPLOY_FAILED", "PARTIALLY_DEPLOYED"}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One registered model as listed by `reranker models list`."""
+
+    model_id: str
+    name: str
+    version: str
+    state: str
+    function_name: str
+    content_hash: str | None
+    group_id: str | None
+
+
+def _reason(err: TransportError) -> str:
+    info = err.info if isinstance(err.info, dict) else {}
+    error = info.get("error", info)
+    if isinstance(error, dict):
+        return str(error.get("reason") or error.get("root_cause") or error)[:300]
+    return str(error or err)[:300]
+
+
+class MLCommons:
+    """Calls used to register, deploy, list and remove cross-encoder models."""
+
+    def __init__(self, client: OpenSearch) -> None:
+        self.client = client
+
+    def _call(self, method: str, path: str, body: Any = None, params: dict | None = None) -> Any:
+        try:
+            return self.client.transport.perform_request(method, path, body=body, params=params)
+        except TransportError as err:
+            raise ClusterError(f"{method} {path} failed: {_reason(err)}",
+                               "check `reranker cluster logs` or the cluster's logs") from err
+
+    # ---------------------------------------------------------- model groups
+    def ensure_model_group(self, name: str) -> str:
+        """Id of the model group ``name``, creating it on first use."""
+        hits = self._call("POST", f"{ML}/model_groups/_search",
+                          {"query": {"term": {"name.keyword": name}}, "size": 1})["hits"]["hits"]
+        if hits:
+            return hits[0]["_id"]
+        body = {"name": name, "description": "Cross-encoder rerankers deployed by opensearch-reranker"}
+        return self._call("POST", f"{ML}/model_groups/_register", body)["model_group_id"]
+
+    # ---------------------------------------------------------------- models
+    def list_models(self, content_hash: str | None = None, size: int = 1000) -> list[ModelInfo]:
+        """Registered models (chunk documents excluded), newest first."""
+        query: dict[str, Any] = {"bool": {"must_not": [{"exists": {"field": "chunk_number"}}]}}
+        if content_hash:
+            query["bool"]["filter"] = [{"term": {"model_content_hash_value": content_hash}}]
+        try:
+            result = self.client.transport.perform_request(
+                "POST", f"{ML}/models/_search",
+                body={"query": query, "size": size, "sort": [{"created_time": {"order": "desc"}}]})
+        except NotFoundError:  # no model was ever registered: the index does not exist yet
+            return []
+        except TransportError as err:
+            raise ClusterError(f"listing models failed: {_reason(err)}", "check the cluster's logs") from err
+        models = []
+        for hit in result["hits"]["hits"]:
+            src = hit["_source"]
+            models.append(ModelInfo(hit["_id"], src.get("name", ""), str(src.get("model_version", "")),
+                                    src.get("model_state", "UNKNOWN"), src.get("algorithm", ""),
+                                    src.get("model_content_hash_value"), src.get("model_group_id")))
+        return models
+
+    def get_model(self, model_id: str) -> dict[str, Any] | None:
+        try:
+            return self.client.transport.perform_request("GET", f"{ML}/models/{model_id}")
+        except NotFoundError:
+            return None
+        except TransportError as err:
+            raise ClusterError(f"reading model {model_id} failed: {_reason(err)}", "check the cluster") from err
+
+    def register_meta(self, meta: dict[str, Any]) -> str:
+        return self._call("POST", f"{ML}/models/_register_meta", meta)["model_id"]
+
+    def upload_chunk(self, model_id: str, number: int, data: bytes) -> None:
+        self._call("POST", f"{ML}/models/{model_id}/upload_chunk/{number}", data)
+
+    def deploy(self, model_id: str) -> str:
+        return self._call("POST", f"{ML}/models/{model_id}/_deploy")["task_id"]
+
+    def undeploy(self, model_id: str) -> None:
+        self._call("POST", f"{ML}/models/{model_id}/_undeploy")
+
+    def delete(self, model_id: str) -> None:
+        """Undeploy if needed, then delete the model and its chunks."""
+        model = self.get_model(model_id)
+        if model is None:
+            return
+        if model.get("model_state") in ("DEPLOYED", "PARTIALLY_DEPLOYED", "DEPLOYING"):
+            self.undeploy(model_id)
+            self._wait_state(model_id, {"UNDEPLOYED", "REGISTERED", "DEPLOY_FAILED"}, 60.0)
+        self._call("DELETE", f"{ML}/models/{model_id}")
+
+    def predict(self, model_id: str, query: str, docs: list[str]) -> list[float]:
+        """Raw logits from the deployed model, one per document."""
+        result = self._call("POST", f"{ML}/models/{model_id}/_predict", {"query_text": query, "text_docs": docs})
+        return [float(r["output"][0]["data"][0]) for r in result["inference_results"]]
+
+    # ----------------------------------------------------------------- tasks
+    def wait_for_task(self, task_id: str, timeout_s: float,
+                      on_poll: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Poll a task until it ends; raise :class:`DeployError` on failure or timeout."""
+        deadline = time.monotonic() + timeout_s
+        delay = 0.25
+        while True:
+            task = self._call("GET", f"{ML}/tasks/{task_id}")
+            if on_poll:
+                on_poll(task)
+            state = task.get("state")
+            if state == "COMPLETED":
+                return task
+            if state in TERMINAL_TASK_STATES:
+                raise DeployError(f"ML Commons task {task_id} ended {state}: {task.get('error', 'no error given')}",
+                                  "see `reranker cluster logs` for the cause")
+            if time.monotonic() > deadline:
+                raise DeployError(f"ML Commons task {task_id} still {state} after {timeout_s:.0f}s",
+                                  "raise deploy.deploy_timeout_s or check the node's load")
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    def _wait_state(self, model_id: str, states: set[str], timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            model = self.get_model(model_id)
+            if model is None or model.get("model_state") in states:
+                return
+            time.sleep(0.5)

@@ -1,0 +1,60 @@
+"""Rerank search pipelines: render from ``opensearch/rerank-pipeline.json``, put, read, attach."""
+from __future__ import annotations
+
+from typing import Any
+
+from opensearchpy import OpenSearch
+from opensearchpy.exceptions import NotFoundError, TransportError
+
+from .assets import load_json
+from .errors import ClusterError
+
+
+def render_pipeline(model_id: str, document_fields: tuple[str, ...]) -> dict[str, Any]:
+    """The pipeline body for ``model_id`` reranking on ``document_fields``."""
+    values: dict[str, Any] = {"${model_id}": model_id, "${document_fields}": list(document_fields)}
+
+    def fill(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: fill(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [fill(v) for v in node]
+        return values.get(node, node) if isinstance(node, str) else node
+
+    return fill(load_json("rerank-pipeline.json"))
+
+
+def get_pipeline(client: OpenSearch, name: str) -> dict[str, Any] | None:
+    try:
+        return client.search_pipeline.get(id=name)[name]
+    except NotFoundError:
+        return None
+    except TransportError as err:
+        raise ClusterError(f"reading search pipeline {name!r} failed: {err.error}", "check the cluster") from err
+
+
+def put_pipeline(client: OpenSearch, name: str, body: dict[str, Any]) -> None:
+    try:
+        client.search_pipeline.put(id=name, body=body)
+    except TransportError as err:
+        raise ClusterError(f"creating search pipeline {name!r} failed: {err.info or err.error}",
+                           "is neural-search installed on every node?") from err
+
+
+def pipeline_model_id(body: dict[str, Any] | None) -> str | None:
+    """Model id used by the first rerank processor of a pipeline body."""
+    for processor in (body or {}).get("response_processors", []):
+        rerank = processor.get("rerank", {})
+        if "ml_opensearch" in rerank:
+            return rerank["ml_opensearch"].get("model_id")
+    return None
+
+
+def set_default_pipeline(client: OpenSearch, index: str, name: str) -> None:
+    """Make ``name`` the index's default search pipeline, so plain searches are reranked."""
+    try:
+        client.indices.put_settings(index=index, body={"index.search.default_pipeline": name})
+    except NotFoundError as err:
+        raise ClusterError(f"index {index!r} does not exist", "create and fill it before attaching a pipeline") from err
+    except TransportError as err:
+        raise ClusterError(f"setting the default pipeline on {index!r} failed: {err.error}", "check the index") from err

@@ -1,0 +1,1 @@
+"""Distillation training: data, LLM teacher, cross-encoder student, losses, ONNX export."""

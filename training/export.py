@@ -1,0 +1,133 @@
+"""Export a Hugging Face cross-encoder to the zip ML Commons deploys.
+
+The parity check is part of export, not an afterthought: the zip is written only
+after onnxruntime reproduces the torch logits on real example pairs.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from reranker_plugin.errors import ModelZipError
+from reranker_plugin.model_zip import CONFIG_FILE, MAX_IR_VERSION, MAX_OPSET, TOKENIZER_FILE, build_zip, validate_zip
+from reranker_plugin.onnx_scorer import OnnxZipScorer
+
+log = logging.getLogger(__name__)
+
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+FP32_TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What export measured: where the zip is and how close onnxruntime came to torch."""
+
+    path: Path
+    max_abs_diff: float
+    pairs_checked: int
+
+
+class _LogitsOnly(torch.nn.Module):
+    """Positional three-input wrapper returning the [batch, 1] logits tensor."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
+
+
+def tokenizer_json(tokenizer, max_length: int) -> bytes:
+    """The fast tokenizer serialized with a truncation block (ML Commons only truncates if told)."""
+    backend = tokenizer.backend_tokenizer
+    backend = type(backend).from_str(backend.to_str())  # copy: do not mutate the caller's tokenizer
+    backend.enable_truncation(max_length=max_length, strategy="longest_first", direction="right")
+    backend.no_padding()
+    return backend.to_str().encode("utf-8")
+
+
+def export_cross_encoder(model, tokenizer, target: Path, examples: Sequence[tuple[str, str]],
+                         max_length: int = 128, tolerance: float = FP32_TOLERANCE) -> ExportReport:
+    """Write ``target`` (zip) from a single-logit sequence-classification model.
+
+    Args:
+        model: a ``*ForSequenceClassification`` with ``num_labels == 1``.
+        tokenizer: its fast tokenizer.
+        target: where the zip goes (written atomically).
+        examples: (query, document) pairs for the parity check; at least one.
+        max_length: truncation length written into ``tokenizer.json``.
+        tolerance: largest allowed |torch - onnxruntime| logit difference.
+    """
+    if not examples:
+        raise ValueError("export needs at least one (query, document) example for the parity check")
+    if getattr(model.config, "num_labels", 1) != 1:
+        raise ModelZipError(f"the model has {model.config.num_labels} labels", "export a single-logit cross-encoder")
+    model = model.eval().float()
+    tok_bytes = tokenizer_json(tokenizer, max_length)
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = Path(tmp) / "model.onnx"
+        sample = tokenizer(["query"], ["document"], return_tensors="pt", return_token_type_ids=True)
+        args = tuple(sample[name] for name in INPUT_NAMES)
+        dynamic = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES}
+        dynamic["logits"] = {0: "batch"}
+        with torch.no_grad():
+            torch.onnx.export(_LogitsOnly(model).eval(), args, str(onnx_path), input_names=list(INPUT_NAMES),
+                              output_names=["logits"], dynamic_axes=dynamic, opset_version=MAX_OPSET,
+                              dynamo=False, do_constant_folding=True)
+        onnx_bytes = _cap_ir_version(onnx_path.read_bytes())
+        config = json.dumps(model.config.to_dict(), sort_keys=True).encode("utf-8")
+        staged = Path(tmp) / "staged.zip"
+        build_zip(staged, {"model.onnx": onnx_bytes, TOKENIZER_FILE: tok_bytes, CONFIG_FILE: config})
+        validate_zip(staged)
+        diff = parity(model, tokenizer, staged, examples, max_length)
+        if diff > tolerance:
+            raise ModelZipError(f"onnxruntime differs from torch by {diff:.2e} (> {tolerance:.0e})",
+                                "the export is wrong; nothing was written")
+        build_zip(target, {"model.onnx": onnx_bytes, TOKENIZER_FILE: tok_bytes, CONFIG_FILE: config})
+    log.info("exported %s (max |torch - onnx| = %.2e over %d pairs)", target, diff, len(examples))
+    return ExportReport(Path(target), diff, len(examples))
+
+
+def torch_scores(model, tokenizer, examples: Sequence[tuple[str, str]], max_length: int) -> list[float]:
+    """Reference logits, one pair at a time as ML Commons encodes them."""
+    scores = []
+    model.eval()
+    with torch.no_grad():
+        for query, doc in examples:
+            enc = tokenizer(query, doc, truncation="longest_first", max_length=max_length, return_tensors="pt",
+                            return_token_type_ids=True)
+            scores.append(float(model(**enc).logits[0, 0]))
+    return scores
+
+
+def parity(model, tokenizer, zip_path: Path, examples: Sequence[tuple[str, str]], max_length: int) -> float:
+    """Largest |torch - onnxruntime| logit difference over ``examples``."""
+    scorer = OnnxZipScorer(zip_path)
+    by_query: dict[str, list[int]] = {}
+    for i, (query, _) in enumerate(examples):
+        by_query.setdefault(query, []).append(i)
+    onnx = [0.0] * len(examples)
+    for query, idx in by_query.items():
+        for i, s in zip(idx, scorer.score(query, [examples[i][1] for i in idx])):
+            onnx[i] = s
+    ref = torch_scores(model, tokenizer, examples, max_length)
+    return max(abs(a - b) for a, b in zip(ref, onnx))
+
+
+def _cap_ir_version(raw: bytes) -> bytes:
+    """ML Commons' onnxruntime 1.16 reads IR <= 9; opset 17 graphs need nothing newer."""
+    import onnx
+
+    model = onnx.load_model_from_string(raw)
+    if model.ir_version > MAX_IR_VERSION:
+        model.ir_version = MAX_IR_VERSION
+        onnx.checker.check_model(model)
+    return model.SerializeToString()
