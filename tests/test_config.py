@@ -1,0 +1,70 @@
+"""Config loading: defaults, YAML, environment and flag overrides, and clear errors."""
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from reranker_plugin.cli import cli
+from reranker_plugin.config import DeployConfig, load_config, override
+from reranker_plugin.errors import ConfigError
+
+
+def test_defaults_and_repository_example_agree(monkeypatch):
+    monkeypatch.delenv("OPENSEARCH_URL", raising=False)
+    from pathlib import Path
+
+    example = load_config(Path(__file__).resolve().parent.parent / "reranker.yaml")
+    assert example.deploy == DeployConfig()
+    assert example.cluster.url == "http://127.0.0.1:9200"
+
+
+def test_yaml_values_env_and_flags(tmp_path, monkeypatch):
+    path = tmp_path / "c.yaml"
+    path.write_text("cluster: {url: 'http://a:1'}\ndeploy: {index: shop, document_fields: [title, brand]}\n")
+    monkeypatch.setenv("OPENSEARCH_URL", "https://u:p@b:9443")
+    cfg = load_config(path)
+    assert cfg.cluster.url == "https://u:p@b:9443"
+    assert cfg.deploy.document_fields == ("title", "brand")
+    assert override(cfg.deploy, index="other", pipeline=None).index == "other"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("deploy: {indx: shop}\n", "unknown key(s) indx in section 'deploy'"),
+    ("deploi: {}\n", "unknown section(s) deploi"),
+    ("cluster: {url: 'ftp://x'}\n", "is not an http(s) URL"),
+    ("deploy: {document_fields: []}\n", "document_fields is empty"),
+    ("local_node: {heap: lots}\n", "is not like 2g or 512m"),
+    ("cluster: [unclosed\n", "is not valid UTF-8 YAML"),
+])
+def test_bad_config_is_named(tmp_path, text, message, monkeypatch):
+    monkeypatch.delenv("OPENSEARCH_URL", raising=False)
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert message in str(err.value)
+
+
+def test_cli_reports_config_errors_in_one_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(b"deploy: {index: \xff\xfe}\n")
+    result = CliRunner().invoke(cli, ["--config", str(path), "models", "list"])
+    assert result.exit_code == 2
+    assert "bad.yaml is not valid UTF-8 YAML" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_unreachable_cluster_is_one_clear_line():
+    result = CliRunner().invoke(cli, ["--url", "http://127.0.0.1:9", "models", "list"])
+    assert result.exit_code == 1
+    assert "cannot reach OpenSearch at http://127.0.0.1:9" in result.output
+    assert "reranker cluster up" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_rejects_a_broken_zip_before_touching_any_cluster(tmp_path):
+    bad = tmp_path / "model.zip"
+    bad.write_bytes(b"not a zip")
+    result = CliRunner().invoke(cli, ["--url", "http://127.0.0.1:9", "deploy", str(bad)])
+    assert result.exit_code == 1
+    assert "model.zip is not a zip file" in result.output

@@ -1,0 +1,39 @@
+"""Export writes a zip ML Commons accepts, and onnxruntime reproduces torch's logits."""
+from __future__ import annotations
+
+import json
+import zipfile
+
+import pytest
+
+from reranker_plugin.errors import ModelZipError
+from reranker_plugin.onnx_scorer import OnnxZipScorer
+from training.export import export_cross_encoder, torch_scores
+
+from .conftest import tiny_cross_encoder
+
+PAIRS = [("cordless drill", "18V cordless drill kit with two batteries"), ("cordless drill", "garden hose 50 ft"),
+         ("white paint", "interior white paint, 1 gallon, eggshell " * 20)]
+
+
+def test_export_parity_and_truncation(tmp_path, minilm_tokenizer):
+    model = tiny_cross_encoder(minilm_tokenizer, seed=3)
+    report = export_cross_encoder(model, minilm_tokenizer, tmp_path / "m.zip", PAIRS, max_length=32)
+    assert report.max_abs_diff <= 1e-4
+    spec = json.loads(zipfile.ZipFile(report.path).read("tokenizer.json"))
+    assert spec["truncation"]["max_length"] == 32
+    local = OnnxZipScorer(report.path).score(PAIRS[0][0], [d for _, d in PAIRS[:2]])
+    reference = torch_scores(model, minilm_tokenizer, PAIRS[:2], 32)
+    assert local == pytest.approx(reference, abs=1e-4)
+    assert local[0] != pytest.approx(local[1], abs=1e-6)  # the model distinguishes documents
+
+
+def test_export_refuses_multi_label_head(tmp_path, minilm_tokenizer):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    model = BertForSequenceClassification(BertConfig(vocab_size=minilm_tokenizer.vocab_size, hidden_size=16,
+                                                     num_hidden_layers=1, num_attention_heads=1,
+                                                     intermediate_size=16, num_labels=3))
+    with pytest.raises(ModelZipError, match="3 labels"):
+        export_cross_encoder(model, minilm_tokenizer, tmp_path / "m.zip", PAIRS)
+    assert not (tmp_path / "m.zip").exists()
