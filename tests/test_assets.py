@@ -1,0 +1,34 @@
+"""The one version pin and the ML settings are the same for docker compose and the local node."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from reranker_plugin.assets import load_json, load_yaml, opensearch_version
+from reranker_plugin.pipeline import pipeline_model_id, render_pipeline
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_compose_uses_the_pinned_version_and_ml_settings():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    service = compose["services"]["opensearch"]
+    assert service["image"].startswith("opensearchproject/opensearch:${OPENSEARCH_VERSION")
+    settings = load_json("ml-settings.json")["persistent"]
+    env = service["environment"]
+    assert {k: str(v).lower() for k, v in settings.items()} == {k: env[k].lower() for k in settings}
+    assert opensearch_version().count(".") == 2
+
+
+def test_recipe_pins_every_plugin_it_installs():
+    recipe = load_yaml("local-node.yml")
+    version = opensearch_version()
+    names = {f"{p['artifact']}-{p['version'].replace('{v}', version)}.zip" for p in recipe["plugins"]}
+    assert names <= set(recipe["pinned_sha256"])
+
+
+def test_pipeline_template_renders_model_and_fields():
+    body = render_pipeline("abc123", ("title", "brand"))
+    assert pipeline_model_id(body) == "abc123"
+    assert body["response_processors"][0]["rerank"]["context"]["document_fields"] == ["title", "brand"]
