@@ -107,15 +107,31 @@ class MLCommons:
     def undeploy(self, model_id: str) -> None:
         self._call("POST", f"{ML}/models/{model_id}/_undeploy")
 
-    def delete(self, model_id: str) -> None:
-        """Undeploy if needed, then delete the model and its chunks."""
-        model = self.get_model(model_id)
-        if model is None:
-            return
-        if model.get("model_state") in ("DEPLOYED", "PARTIALLY_DEPLOYED", "DEPLOYING"):
-            self.undeploy(model_id)
-            self._wait_state(model_id, {"UNDEPLOYED", "REGISTERED", "DEPLOY_FAILED"}, 60.0)
-        self._call("DELETE", f"{ML}/models/{model_id}")
+    def delete(self, model_id: str, timeout_s: float = 120.0) -> None:
+        """Undeploy if needed, then delete the model and its chunks.
+
+        A model still DEPLOYING cannot be undeployed or deleted, so wait for its
+        deployment to end first (this happens when rolling back a timed-out deploy).
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            model = self.get_model(model_id)
+            if model is None:
+                return
+            state = model.get("model_state")
+            if state in ("DEPLOYED", "PARTIALLY_DEPLOYED"):
+                self.undeploy(model_id)
+            elif state != "DEPLOYING":
+                try:
+                    self._call("DELETE", f"{ML}/models/{model_id}")
+                    return
+                except ClusterError:
+                    if time.monotonic() > deadline:
+                        raise
+            if time.monotonic() > deadline:
+                raise ClusterError(f"model {model_id} is still {state} after {timeout_s:.0f}s",
+                                   f"retry `reranker models delete {model_id}` later")
+            time.sleep(0.5)
 
     def predict(self, model_id: str, query: str, docs: list[str]) -> list[float]:
         """Raw logits from the deployed model, one per document."""
@@ -144,7 +160,8 @@ class MLCommons:
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
 
-    def _wait_state(self, model_id: str, states: set[str], timeout_s: float) -> None:
+    def wait_for_state(self, model_id: str, states: set[str], timeout_s: float) -> None:
+        """Poll until the model is in one of ``states`` (or gone, or the time is up)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             model = self.get_model(model_id)

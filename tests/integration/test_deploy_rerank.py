@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from reranker_plugin.cli import cli
 from reranker_plugin.config import DeployConfig
 from reranker_plugin.deploy import deploy
-from reranker_plugin.errors import DeployError
+from reranker_plugin.errors import RerankerError
 from reranker_plugin.ml_commons import MLCommons
 from reranker_plugin.model_zip import validate_zip
 from reranker_plugin.onnx_scorer import OnnxZipScorer
@@ -88,20 +88,41 @@ def test_broken_zip_is_rejected_and_serving_pipeline_untouched(opensearch, clien
     assert [(h.doc_id, round(h.score, 5)) for h in after] == [(h.doc_id, round(h.score, 5)) for h in before]
 
 
-def test_failed_deploy_rolls_back_and_rerun_converges(client, products_index, unique_names, tiny_zip):
-    artifact = validate_zip(tiny_zip)
-    cfg = DeployConfig(model_name=unique_names["model"], index=products_index, pipeline=unique_names["pipeline"],
-                       deploy_timeout_s=0.001, chunk_size_bytes=100_000)
-    with pytest.raises(DeployError, match="still"):
-        deploy(client, artifact, cfg)
-    ml = MLCommons(client)
-    assert [m for m in ml.list_models() if m.name == unique_names["model"]] == []
-    assert get_pipeline(client, unique_names["pipeline"]) is None
+def failing_zip(path, tiny_zip):
+    """A zip that passes every contract check but whose graph fails at run time (bad Reshape)."""
+    from onnx import TensorProto, helper
 
-    ok = DeployConfig(model_name=unique_names["model"], index=products_index, pipeline=unique_names["pipeline"],
-                      chunk_size_bytes=100_000)
-    first = deploy(client, artifact, ok)
-    again = deploy(client, artifact, ok)
+    names = ("input_ids", "attention_mask", "token_type_ids")
+    inputs = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "seq"]) for n in names]
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 1000003])
+    axes = helper.make_tensor("axes", TensorProto.INT64, [1], [1])
+    nodes = [helper.make_node("Cast", ["input_ids"], ["f"], to=TensorProto.FLOAT),
+             helper.make_node("Reshape", ["f", "shape"], ["r"]),
+             helper.make_node("ReduceSum", ["r", "axes"], ["score"], keepdims=1)]
+    graph = helper.make_graph(nodes, "fails", inputs,
+                              [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["batch", 1])], [shape, axes])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    with zipfile.ZipFile(tiny_zip) as src, zipfile.ZipFile(path, "w") as dst:
+        dst.writestr("model.onnx", model.SerializeToString())
+        dst.writestr("tokenizer.json", src.read("tokenizer.json"))
+    return path
+
+
+def test_failed_deploy_rolls_back_and_rerun_converges(client, products_index, unique_names, tiny_zip, tmp_path):
+    cfg = DeployConfig(model_name=unique_names["model"], index=products_index, pipeline=unique_names["pipeline"],
+                       chunk_size_bytes=100_000)
+    ml = MLCommons(client)
+    first = deploy(client, validate_zip(tiny_zip), cfg)
+    serving = get_pipeline(client, unique_names["pipeline"])
+
+    bad = validate_zip(failing_zip(tmp_path / "fails.zip", tiny_zip))
+    with pytest.raises(RerankerError, match="_predict failed"):
+        deploy(client, bad, cfg)
+    assert [m.model_id for m in ml.list_models() if m.name == unique_names["model"]] == [first.model_id]
+    assert get_pipeline(client, unique_names["pipeline"]) == serving
+
+    again = deploy(client, validate_zip(tiny_zip), cfg)
     assert not first.reused and again.reused and again.model_id == first.model_id
     assert [m.model_id for m in ml.list_models() if m.name == unique_names["model"]] == [first.model_id]
 
@@ -125,7 +146,7 @@ def test_undeploy_and_delete_leave_nothing(opensearch, client, products_index, u
 
     assert run_cli(opensearch, "models", "undeploy", model_id).exit_code == 0
     ml = MLCommons(client)
-    ml._wait_state(model_id, {"UNDEPLOYED"}, 60)
+    ml.wait_for_state(model_id, {"UNDEPLOYED"}, 60)
     assert ml.get_model(model_id)["model_state"] == "UNDEPLOYED"
 
     assert run_cli(opensearch, "models", "delete", model_id).exit_code == 0
