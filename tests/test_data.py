@@ -8,9 +8,6 @@ import pytest
 
 from training.data import DataError, load_homedepot, split_of
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "homedepot" / "train.csv.zip"
-
-
 def write_csv(path: Path, text: str) -> Path:
     path.write_bytes(text.encode("latin-1"))
     return path
@@ -42,10 +39,3 @@ def test_split_is_deterministic_disjoint_and_normalized():
     assert split_of("Cordless  Drill") == split_of("cordless drill")
     counts = Counter(first.values())
     assert 0.77 < counts["train"] / 5000 < 0.83 and counts["validation"] > 0 and counts["test"] > 0
-
-
-def test_shared_homedepot_judgments_load():
-    rows = load_homedepot(SHARED)
-    assert len(rows) == 74067
-    assert len({r.query for r in rows}) == 11795
-    assert all(0.0 <= r.soft_label <= 1.0 for r in rows)
