@@ -144,17 +144,17 @@ def test_undeploy_and_delete_leave_nothing(opensearch, client, products_index, u
     listed = run_cli(opensearch, "models", "list")
     assert model_id in listed.output
 
-    assert run_cli(opensearch, "models", "undeploy", model_id).exit_code == 0
+    assert run_cli(opensearch, "models", "undeploy", "--", model_id).exit_code == 0
     ml = MLCommons(client)
     ml.wait_for_state(model_id, {"UNDEPLOYED", "DEPLOY_FAILED"}, 60)
     assert ml.get_model(model_id)["model_state"] != "DEPLOYED"  # ML Commons reports either state after undeploy
     with pytest.raises(RerankerError, match="_predict failed"):
         ml.predict(model_id, "drill", ["cordless drill"])
 
-    assert run_cli(opensearch, "models", "delete", model_id).exit_code == 0
+    assert run_cli(opensearch, "models", "delete", "--", model_id).exit_code == 0
     assert ml.get_model(model_id) is None
     assert wait_for_no_chunks(client, model_id, timeout_s=60)
-    gone = run_cli(opensearch, "models", "delete", model_id)
+    gone = run_cli(opensearch, "models", "delete", "--", model_id)
     assert gone.exit_code == 1 and "does not exist" in gone.output
 
 
