@@ -164,7 +164,7 @@ def deploy(ctx: Context, model_zip: Path, **flags) -> None:
                   f"pipeline {result.pipeline!r} now reranks {cfg.index!r} on {', '.join(cfg.document_fields)}")
     if result.previous_model_id:
         console.print(f"previous model {result.previous_model_id} is still deployed: "
-                      f"`reranker models undeploy {result.previous_model_id}` frees its memory")
+                      f"`reranker models undeploy -- {result.previous_model_id}` frees its memory")
 
 
 # ----------------------------------------------------------------- models
