@@ -30,9 +30,10 @@ from reranker_plugin.cluster import LocalNode  # noqa: E402
 from reranker_plugin.config import ClusterConfig, DeployConfig, LocalNodeConfig  # noqa: E402
 from reranker_plugin.deploy import deploy  # noqa: E402
 from reranker_plugin.model_zip import validate_zip  # noqa: E402
+from reranker_plugin.search import search  # noqa: E402
 
 HOMEDEPOT = ROOT.parent / "shared" / "data" / "homedepot" / "train.csv.zip"
-INDEX, PIPELINE = "bench-products", "bench-rerank"
+INDEX, PIPELINE, FIELDS = "bench-products", "bench-rerank", ("title",)
 
 
 def catalog(limit: int) -> tuple[list[tuple[str, str]], list[str]]:
@@ -67,6 +68,10 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
+def stats(values: list[float]) -> dict[str, float]:
+    return {"p50": percentile(values, 0.5), "p95": percentile(values, 0.95), "mean": statistics.mean(values)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", help="existing cluster (default: start/reuse the local node)")
@@ -92,28 +97,20 @@ def main() -> None:
     result = deploy(client, validate_zip(zip_path), DeployConfig(model_name="bench-minilm", index=INDEX,
                                                                  pipeline=PIPELINE))
     queries = queries[: args.queries]
-    plain_ms, rerank_ms = [], []
-    for query in queries[:10]:  # warm-up
-        for pipeline in ("_none", PIPELINE):
-            client.search(index=INDEX, body={"size": 10, "query": {"match": {"title": query}},
-                                             "ext": {"rerank": {"query_context": {"query_text": query}}}},
-                          params={"search_pipeline": pipeline})
-    for query in queries:
-        for pipeline, sink in (("_none", plain_ms), (PIPELINE, rerank_ms)):
-            body = {"size": 10, "query": {"match": {"title": query}}}
-            if pipeline != "_none":
-                body["ext"] = {"rerank": {"query_context": {"query_text": query}}}
+    timed: dict[str | None, list[float]] = {None: [], PIPELINE: []}
+    for query in queries[:10]:  # warm-up, not timed
+        for pipeline in timed:
+            search(client, INDEX, query, FIELDS, 10, pipeline)
+    for query in queries:  # both paths interleaved, so load drifts hit both alike
+        for pipeline, sink in timed.items():
             started = time.perf_counter()
-            client.search(index=INDEX, body=body, params={"search_pipeline": pipeline})
+            search(client, INDEX, query, FIELDS, 10, pipeline)
             sink.append((time.perf_counter() - started) * 1000)
+    plain_ms, rerank_ms = timed[None], timed[PIPELINE]
 
     summary = {
         "queries": len(queries), "products": len(products), "model": "MiniLM-L6 cross-encoder (ONNX fp32)",
-        "model_id": result.model_id, "top_k": 10,
-        "bm25_ms": {"p50": percentile(plain_ms, 0.5), "p95": percentile(plain_ms, 0.95),
-                    "mean": statistics.mean(plain_ms)},
-        "reranked_ms": {"p50": percentile(rerank_ms, 0.5), "p95": percentile(rerank_ms, 0.95),
-                        "mean": statistics.mean(rerank_ms)},
+        "model_id": result.model_id, "top_k": 10, "bm25_ms": stats(plain_ms), "reranked_ms": stats(rerank_ms),
     }
     summary["ratio"] = {k: summary["reranked_ms"][k] / summary["bm25_ms"][k] for k in ("p50", "p95", "mean")}
     (args.out / "search_latency.json").write_text(json.dumps(summary, indent=2))

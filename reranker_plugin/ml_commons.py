@@ -121,6 +121,8 @@ class MLCommons:
             state = model.get("model_state")
             if state in ("DEPLOYED", "PARTIALLY_DEPLOYED"):
                 self.undeploy(model_id)
+                self.wait_for_state(model_id, {"UNDEPLOYED", "REGISTERED", "DEPLOY_FAILED"},
+                                    max(0.0, deadline - time.monotonic()))
             elif state != "DEPLOYING":
                 try:
                     self._call("DELETE", f"{ML}/models/{model_id}")
@@ -130,7 +132,7 @@ class MLCommons:
                         raise
             if time.monotonic() > deadline:
                 raise ClusterError(f"model {model_id} is still {state} after {timeout_s:.0f}s",
-                                   f"retry `reranker models delete {model_id}` later")
+                                   f"retry `reranker models delete -- {model_id}` later")
             time.sleep(0.5)
 
     def predict(self, model_id: str, query: str, docs: list[str]) -> list[float]:
