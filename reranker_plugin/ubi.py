@@ -1,0 +1,122 @@
+"""Read live query logs from User Behavior Insights' ``ubi_queries`` index.
+
+UBI (the OpenSearch plugin, or any client writing its schema) stores one doc
+per search with the raw text in ``user_query``. Mining queries from it gives
+the same ``LogLine`` stream as a query-log file, so the rest of the pipeline
+does not care where queries came from. Reading uses a point in time with
+``search_after`` sorted by ``timestamp`` then ``_shard_doc``: a stable order
+over a frozen snapshot (line numbers are reproducible, new writes don't shift
+pages) and bounded memory whatever the index size.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from opensearchpy import OpenSearch
+from opensearchpy.exceptions import ConnectionError as OSConnectionError
+from opensearchpy.exceptions import NotFoundError, TransportError
+
+from training.querylog import LogLine
+
+from .errors import ClusterError
+
+UBI_QUERIES = "ubi_queries"
+KEEP_ALIVE = "2m"
+SORT = [{"timestamp": {"order": "asc", "missing": "_last", "unmapped_type": "date"}}, {"_shard_doc": "asc"}]
+
+
+def iter_ubi_queries(client: OpenSearch, index: str = UBI_QUERIES, batch_size: int = 1000) -> Iterator[LogLine]:
+    """One ``LogLine`` per UBI query doc, oldest first; a doc without a usable ``user_query`` is an error line.
+
+    Not a generator itself, like ``training.querylog.iter_log_file``: a missing
+    index or unreachable cluster fails here, before any line is read.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    _check_index(client, index)
+    return _pages(client, index, batch_size)
+
+
+def _pages(client: OpenSearch, index: str, batch_size: int) -> Iterator[LogLine]:
+    pit_id = _open_pit(client, index)
+    try:
+        line_no = 0
+        after: list[Any] | None = None
+        while True:
+            body: dict[str, Any] = {"size": batch_size, "pit": {"id": pit_id, "keep_alive": KEEP_ALIVE},
+                                    "sort": SORT, "_source": ["user_query", "query_id"]}
+            if after is not None:
+                body["search_after"] = after
+            page = _search(client, index, body)
+            pit_id = page.get("pit_id") or pit_id  # the cluster may hand back a new id; use the latest
+            hits = page["hits"]["hits"]
+            for hit in hits:
+                line_no += 1
+                yield to_log_line(line_no, hit.get("_source") or {}, hit.get("_id"))
+            if len(hits) < batch_size:
+                return
+            after = hits[-1]["sort"]
+    finally:
+        _close_pit(client, pit_id)
+
+
+def to_log_line(line_no: int, source: dict[str, Any], doc_id: str | None = None) -> LogLine:
+    """A UBI query doc as a log line; the error names the doc so it can be found and fixed."""
+    query = source.get("user_query")
+    if isinstance(query, str) and query.strip():
+        return LogLine(line_no=line_no, query=query.strip(), error=None)  # as the file reader: normalized later
+    where = f" (query_id {source['query_id']})" if source.get("query_id") else f" (doc {doc_id})" if doc_id else ""
+    problem = ("missing user_query" if query is None else "empty user_query" if isinstance(query, str)
+               else "user_query is not a string")
+    return LogLine(line_no=line_no, query=None, error=problem + where)
+
+
+def _missing(index: str) -> ClusterError:
+    return ClusterError(f"UBI index {index!r} does not exist",
+                        "enable User Behavior Insights (it writes ubi_queries), create the index from "
+                        "opensearch/ubi-queries-index.json, or pass a query log file instead")
+
+
+def _check_index(client: OpenSearch, index: str) -> None:
+    try:
+        found = client.indices.exists(index=index)
+    except OSConnectionError as err:
+        raise ClusterError(f"cannot reach OpenSearch to read {index!r} ({type(err).__name__})",
+                           "start one with `reranker cluster up` or set OPENSEARCH_URL") from err
+    except TransportError as err:
+        raise ClusterError(f"checking UBI index {index!r} failed: {err.info or err.error}",
+                           "check the index name (lowercase, no spaces) and the cluster") from err
+    if not found:
+        raise _missing(index)
+
+
+def _open_pit(client: OpenSearch, index: str) -> str:
+    try:
+        return client.create_pit(index=index, params={"keep_alive": KEEP_ALIVE})["pit_id"]
+    except NotFoundError as err:
+        raise _missing(index) from err
+    except OSConnectionError as err:
+        raise ClusterError(f"cannot reach OpenSearch to read {index!r} ({type(err).__name__})",
+                           "start one with `reranker cluster up` or set OPENSEARCH_URL") from err
+    except TransportError as err:
+        raise ClusterError(f"opening a point in time on {index!r} failed: {err.info or err.error}",
+                           "check the index name and the cluster") from err
+
+
+def _search(client: OpenSearch, index: str, body: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return client.search(body=body)
+    except OSConnectionError as err:
+        raise ClusterError(f"lost OpenSearch while reading {index!r} ({type(err).__name__})",
+                           "check the cluster and re-run") from err
+    except TransportError as err:
+        raise ClusterError(f"reading UBI queries from {index!r} failed: {err.info or err.error}",
+                           "its timestamp must be a date field (see opensearch/ubi-queries-index.json)") from err
+
+
+def _close_pit(client: OpenSearch, pit_id: str) -> None:
+    try:
+        client.delete_pit(body={"pit_id": [pit_id]})
+    except TransportError:  # it expires after KEEP_ALIVE anyway; never mask the real outcome
+        pass
