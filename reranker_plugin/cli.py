@@ -7,12 +7,15 @@ on stderr and a non-zero exit.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import warnings
 import time
 from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -45,7 +48,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except RerankerError as err:
-            err_console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+            err_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
             ctx.exit(err.exit_code)
 
 
@@ -64,6 +67,11 @@ def cli(ctx: click.Context, config_path: Path | None, url: str | None, verbose: 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
     # opensearch-py logs every failed attempt with a traceback; our errors say it in one line.
     logging.getLogger("opensearch").setLevel(logging.INFO if verbose else logging.CRITICAL)
+    if not verbose:  # transformers' load reports and tqdm bars would drown our own progress display
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        warnings.filterwarnings("ignore", category=UserWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
     config = load_config(config_path)
     if url:
         config = override(config, cluster=override(config.cluster, url=url))
@@ -264,6 +272,9 @@ def search(ctx: Context, query: str, index: str | None, fields: tuple[str, ...],
         table.add_row(str(i + 1), left.text if left else "", f"{left.score:.3f}" if left else "",
                       right.text if right else "", f"{right.score:.3f}" if right else "")
     console.print(table)
+
+
+from . import cli_jobs, cli_train  # noqa: E402,F401  (register their commands on `cli`)
 
 
 def main() -> None:

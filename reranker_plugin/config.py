@@ -162,6 +162,47 @@ class StudentConfig:
 
 
 @dataclass(frozen=True)
+class AugmentConfig:
+    """Mining unlabeled (query, product) pairs from live query logs, labeled by the teacher."""
+
+    logs: tuple[str, ...] = ()            # JSONL / CSV log files; empty: read the UBI index
+    ubi_index: str = "ubi_queries"
+    query_field: str = "user_query"
+    top_k: int = 10                       # hits per logged query
+    per_query: int | None = None          # keep this many of the top_k, spread evenly over ranks (None: all)
+    query_template: str | None = None     # search body JSON with "{{query}}" and "{{size}}"; None: BM25 multi_match
+    max_queries: int | None = 500         # most frequent queries first (None: all)
+    skip_judged: bool = True              # pairs with a human label are not re-labeled by the teacher
+    queries_per_part: int = 25            # resumable unit: one Parquet part per this many queries
+    max_malformed_fraction: float = 0.05  # abort when more of the log than this is unreadable
+    output: str = "runs/pairs/augmented"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "logs", tuple(self.logs))
+        _positive(self, "augment", "top_k", "queries_per_part")
+        if not 0 <= self.max_malformed_fraction <= 1:
+            raise ConfigError("augment.max_malformed_fraction must be in [0, 1]", "e.g. 0.05")
+        if self.query_template is not None and "{{query}}" not in self.query_template:
+            raise ConfigError("augment.query_template has no {{query}} placeholder",
+                              'e.g. {"size": {{size}}, "query": {"match": {"title": "{{query}}"}}}')
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Evaluation on held-out judged queries (offline and through the cluster)."""
+
+    split: str = "test"
+    max_queries: int | None = 500         # sorted by query text; None: the whole split
+    pipelines: tuple[str, ...] = ()       # through the cluster: empty means [deploy.pipeline]
+    output: str = "runs/evaluate.json"    # the PNG chart goes beside it
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pipelines", tuple(self.pipelines))
+        if self.split not in ("train", "validation", "test"):
+            raise ConfigError(f"evaluate.split {self.split!r} is unknown", "use train, validation or test")
+
+
+@dataclass(frozen=True)
 class Config:
     """All sections of ``reranker.yaml``."""
 
@@ -172,6 +213,8 @@ class Config:
     template: ProductTemplate = field(default_factory=ProductTemplate)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
     @property
     def document_fields(self) -> tuple[str, ...]:

@@ -94,7 +94,14 @@ def write_json(results: Mapping[str, Mapping[str, float]], path: Path) -> None:
     _atomic_write(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def plot_comparison(results: Mapping[str, Mapping[str, float]], path: Path) -> None:
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Any JSON document, written atomically."""
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    _atomic_write(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def plot_comparison(results: Mapping[str, Mapping[str, float]], path: Path,
+                    title: str = "Ranking through the cluster") -> None:
     """PNG bar chart of NDCG@5, NDCG@10 and MRR grouped by system, written atomically."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # Agg explicitly: no display, no pyplot state
     from matplotlib.figure import Figure
@@ -114,7 +121,7 @@ def plot_comparison(results: Mapping[str, Mapping[str, float]], path: Path) -> N
     ax.set_xticks(range(len(systems)), systems)
     ax.set_ylim(0, 1.1)
     ax.set_ylabel("score (judged lists)")
-    ax.set_title("Ranking through the cluster")
+    ax.set_title(title)
     fig.legend(loc="outside lower center", ncol=len(PLOTTED), fontsize=8)
     _atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png"))
 

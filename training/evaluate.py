@@ -7,9 +7,6 @@ every number has a floor to compare with.
 """
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,15 +114,3 @@ def evaluate_offline(scorers: Sequence[Scorer], lists: Sequence[JudgedList], ks:
         results[scorer.name] = evaluate_scorer(scorer, lists, ks, relevant_threshold,
                                                progress(scorer.name) if progress else None)
     return results
-
-
-def write_json(data: object, path: Path) -> Path:
-    """Write JSON atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return path

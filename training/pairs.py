@@ -55,10 +55,10 @@ def write_pairs(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
 
 
 def read_pairs(paths: Iterable[Path]) -> list[dict[str, Any]]:
-    """All rows of one or more pair files (a directory means every ``*.parquet`` inside, sorted)."""
+    """All rows of one or more pair files (a directory means every ``*.parquet`` below it, sorted)."""
     rows: list[dict[str, Any]] = []
     for path in map(Path, paths):
-        files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+        files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
         for file in files:
             if not file.is_file():
                 raise DataError(f"pairs file {file} does not exist", "run `reranker label` or `reranker augment`")

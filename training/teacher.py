@@ -48,6 +48,8 @@ class TeacherExample:
     query: str
     text: str
     target: tuple[float, ...]
+    product_id: str = ""
+    label: float | None = None  # the human soft label the target came from
 
 
 class Teacher:
@@ -156,7 +158,7 @@ def teacher_examples(judgments: Sequence[Judgment], products: dict[str, dict[str
         for j in groups[q]:
             soft = j.soft_label
             tgt = (soft,) if target == "binary" else tuple(grade_distribution(soft, tuple(levels)))
-            rows.append(TeacherExample(q, template.render(products[j.product_id]), tgt))
+            rows.append(TeacherExample(q, template.render(products[j.product_id]), tgt, j.product_id, soft))
     return rows
 
 

@@ -1,0 +1,249 @@
+"""Training commands: train-teacher, label, train-student, export, evaluate-offline.
+
+Each reads its section of ``reranker.yaml`` (flags override it), shows a
+progress bar, and writes its output atomically, so an interrupted run leaves
+the previous output intact.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .cli import Context, cli, console, err_console, pass_ctx
+from .config import Config, override
+
+PAIRS_DIR = Path("runs/pairs")
+
+
+@contextmanager
+def progress_bar(description: str, unit: str = "steps") -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar with rate; yields ``update(done, total)``."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+    with Progress(*columns, console=err_console, transient=False) as progress:
+        task = progress.add_task(description, total=None, rate="")
+        started = time.monotonic()
+
+        def update(done: int, total: int) -> None:
+            elapsed = max(time.monotonic() - started, 1e-9)
+            progress.update(task, completed=done, total=total, rate=f"{done / elapsed:.1f} {unit}/s")
+
+        yield update
+
+
+def load_data(config: Config):
+    """The configured judged dataset."""
+    from training.data import load_dataset
+
+    cfg = config.data
+    return load_dataset(cfg.kind, cfg.require_path(), cfg.grade_map, Path(cfg.catalog) if cfg.catalog else None)
+
+
+def with_data(config: Config, data: Path | None, kind: str | None) -> Config:
+    """``config`` with --data / --kind applied."""
+    return override(config, data=override(config.data, path=str(data) if data else None, kind=kind))
+
+
+data_option = click.option("--data", type=click.Path(path_type=Path), help="Dataset file or directory [data.path].")
+kind_option = click.option("--kind", type=click.Choice(["homedepot", "wands", "esci", "generic"]),
+                           help="Dataset format [data.kind].")
+
+
+def print_metrics(results: dict[str, dict[str, float]], title: str) -> None:
+    """One row per system: NDCG@5, NDCG@10, MRR, pairwise accuracy, queries."""
+    keys = ("ndcg@5", "ndcg@10", "mrr", "pairwise_accuracy", "queries")
+    table = Table("system", *keys, title=title)
+    for name, metrics in results.items():
+        table.add_row(name, *(f"{metrics.get(k, float('nan')):.0f}" if k == "queries" else
+                              f"{metrics.get(k, float('nan')):.4f}" for k in keys))
+    console.print(table)
+
+
+# ------------------------------------------------------------- teacher
+@cli.command("train-teacher")
+@data_option
+@kind_option
+@click.option("--output", type=click.Path(path_type=Path), help="Checkpoint directory [teacher.output].")
+@click.option("--model", help="Base decoder LM: path, hub id or pkg:<package> [teacher.model].")
+@click.option("--gguf-file", help="GGUF file inside --model [teacher.gguf_file].")
+@click.option("--target", type=click.Choice(["binary", "distribution"]), help="Soft target kind [teacher.target].")
+@click.option("--lora/--no-lora", default=None, help="Train LoRA adapters instead of all weights [teacher.lora].")
+@click.option("--max-train-queries", type=int, help="Training budget in queries [teacher.max_train_queries].")
+@click.option("--max-steps", type=int, help="Stop after this many optimizer steps [teacher.max_steps].")
+@click.option("--epochs", type=float, help="Passes over the training queries [teacher.epochs].")
+@click.option("--resume", is_flag=True, help="Continue from the last checkpoint beside --output.")
+@pass_ctx
+def train_teacher(ctx: Context, data: Path | None, kind: str | None, resume: bool, **flags) -> None:
+    """Fine-tune the LLM teacher as a relevance classifier on the train split's soft labels."""
+    from training.teacher import teacher_examples
+    from training.teacher import train_teacher as run
+
+    flags["output"] = str(flags["output"]) if flags["output"] else None
+    config = with_data(ctx.config, data, kind)
+    cfg = override(config.teacher, **flags)
+    dataset = load_data(config)
+    train = dataset.split("train", config.data.split_fractions, config.data.split_salt)
+    examples = teacher_examples(train, dataset.products, config.template, cfg.target, dataset.grade_levels,
+                                cfg.max_train_queries, cfg.seed)
+    console.print(f"teacher {cfg.model} on {len(examples)} judged pairs "
+                  f"({len({e.query for e in examples})} training queries of {dataset.name})")
+    with progress_bar("training teacher") as update:
+        report = run(cfg, config.template, examples, dataset.grade_levels, resume=resume, progress=update)
+    resumed = f", resumed at step {report.resumed_from}" if report.resumed_from else ""
+    console.print(f"teacher saved to {report.path}: {report.steps} steps{resumed}, "
+                  f"loss {report.first_loss:.4f} -> {report.last_loss:.4f}")
+
+
+@cli.command("label")
+@click.argument("teacher_dir", type=click.Path(path_type=Path))
+@data_option
+@kind_option
+@click.option("--split", default="train", show_default=True, type=click.Choice(["train", "validation", "test"]))
+@click.option("--max-queries", type=int, help="Label at most this many of the split's queries (seeded sample).")
+@click.option("--out", type=click.Path(path_type=Path), help="Pairs file [runs/pairs/judged-<split>.parquet].")
+@pass_ctx
+def label(ctx: Context, teacher_dir: Path, data: Path | None, kind: str | None, split: str,
+          max_queries: int | None, out: Path | None) -> None:
+    """Score a split's judged pairs with the teacher once, for the student to distil."""
+    from training.pairs import write_pairs
+    from training.teacher import Teacher, teacher_examples
+
+    config = with_data(ctx.config, data, kind)
+    dataset = load_data(config)
+    teacher = Teacher.load(teacher_dir)
+    judged = dataset.split(split, config.data.split_fractions, config.data.split_salt)
+    examples = teacher_examples(judged, dataset.products, teacher.template, "binary", dataset.grade_levels,
+                                max_queries, config.teacher.seed)
+    with progress_bar("labeling judged pairs", "pairs") as update:
+        scored = teacher.score_with_distribution([(e.query, e.text) for e in examples],
+                                                 config.teacher.score_batch_size, update)
+    rows = [{"query": e.query, "product_id": e.product_id, "text": e.text, "teacher_score": score,
+             "teacher_probs": probs, "teacher": teacher.name, "source": "judged", "label": e.label}
+            for e, (score, probs) in zip(examples, scored)]
+    out = write_pairs(out or PAIRS_DIR / f"judged-{split}.parquet", rows)
+    console.print(f"{len(rows)} teacher-scored pairs ({len({r['query'] for r in rows})} queries) -> {out}")
+
+
+# ------------------------------------------------------------- student
+@cli.command("train-student")
+@click.option("--pairs", "pairs", multiple=True, type=click.Path(path_type=Path),
+              help="Teacher-scored pairs (file or directory; repeatable) for margin_mse [runs/pairs].")
+@data_option
+@kind_option
+@click.option("--loss", type=click.Choice(["margin_mse", "pointwise"]), help="Objective [student.loss].")
+@click.option("--max-train-queries", type=int,
+              help="pointwise: human-labeled training queries to use (seeded sample) [teacher.max_train_queries].")
+@click.option("--output", type=click.Path(path_type=Path), help="Checkpoint directory [student.output].")
+@click.option("--model", help="Encoder to start from [student.model].")
+@click.option("--max-steps", type=int, help="Stop after this many steps [student.max_steps].")
+@click.option("--epochs", type=float, help="Passes over the pairs [student.epochs].")
+@pass_ctx
+def train_student(ctx: Context, pairs: tuple[Path, ...], data: Path | None, kind: str | None,
+                  max_train_queries: int | None, **flags) -> None:
+    """Train the cross-encoder: margin-MSE on teacher-scored pairs, or pointwise on human labels (baseline)."""
+    from training.pairs import read_pairs
+    from training.student import StudentExample
+    from training.student import train_student as run
+    from training.teacher import teacher_examples
+
+    flags["output"] = str(flags["output"]) if flags["output"] else None
+    config = with_data(ctx.config, data, kind)
+    cfg = override(config.student, **flags)
+    if cfg.loss == "margin_mse":
+        rows = read_pairs(pairs or [PAIRS_DIR])
+        examples = [StudentExample(r["query"], r["text"], float(r["teacher_score"])) for r in rows]
+        sources = sorted({r.get("source") or "?" for r in rows})
+        provenance = {"pairs": [str(p) for p in (pairs or [PAIRS_DIR])], "sources": sources,
+                      "teachers": sorted({r.get("teacher") or "?" for r in rows})}
+    else:
+        dataset = load_data(config)
+        train = dataset.split("train", config.data.split_fractions, config.data.split_salt)
+        budget = max_train_queries if max_train_queries is not None else config.teacher.max_train_queries
+        human = teacher_examples(train, dataset.products, config.template, "binary", dataset.grade_levels,
+                                 budget, config.teacher.seed)
+        examples = [StudentExample(e.query, e.text, e.target[0]) for e in human]
+        provenance = {"data": config.data.path, "sources": ["human"]}
+    console.print(f"student ({cfg.loss}) on {len(examples)} pairs, {len({e.query for e in examples})} queries")
+    with progress_bar(f"training student ({cfg.loss})") as update:
+        report = run(cfg, config.template, examples, progress=update, provenance=provenance)
+    console.print(f"student saved to {report.path}: {report.steps} steps, "
+                  f"loss {report.first_loss:.4f} -> {report.last_loss:.4f}")
+
+
+# -------------------------------------------------------------- export
+@cli.command("export")
+@click.argument("student_dir", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), help="Zip to write [<student_dir>.zip].")
+@click.option("--int8", is_flag=True, help="Also write an int8 dynamically quantized zip (<out>-int8.zip) and "
+              "report its NDCG change on the validation split (needs --data).")
+@data_option
+@kind_option
+@click.option("--max-queries", default=300, show_default=True, help="Validation queries for the int8 NDCG check.")
+@pass_ctx
+def export(ctx: Context, student_dir: Path, out: Path | None, int8: bool, data: Path | None, kind: str | None,
+           max_queries: int) -> None:
+    """Write the ONNX zip ML Commons deploys, after checking torch vs onnxruntime parity."""
+    from training.export import export_student, quantize_int8
+
+    out = out or student_dir.with_suffix(".zip")
+    report = export_student(student_dir, out)
+    console.print(f"{report.path}: {report.path.stat().st_size / 1e6:.1f} MB, max |torch - onnxruntime| = "
+                  f"{report.max_abs_diff:.2e} over {report.pairs_checked} real pairs")
+    if not int8:
+        return
+    from training.evaluate import ZipScorer, evaluate_offline, judged_lists
+
+    config = with_data(ctx.config, data, kind)
+    dataset = load_data(config)
+    quantized = quantize_int8(out, out.with_name(f"{out.stem}-int8.zip"))
+    lists = judged_lists(dataset, "validation", config.template, config.data.split_fractions,
+                         config.data.split_salt, max_queries)
+    fp32, q8 = ZipScorer(out), ZipScorer(quantized)
+    results = evaluate_offline([fp32, q8], lists, relevant_threshold=config.data.relevant_threshold)
+    delta = results[q8.name]["ndcg@10"] - results[fp32.name]["ndcg@10"]
+    console.print(f"{quantized}: {quantized.stat().st_size / 1e6:.1f} MB; NDCG@10 on {len(lists)} validation "
+                  f"queries {results[fp32.name]['ndcg@10']:.4f} (fp32) -> {results[q8.name]['ndcg@10']:.4f} "
+                  f"(int8), change {delta:+.4f}")
+
+
+# ------------------------------------------------------------ evaluate
+@cli.command("evaluate-offline")
+@click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path))
+@data_option
+@kind_option
+@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "validation", "test"]))
+@click.option("--max-queries", type=int, help="Evaluate on at most this many queries (sorted; reproducible).")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=Path("runs/evaluate-offline.json"),
+              show_default=True, help="Where to write the metrics.")
+@pass_ctx
+def evaluate_offline(ctx: Context, models: tuple[Path, ...], data: Path | None, kind: str | None, split: str,
+                     max_queries: int | None, json_path: Path) -> None:
+    """NDCG@5/@10, MRR and pairwise accuracy of teacher / student checkpoints or zips, plus random order."""
+    from training.evaluate import evaluate_offline as run
+    from training.evaluate import judged_lists, load_scorer
+
+    from .evaluate import plot_comparison, write_json
+
+    config = with_data(ctx.config, data, kind)
+    dataset = load_data(config)
+    lists = judged_lists(dataset, split, config.template, config.data.split_fractions, config.data.split_salt,
+                         max_queries)
+    scorers = [load_scorer(m) for m in models]
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console) as progress:
+        def for_scorer(name: str) -> Callable[[int, int], None]:
+            task = progress.add_task(f"scoring with {name}", total=None)
+            return lambda done, total: progress.update(task, completed=done, total=total)
+
+        results = run(scorers, lists, relevant_threshold=config.data.relevant_threshold, progress=for_scorer)
+    print_metrics(results, f"{dataset.name} {split} split, {len(lists)} judged lists")
+    write_json(results, json_path)
+    plot_comparison(results, json_path.with_suffix(".png"), title=f"{dataset.name} {split}: offline")
+    console.print(f"wrote {json_path} and {json_path.with_suffix('.png')}")
