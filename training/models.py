@@ -14,12 +14,32 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reranker_plugin.errors import RerankerError
 
 META_FILE = "reranker.json"
+
+
+@dataclass(frozen=True)
+class TrainingReport:
+    """What a training run did: where the checkpoint is, on how much data, and its loss at start and end."""
+
+    path: Path
+    examples: int
+    queries: int
+    steps: int
+    first_loss: float
+    last_loss: float  # mean of the last 10 steps: one step is noisy
+    resumed_from: int = 0
+
+    @classmethod
+    def of(cls, path: Path, examples: int, queries: int, losses: list[float], resumed_from: int = 0) -> TrainingReport:
+        tail = losses[-10:]
+        return cls(path, examples, queries, len(losses), losses[0] if losses else float("nan"),
+                   sum(tail) / len(tail) if tail else float("nan"), resumed_from)
 
 
 class ModelError(RerankerError):

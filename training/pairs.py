@@ -59,6 +59,8 @@ def read_pairs(paths: Iterable[Path]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for path in map(Path, paths):
         files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+        if not files:
+            raise DataError(f"{path} holds no .parquet pairs files", "run `reranker label` or `reranker augment`")
         for file in files:
             if not file.is_file():
                 raise DataError(f"pairs file {file} does not exist", "run `reranker label` or `reranker augment`")

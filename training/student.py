@@ -19,8 +19,8 @@ import torch
 from reranker_plugin.config import StudentConfig
 
 from .losses import SoftTargetCrossEntropyLoss, WithinQueryMarginMSELoss
-from .models import ModelError, read_meta, resolve_model, write_checkpoint
-from .teacher import _device, _tail_mean, _template_dict
+from .models import ModelError, TrainingReport, read_meta, resolve_model, write_checkpoint
+from .teacher import _device, _template_dict
 from .text import ProductTemplate
 
 Progress = Callable[[int, int], None]
@@ -93,18 +93,6 @@ class CrossEncoder:
         return out
 
 
-@dataclass(frozen=True)
-class StudentReport:
-    """What training did."""
-
-    path: Path
-    examples: int
-    queries: int
-    steps: int
-    first_loss: float
-    last_loss: float
-
-
 def query_batches(examples: Sequence[StudentExample], queries_per_batch: int, seed: int) -> list[list[int]]:
     """Row indices grouped into batches of whole queries, shuffled with ``seed``; long lists are sampled."""
     groups: dict[str, list[int]] = {}
@@ -125,7 +113,7 @@ def query_batches(examples: Sequence[StudentExample], queries_per_batch: int, se
 
 def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Sequence[StudentExample],
                   progress: Progress | None = None, device: str | None = None, name: str | None = None,
-                  provenance: dict | None = None) -> StudentReport:
+                  provenance: dict | None = None) -> TrainingReport:
     """Train from ``cfg.model`` on ``examples`` with ``cfg.loss``; write the checkpoint to ``cfg.output``."""
     from transformers import get_linear_schedule_with_warmup
 
@@ -161,7 +149,7 @@ def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Seque
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            losses.append(float(loss))
+            losses.append(loss.item())
             if progress:
                 progress(step, total)
     model.eval()
@@ -176,4 +164,4 @@ def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Seque
         student.tokenizer.save_pretrained(tmp)
 
     write_checkpoint(Path(cfg.output), save, meta)
-    return StudentReport(Path(cfg.output), len(examples), len(query_id), step, losses[0], _tail_mean(losses))
+    return TrainingReport.of(Path(cfg.output), len(examples), len(query_id), losses)

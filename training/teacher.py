@@ -31,7 +31,7 @@ from reranker_plugin.config import TeacherConfig
 
 from .data import Judgment, grade_distribution, group_by_query
 from .losses import SoftTargetCrossEntropyLoss
-from .models import ModelError, read_meta, resolve_model, write_checkpoint
+from .models import ModelError, TrainingReport, read_meta, resolve_model, write_checkpoint
 from .text import ProductTemplate
 
 log = logging.getLogger(__name__)
@@ -133,19 +133,6 @@ class Teacher:
         return out
 
 
-@dataclass(frozen=True)
-class TeacherReport:
-    """What training did: where the teacher is, on how much data, and its loss curve."""
-
-    path: Path
-    examples: int
-    queries: int
-    steps: int
-    first_loss: float
-    last_loss: float
-    resumed_from: int
-
-
 def teacher_examples(judgments: Sequence[Judgment], products: dict[str, dict[str, str]], template: ProductTemplate,
                      target: str, levels: Sequence[float], max_queries: int | None, seed: int) -> list[TeacherExample]:
     """Training rows from judged pairs; ``max_queries`` picks a seeded sample of whole queries (the budget)."""
@@ -175,6 +162,8 @@ def load_base(cfg: TeacherConfig, num_labels: int):
     except (OSError, ValueError) as err:
         raise ModelError(f"cannot load teacher model {cfg.model!r} ({str(err).splitlines()[0]})",
                          "set teacher.model to a local path / pkg: spec and teacher.gguf_file if it is GGUF") from err
+    if cfg.train_top_layers is not None and not cfg.lora:
+        freeze_lower_layers(model, cfg.train_top_layers)
     if cfg.lora:
         from peft import LoraConfig, TaskType, get_peft_model
 
@@ -183,9 +172,30 @@ def load_base(cfg: TeacherConfig, num_labels: int):
     return model, tokenizer
 
 
+def freeze_lower_layers(model, top: int) -> None:
+    """Train only the top ``top`` decoder layers, the final norm and the head.
+
+    On a CPU this is what makes a 30-layer teacher affordable: frozen layers need
+    no backward pass. LoRA is the GPU-sized alternative.
+    """
+    base = getattr(model, model.base_model_prefix, None)
+    layers = getattr(base, "layers", None)
+    if layers is None:
+        raise ModelError(f"cannot find decoder layers in {type(model).__name__}",
+                         "set teacher.train_top_layers: null (train all) or use lora")
+    for param in base.parameters():
+        param.requires_grad = False
+    for layer in list(layers)[-top:] if top > 0 else []:
+        for param in layer.parameters():
+            param.requires_grad = True
+    if getattr(base, "norm", None) is not None:
+        for param in base.norm.parameters():
+            param.requires_grad = True
+
+
 def train_teacher(cfg: TeacherConfig, template: ProductTemplate, examples: Sequence[TeacherExample],
                   levels: Sequence[float], resume: bool = False, progress: Progress | None = None,
-                  device: str | None = None) -> TeacherReport:
+                  device: str | None = None) -> TrainingReport:
     """Fine-tune the teacher on soft targets; write ``cfg.output`` (and resumable checkpoints beside it)."""
     from transformers import get_linear_schedule_with_warmup
 
@@ -250,8 +260,7 @@ def train_teacher(cfg: TeacherConfig, template: ProductTemplate, examples: Seque
 
     write_checkpoint(Path(cfg.output), save, meta)
     shutil.rmtree(ckpt, ignore_errors=True)
-    return TeacherReport(Path(cfg.output), len(examples), queries, step, losses[0] if losses else float("nan"),
-                         _tail_mean(losses), resumed_from)
+    return TrainingReport.of(Path(cfg.output), len(examples), queries, losses, resumed_from)
 
 
 def _forget_gguf(model) -> None:
@@ -269,9 +278,13 @@ def _template_dict(template: ProductTemplate) -> dict[str, Any]:
     return d
 
 
+_NOT_TRAINING = {"output", "score_batch_size", "checkpoint_every"}  # may change between resumes
+
+
 def _fingerprint(cfg: TeacherConfig, template: ProductTemplate, examples: Sequence[TeacherExample]) -> str:
     """Resuming is only sound with the same config and data."""
-    h = hashlib.sha256(json.dumps([asdict(cfg), _template_dict(template)], sort_keys=True, default=str).encode())
+    settings = {k: v for k, v in asdict(cfg).items() if k not in _NOT_TRAINING}
+    h = hashlib.sha256(json.dumps([settings, _template_dict(template)], sort_keys=True, default=str).encode())
     for e in examples:
         h.update(f"{e.query}\t{e.text}\t{e.target}\n".encode())
     return h.hexdigest()
@@ -304,11 +317,6 @@ def _load_state(ckpt: Path, model, optimizer, scheduler, fingerprint: str) -> tu
     scheduler.load_state_dict(opt["scheduler"])
     log.info("resuming from step %d", state["step"])
     return int(state["step"]), list(state["losses"])
-
-
-def _tail_mean(losses: Sequence[float], n: int = 10) -> float:
-    tail = list(losses[-n:])
-    return sum(tail) / len(tail) if tail else float("nan")
 
 
 def _device() -> str:

@@ -1,0 +1,164 @@
+"""The student on a tiny real BERT (random weights, the real MiniLM tokenizer): training, batching, export."""
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+import torch
+
+from reranker_plugin.config import StudentConfig
+from reranker_plugin.errors import ModelZipError
+from reranker_plugin.model_zip import validate_zip
+from reranker_plugin.onnx_scorer import OnnxZipScorer
+from training.export import export_student, quantize_int8
+from training.models import read_meta
+from training.student import MAX_CANDIDATES, CrossEncoder, StudentExample, query_batches, train_student
+from training.text import ProductTemplate
+
+from .conftest import tiny_cross_encoder
+
+TEMPLATE = ProductTemplate(max_tokens=32)
+WORDS = ["drill", "paint", "hose", "lamp", "saw", "rug", "fan", "mat", "sink", "tile"]
+# Each query sees two products, each as a "genuine" and a "generic" offer of the same length. The teacher prefers
+# "genuine" by a margin of 3 and adds a large per-query offset, which within-query margins must ignore.
+SEEN = {(w, WORDS[(i + d) % 10]) for i, w in enumerate(WORDS) for d in (1, 4)}
+MARGIN_EXAMPLES = [StudentExample(w, f"{o} {kind}", 10.0 * WORDS.index(w) + bonus)
+                   for w, o in sorted(SEEN, key=lambda p: (WORDS.index(p[0]), WORDS.index(p[1])))
+                   for kind, bonus in (("genuine", 3.0), ("generic", 0.0))]
+HELD_OUT = [(w, o) for w in WORDS for o in WORDS if (w, o) not in SEEN]  # query-product combinations never trained
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine the thread sync costs ~10x."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory, minilm_tokenizer) -> Path:
+    path = tmp_path_factory.mktemp("tiny-bert")
+    tiny_cross_encoder(minilm_tokenizer).save_pretrained(path)
+    minilm_tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def margin_student(tiny_bert, tmp_path_factory):
+    """A student distilled with margin-MSE for 40 steps (shared by the training, export and int8 tests)."""
+    out = tmp_path_factory.mktemp("student") / "student"
+    cfg = StudentConfig(model=str(tiny_bert), output=str(out), max_steps=40, queries_per_batch=4,
+                        learning_rate=3e-3)
+    return train_student(cfg, TEMPLATE, MARGIN_EXAMPLES, device="cpu", provenance={"pairs": "synthetic"})
+
+
+def _held_out_pairs() -> list[tuple[str, str]]:
+    return [p for w, o in HELD_OUT for p in ((w, f"{o} genuine"), (w, f"{o} generic"))]
+
+
+def test_margin_mse_distillation_learns_the_teachers_order(margin_student):
+    report = margin_student
+    assert report.steps == 40 and report.examples == 40 and report.queries == 10
+    meta = read_meta(report.path)
+    assert meta["role"] == "student" and meta["loss"] == "margin_mse" and meta["pairs"] == "synthetic"
+    losses = meta["losses"]
+    assert len(losses) == 40 and losses[0] == pytest.approx(report.first_loss)
+    # untrained: student margins ~0, so each query's error is 3² on 4 of its 6 pairs (genuine vs generic) = 6
+    assert losses[0] == pytest.approx(6.0, rel=0.05)
+    assert report.last_loss < 0.5 * report.first_loss
+
+    student = CrossEncoder.load(report.path)
+    assert student.template == TEMPLATE
+    scores = student.score(_held_out_pairs(), batch_size=7)
+    right = sum(scores[2 * i] > scores[2 * i + 1] for i in range(len(HELD_OUT)))
+    assert right >= 0.9 * len(HELD_OUT)  # unseen (query, product) combinations ordered like the teacher would
+
+
+def test_pointwise_training_on_soft_labels_lowers_the_loss(tiny_bert, tmp_path):
+    examples = [StudentExample(e.query, e.text, 1.0 if "genuine" in e.text else 0.0) for e in MARGIN_EXAMPLES]
+    cfg = StudentConfig(model=str(tiny_bert), output=str(tmp_path / "pointwise"), loss="pointwise", max_steps=30,
+                        queries_per_batch=4, learning_rate=3e-3)
+    report = train_student(cfg, TEMPLATE, examples, device="cpu")
+    losses = read_meta(report.path)["losses"]
+    assert losses[0] == pytest.approx(0.693, abs=0.05)  # BCE of a near-zero logit
+    assert sum(losses[-5:]) / 5 < 0.6 * losses[0]
+    assert read_meta(report.path)["loss"] == "pointwise"
+
+
+def test_query_batches_keep_queries_whole_are_seeded_and_capped():
+    examples = [StudentExample("big", f"item {i}", 0.0) for i in range(MAX_CANDIDATES + 8)]
+    examples += [StudentExample(q, f"{q} {k}", 0.0) for q in "abcde" for k in range(3)]
+    batches = query_batches(examples, queries_per_batch=2, seed=5)
+    assert len(batches) == 3  # 6 queries, 2 per batch
+    seen_queries: list[str] = []
+    for batch in batches:
+        assert len(batch) == len(set(batch))
+        queries = {examples[i].query for i in batch}
+        assert len(queries) <= 2
+        seen_queries += sorted(queries)
+        for q in queries:
+            rows = [i for i in batch if examples[i].query == q]
+            expected = [i for i, e in enumerate(examples) if e.query == q]
+            if q == "big":
+                assert len(rows) == MAX_CANDIDATES and set(rows) <= set(expected)
+            else:
+                assert sorted(rows) == expected  # a small query comes whole
+    assert sorted(seen_queries) == ["a", "b", "big", "c", "d", "e"]  # each query in exactly one batch
+    assert query_batches(examples, 2, seed=5) == batches
+    assert len({str(query_batches(examples, 2, seed=s)) for s in range(8)}) > 1
+
+
+def test_export_student_checks_parity_on_recorded_training_pairs(margin_student, tmp_path):
+    meta = read_meta(margin_student.path)
+    recorded = [tuple(p) for p in meta["parity_examples"]]
+    assert recorded == [(e.query, e.text) for e in MARGIN_EXAMPLES[:32]]
+
+    report = export_student(margin_student.path, tmp_path / "student.zip")
+    assert report.max_abs_diff <= 1e-4 and report.pairs_checked == 32
+    artifact = validate_zip(report.path)
+    assert artifact.max_length == TEMPLATE.max_tokens
+
+    student = CrossEncoder.load(margin_student.path)
+    q, texts = HELD_OUT[0][0], [t for _, t in _held_out_pairs()[:2]]
+    assert OnnxZipScorer(report.path).score(q, texts) == pytest.approx(student.score([(q, t) for t in texts]),
+                                                                       abs=1e-4)
+
+
+def test_export_student_refuses_a_checkpoint_without_parity_pairs(margin_student, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(margin_student.path, copy)
+    meta = read_meta(copy)
+    meta["parity_examples"] = []
+    (copy / "reranker.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelZipError, match="no example pairs"):
+        export_student(copy, tmp_path / "x.zip")
+    assert not (tmp_path / "x.zip").exists()
+
+
+def _ranks(values: list[float]) -> list[int]:
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0] * len(values)
+    for rank, i in enumerate(order):
+        ranks[i] = rank
+    return ranks
+
+
+def test_int8_zip_is_valid_smaller_and_ranks_like_fp32(margin_student, tmp_path):
+    fp32 = export_student(margin_student.path, tmp_path / "fp32.zip").path
+    int8 = quantize_int8(fp32, tmp_path / "int8.zip")
+    validate_zip(int8)
+    assert int8.stat().st_size < 0.5 * fp32.stat().st_size  # weights to 8 bits: about a quarter
+
+    a, b = OnnxZipScorer(fp32), OnnxZipScorer(int8)
+    docs = lambda o: [f"{o} genuine", f"{o} generic", o, f"genuine {o} kit"]  # noqa: E731
+    fa = [s for w, o in HELD_OUT for s in a.score(w, docs(o))]
+    fb = [s for w, o in HELD_OUT for s in b.score(w, docs(o))]
+    assert fa != fb  # quantization did change the weights
+    assert statistics.correlation(_ranks(fa), _ranks(fb)) > 0.9  # Spearman
+    assert all((fa[4 * i] > fa[4 * i + 1]) == (fb[4 * i] > fb[4 * i + 1]) for i in range(len(HELD_OUT)))
