@@ -29,8 +29,17 @@ err_console = Console(stderr=True)
 class Context:
     """What the group passes to commands: the loaded config."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, verbose: bool = False) -> None:
         self.config = config
+        self.verbose = verbose
+
+    def quiet_models(self) -> None:
+        """Silence transformers' load reports and tqdm bars (unless -v): our progress display says enough."""
+        if not self.verbose:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.set_verbosity_error()
+            hf_logging.disable_progress_bar()
 
     def client(self):
         from .client import connect
@@ -75,7 +84,7 @@ def cli(ctx: click.Context, config_path: Path | None, url: str | None, verbose: 
     config = load_config(config_path)
     if url:
         config = override(config, cluster=override(config.cluster, url=url))
-    ctx.obj = Context(config)
+    ctx.obj = Context(config, verbose)
 
 
 # ---------------------------------------------------------------- cluster

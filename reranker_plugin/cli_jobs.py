@@ -65,6 +65,7 @@ def augment(ctx: Context, teacher_dir: Path, logs: tuple[Path, ...], data: Path 
     Evaluation queries (validation / test split) are excluded and, when a
     dataset is configured, human-judged pairs are skipped. Resumes by default.
     """
+    ctx.quiet_models()
     from training.teacher import Teacher
 
     from .augment import augment as run

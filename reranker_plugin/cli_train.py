@@ -81,6 +81,7 @@ def print_metrics(results: dict[str, dict[str, float]], title: str) -> None:
 @pass_ctx
 def train_teacher(ctx: Context, data: Path | None, kind: str | None, resume: bool, **flags) -> None:
     """Fine-tune the LLM teacher as a relevance classifier on the train split's soft labels."""
+    ctx.quiet_models()
     from training.teacher import teacher_examples
     from training.teacher import train_teacher as run
 
@@ -111,6 +112,7 @@ def train_teacher(ctx: Context, data: Path | None, kind: str | None, resume: boo
 def label(ctx: Context, teacher_dir: Path, data: Path | None, kind: str | None, split: str,
           max_queries: int | None, out: Path | None) -> None:
     """Score a split's judged pairs with the teacher once, for the student to distil."""
+    ctx.quiet_models()
     from training.pairs import write_pairs
     from training.teacher import Teacher, teacher_examples
 
@@ -147,6 +149,7 @@ def label(ctx: Context, teacher_dir: Path, data: Path | None, kind: str | None, 
 def train_student(ctx: Context, pairs: tuple[Path, ...], data: Path | None, kind: str | None,
                   max_train_queries: int | None, **flags) -> None:
     """Train the cross-encoder: margin-MSE on teacher-scored pairs, or pointwise on human labels (baseline)."""
+    ctx.quiet_models()
     from training.pairs import read_pairs
     from training.student import StudentExample
     from training.student import train_student as run
@@ -189,6 +192,7 @@ def train_student(ctx: Context, pairs: tuple[Path, ...], data: Path | None, kind
 def export(ctx: Context, student_dir: Path, out: Path | None, int8: bool, data: Path | None, kind: str | None,
            max_queries: int) -> None:
     """Write the ONNX zip ML Commons deploys, after checking torch vs onnxruntime parity."""
+    ctx.quiet_models()
     from training.export import export_student, quantize_int8
 
     out = out or student_dir.with_suffix(".zip")
@@ -225,6 +229,7 @@ def export(ctx: Context, student_dir: Path, out: Path | None, int8: bool, data: 
 def evaluate_offline(ctx: Context, models: tuple[Path, ...], data: Path | None, kind: str | None, split: str,
                      max_queries: int | None, json_path: Path) -> None:
     """NDCG@5/@10, MRR and pairwise accuracy of teacher / student checkpoints or zips, plus random order."""
+    ctx.quiet_models()
     from training.evaluate import evaluate_offline as run
     from training.evaluate import judged_lists, load_scorer
 

@@ -111,3 +111,14 @@ def tiny_zip(tmp_path_factory, minilm_tokenizer) -> Path:
                          [("cordless drill", "18V cordless drill kit"), ("paint", "white interior paint 1 gal")],
                          max_length=64)
     return path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine the thread sync costs ~10x."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -8,7 +8,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import torch
 
 from reranker_plugin.evaluate import write_json, write_json_atomic
 from reranker_plugin.onnx_scorer import OnnxZipScorer
@@ -28,13 +27,7 @@ SALT = "test-salt"
 TEMPLATE = ProductTemplate(fields=("title", "brand"), max_tokens=64)  # tiny_zip truncates at 64 as well
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine the thread sync costs ~10x."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _dataset() -> Dataset:

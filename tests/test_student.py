@@ -30,13 +30,7 @@ MARGIN_EXAMPLES = [StudentExample(w, f"{o} {kind}", 10.0 * WORDS.index(w) + bonu
 HELD_OUT = [(w, o) for w in WORDS for o in WORDS if (w, o) not in SEEN]  # query-product combinations never trained
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine the thread sync costs ~10x."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -31,13 +31,7 @@ BINARY = [TeacherExample("cordless drill", "cordless drill kit 18V", (1.0,)),
           TeacherExample("white paint", "coir door mat", (0.0,))]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine the thread sync costs ~10x."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
