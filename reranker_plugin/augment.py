@@ -21,14 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from opensearchpy import OpenSearch
-from opensearchpy.exceptions import ConnectionError as OSConnectionError
-from opensearchpy.exceptions import NotFoundError, TransportError
 
 from training.data import normalize_query, split_of
 from training.pairs import write_pairs
 from training.querylog import LogLine, MalformedReport, QueryCounter, iter_log_file
 from training.text import ProductTemplate
 
+from .client import cluster_call
 from .config import AugmentConfig, DataConfig
 from .errors import ClusterError, ConfigError
 from .evaluate import write_json_atomic
@@ -141,17 +140,11 @@ def retrieve(client: OpenSearch, index: str, cfg: AugmentConfig, template: Produ
 
     One request per query: ``_msearch`` cannot choose the search pipeline.
     """
-    try:
+    with cluster_call(f"retrieve candidates for {query.text!r} from {index!r}",
+                      "check the index and augment.query_template",
+                      missing=ClusterError(f"index {index!r} does not exist", "run `reranker index-catalog` first")):
         result = client.search(index=index, body=search_body(cfg, template, query.text),
                                params={"search_pipeline": "_none"})
-    except NotFoundError as err:
-        raise ClusterError(f"index {index!r} does not exist", "run `reranker index-catalog` first") from err
-    except OSConnectionError as err:
-        raise ClusterError("cannot reach OpenSearch to retrieve candidates",
-                           "start one with `reranker cluster up` or set OPENSEARCH_URL") from err
-    except TransportError as err:
-        raise ClusterError(f"retrieval for {query.text!r} on {index!r} failed: {err.info or err.error}",
-                           "check the index and augment.query_template") from err
     return result["hits"]["hits"]
 
 

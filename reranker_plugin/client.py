@@ -2,17 +2,38 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import unquote, urlsplit
 
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import AuthenticationException, ConnectionError as OSConnectionError
-from opensearchpy.exceptions import TransportError
+from opensearchpy.exceptions import NotFoundError, TransportError
 
 from .config import ClusterConfig
 from .errors import ClusterError
 
 #: Plugins the rerank path needs on every node.
 REQUIRED_PLUGINS = ("opensearch-ml", "opensearch-neural-search")
+UNREACHABLE_FIX = "start one with `reranker cluster up` or set OPENSEARCH_URL"
+
+
+@contextmanager
+def cluster_call(action: str, fix: str, missing: ClusterError | None = None) -> Iterator[None]:
+    """Turn opensearch-py exceptions raised while doing ``action`` into one-line ClusterErrors.
+
+    ``missing`` replaces the generic message when the cluster answers 404.
+    """
+    try:
+        yield
+    except NotFoundError as err:
+        if missing is not None:
+            raise missing from err
+        raise ClusterError(f"{action} failed: {err.info or err.error}", fix) from err
+    except OSConnectionError as err:
+        raise ClusterError(f"cannot reach OpenSearch to {action} ({type(err).__name__})", UNREACHABLE_FIX) from err
+    except TransportError as err:
+        raise ClusterError(f"{action} failed: {err.info or err.error}", fix) from err
 
 
 def make_client(cfg: ClusterConfig) -> OpenSearch:

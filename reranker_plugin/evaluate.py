@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from opensearchpy import OpenSearch
-from opensearchpy.exceptions import ConnectionError as OSConnectionError
-from opensearchpy.exceptions import NotFoundError, TransportError
 
 from training.metrics import RankedList, evaluate_rankings
 
+from .client import cluster_call
 from .errors import ClusterError, ConfigError
 
 BM25 = "bm25"
@@ -133,17 +132,10 @@ def _judged_hits(client: OpenSearch, index: str, query: str, judged_ids: Sequenc
     body = judged_query(query, judged_ids, fields)
     if pipeline:
         body["ext"] = {"rerank": {"query_context": {"query_text": query}}}
-    try:
+    with cluster_call(f"judged search on {index!r} for {query!r}", "check the cluster and the pipeline",
+                      missing=ClusterError(f"index {index!r} or pipeline {pipeline!r} not found",
+                                           "index the catalog and deploy the pipeline first, or fix the names")):
         result = client.search(index=index, body=body, params={"search_pipeline": pipeline or "_none"})
-    except NotFoundError as err:
-        raise ClusterError(f"index {index!r} or pipeline {pipeline!r} not found ({err.error})",
-                           "index the catalog and deploy the pipeline first, or fix the names") from err
-    except OSConnectionError as err:
-        raise ClusterError(f"cannot reach OpenSearch to search {index!r} ({type(err).__name__})",
-                           "start one with `reranker cluster up` or set OPENSEARCH_URL") from err
-    except TransportError as err:
-        raise ClusterError(f"judged search on {index!r} for {query!r} failed: {err.info or err.error}",
-                           "check the cluster and the pipeline") from err
     return [(hit["_id"], float(hit["_score"])) for hit in result["hits"]["hits"]]
 
 

@@ -14,10 +14,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from opensearchpy import OpenSearch
-from opensearchpy.exceptions import ConnectionError as OSConnectionError
-from opensearchpy.exceptions import NotFoundError, TransportError
+from opensearchpy.exceptions import TransportError
 
 from training.querylog import LogLine
+
+from .client import cluster_call
 
 from .errors import ClusterError
 
@@ -79,40 +80,22 @@ def _missing(index: str) -> ClusterError:
 
 
 def _check_index(client: OpenSearch, index: str) -> None:
-    try:
+    with cluster_call(f"check UBI index {index!r}", "check the index name (lowercase, no spaces) and the cluster"):
         found = client.indices.exists(index=index)
-    except OSConnectionError as err:
-        raise ClusterError(f"cannot reach OpenSearch to read {index!r} ({type(err).__name__})",
-                           "start one with `reranker cluster up` or set OPENSEARCH_URL") from err
-    except TransportError as err:
-        raise ClusterError(f"checking UBI index {index!r} failed: {err.info or err.error}",
-                           "check the index name (lowercase, no spaces) and the cluster") from err
     if not found:
         raise _missing(index)
 
 
 def _open_pit(client: OpenSearch, index: str) -> str:
-    try:
+    with cluster_call(f"open a point in time on {index!r}", "check the index name and the cluster",
+                      missing=_missing(index)):
         return client.create_pit(index=index, params={"keep_alive": KEEP_ALIVE})["pit_id"]
-    except NotFoundError as err:
-        raise _missing(index) from err
-    except OSConnectionError as err:
-        raise ClusterError(f"cannot reach OpenSearch to read {index!r} ({type(err).__name__})",
-                           "start one with `reranker cluster up` or set OPENSEARCH_URL") from err
-    except TransportError as err:
-        raise ClusterError(f"opening a point in time on {index!r} failed: {err.info or err.error}",
-                           "check the index name and the cluster") from err
 
 
 def _search(client: OpenSearch, index: str, body: dict[str, Any]) -> dict[str, Any]:
-    try:
+    with cluster_call(f"read UBI queries from {index!r}",
+                      "its timestamp must be a date field (see opensearch/ubi-queries-index.json)"):
         return client.search(body=body)
-    except OSConnectionError as err:
-        raise ClusterError(f"lost OpenSearch while reading {index!r} ({type(err).__name__})",
-                           "check the cluster and re-run") from err
-    except TransportError as err:
-        raise ClusterError(f"reading UBI queries from {index!r} failed: {err.info or err.error}",
-                           "its timestamp must be a date field (see opensearch/ubi-queries-index.json)") from err
 
 
 def _close_pit(client: OpenSearch, pit_id: str) -> None:

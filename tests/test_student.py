@@ -6,7 +6,6 @@ import statistics
 from pathlib import Path
 
 import pytest
-import torch
 
 from reranker_plugin.config import StudentConfig
 from reranker_plugin.errors import ModelZipError
