@@ -104,8 +104,8 @@ def main() -> None:
         name = f"student-distilled-{len({e.query for e in rows})}q"
         scfg = StudentConfig(output=str(args.work / name), epochs=args.student_epochs)
         train_student(scfg, template, rows, name=name)
-        curve[name] = {"queries": len({e.query for e in rows}), "pairs": len(rows),
-                       **evaluate_scorer(CrossEncoder.load(Path(scfg.output)), test)}
+        curve[name] = {**evaluate_scorer(CrossEncoder.load(Path(scfg.output)), test),
+                       "train_queries": len({e.query for e in rows}), "train_pairs": len(rows)}
         distilled_name = name
         lap(f"train+eval {name}")
     human_rows = [StudentExample(e.query, e.text, e.target[0]) for e in t_examples]
@@ -115,7 +115,7 @@ def main() -> None:
 
     # 5. evaluation on the test split
     results = evaluate_offline([teacher, CrossEncoder.load(Path(hcfg.output))], test)
-    results[distilled_name] = {k: v for k, v in curve[distilled_name].items() if k not in ("pairs",)}
+    results[distilled_name] = {k: v for k, v in curve[distilled_name].items() if not k.startswith("train_")}
     lap("evaluate")
     report = {
         "dataset": "homedepot", "split": "test", "test_queries": len(test),
@@ -153,7 +153,7 @@ def plot(report: dict, path: Path) -> None:
     left.legend(fontsize=8)
     left.set_title(f"Home Depot test split ({report['test_queries']} queries)")
     curve = report["distillation_curve"]
-    right.plot([c["queries"] for c in curve.values()], [c["ndcg@5"] for c in curve.values()], "o-",
+    right.plot([c["train_queries"] for c in curve.values()], [c["ndcg@5"] for c in curve.values()], "o-",
                label="distilled student")
     for name, style in (("teacher", "--"), ("student-human", ":"), ("random", "-.")):
         if name in report["results"]:

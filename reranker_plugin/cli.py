@@ -79,6 +79,7 @@ def cli(ctx: click.Context, config_path: Path | None, url: str | None, verbose: 
     if not verbose:  # transformers' load reports and tqdm bars would drown our own progress display
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TQDM_DISABLE", "1")  # e.g. the GGUF dequantizer's bar; read when tqdm is imported
         warnings.filterwarnings("ignore", category=UserWarning)
         warnings.filterwarnings("ignore", category=FutureWarning)
     config = load_config(config_path)
