@@ -30,8 +30,8 @@ from training.text import ProductTemplate
 from .client import cluster_call
 from .config import AugmentConfig, DataConfig
 from .errors import ClusterError, ConfigError
-from .evaluate import write_json_atomic
-from .search import bm25_query
+from .files import write_json_atomic
+from .search import bm25_query, send
 
 MANIFEST = "manifest.json"
 Progress = Callable[[int, int], None]
@@ -143,8 +143,7 @@ def retrieve(client: OpenSearch, index: str, cfg: AugmentConfig, template: Produ
     with cluster_call(f"retrieve candidates for {query.text!r} from {index!r}",
                       "check the index and augment.query_template",
                       missing=ClusterError(f"index {index!r} does not exist", "run `reranker index-catalog` first")):
-        result = client.search(index=index, body=search_body(cfg, template, query.text),
-                               params={"search_pipeline": "_none"})
+        result = send(client, index, search_body(cfg, template, query.text), query.text, None)
     return result["hits"]["hits"]
 
 

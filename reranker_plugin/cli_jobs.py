@@ -195,18 +195,10 @@ def _queries_as_log(config) -> Path:
     """Without a real log, the dataset's search terms stand in for one (evaluation queries are excluded later)."""
     import json
 
-    from training.data import load_dataset
+    from .files import atomic_write
 
-    dataset = load_dataset(config.data.kind, config.data.require_path(), config.data.grade_map,
-                           Path(config.data.catalog) if config.data.catalog else None)
-    path = Path("runs/query-log.jsonl")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for j in dataset.judgments:
-            fh.write(json.dumps({"user_query": j.query}) + "\n")
-    tmp.replace(path)
-    return path
+    lines = "".join(json.dumps({"user_query": j.query}) + "\n" for j in load_data(config).judgments)
+    return atomic_write(Path("runs/query-log.jsonl"), lambda tmp: tmp.write_text(lines, encoding="utf-8"))
 
 
 def _is_local(url: str) -> bool:

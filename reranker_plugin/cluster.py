@@ -35,6 +35,7 @@ import requests
 from .assets import load_json, load_yaml, opensearch_version
 from .config import LocalNodeConfig
 from .errors import LocalNodeError
+from .files import atomic_write
 from .maven import Artifact, MavenCache
 
 log = logging.getLogger(__name__)
@@ -249,7 +250,8 @@ class LocalNode:
         })
         config = layout.dist / "config" / "opensearch.yml"
         text = "".join(f"{key}: {json.dumps(value)}\n" for key, value in settings.items())
-        _atomic_write(config, "# written by `reranker cluster up`; edit opensearch/local-node.yml instead\n" + text)
+        header = "# written by `reranker cluster up`; edit opensearch/local-node.yml instead\n"
+        atomic_write(config, lambda tmp: tmp.write_text(header + text, encoding="utf-8"))
         user = self._run_as()
         if user is not None:
             for path in (layout.dist, layout.data, layout.logs):
@@ -408,11 +410,3 @@ def _chown_tree(path: Path, uid: int, gid: int) -> None:
         os.chown(root, uid, gid)
         for name in dirs + files:
             os.lchown(os.path.join(root, name), uid, gid)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)

@@ -11,10 +11,7 @@ offline evaluation, so offline and through-the-cluster numbers are comparable.
 """
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +22,8 @@ from training.metrics import RankedList, evaluate_rankings
 
 from .client import cluster_call
 from .errors import ClusterError, ConfigError
+from .files import atomic_write, write_json_atomic
+from .search import send
 
 BM25 = "bm25"
 PLOTTED = ("ndcg@5", "ndcg@10", "mrr")
@@ -89,14 +88,7 @@ def write_json(results: Mapping[str, Mapping[str, float]], path: Path) -> None:
     """Write results atomically; NaN (a metric with no eligible query) becomes null, valid JSON."""
     clean = {system: {key: None if isinstance(v, float) and math.isnan(v) else v for key, v in metrics.items()}
              for system, metrics in results.items()}
-    text = json.dumps(clean, indent=2, sort_keys=True, allow_nan=False) + "\n"
-    _atomic_write(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Any JSON document, written atomically."""
-    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-    _atomic_write(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    write_json_atomic(path, clean, allow_nan=False)
 
 
 def plot_comparison(results: Mapping[str, Mapping[str, float]], path: Path,
@@ -122,33 +114,15 @@ def plot_comparison(results: Mapping[str, Mapping[str, float]], path: Path,
     ax.set_ylabel("score (judged lists)")
     ax.set_title(title)
     fig.legend(loc="outside lower center", ncol=len(PLOTTED), fontsize=8)
-    _atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png"))
+    atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png"))
 
 
 def _judged_hits(client: OpenSearch, index: str, query: str, judged_ids: Sequence[str], fields: Sequence[str],
                  pipeline: str | None) -> list[tuple[str, float]]:
     if not judged_ids:
         return []
-    body = judged_query(query, judged_ids, fields)
-    if pipeline:
-        body["ext"] = {"rerank": {"query_context": {"query_text": query}}}
     with cluster_call(f"judged search on {index!r} for {query!r}", "check the cluster and the pipeline",
                       missing=ClusterError(f"index {index!r} or pipeline {pipeline!r} not found",
                                            "index the catalog and deploy the pipeline first, or fix the names")):
-        result = client.search(index=index, body=body, params={"search_pipeline": pipeline or "_none"})
+        result = send(client, index, judged_query(query, judged_ids, fields), query, pipeline)
     return [(hit["_id"], float(hit["_score"])) for hit in result["hits"]["hits"]]
-
-
-def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    """Write to a temporary file next to ``path`` then rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        tmp.chmod(0o644)  # mkstemp makes 0600; results are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

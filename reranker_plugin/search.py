@@ -24,14 +24,19 @@ def bm25_query(query: str, fields: tuple[str, ...], size: int) -> dict[str, Any]
     return {"size": size, "query": {"multi_match": {"query": query, "fields": list(fields)}}}
 
 
+def send(client: OpenSearch, index: str, body: dict[str, Any], query: str, pipeline: str | None) -> dict[str, Any]:
+    """Run ``body`` through ``pipeline`` with the query text the reranker needs, or, for ``None``,
+    through no pipeline at all (``_none`` bypasses an index's default pipeline)."""
+    if pipeline:
+        body = {**body, "ext": {"rerank": {"query_context": {"query_text": query}}}}
+    return client.search(index=index, body=body, params={"search_pipeline": pipeline or "_none"})
+
+
 def search(client: OpenSearch, index: str, query: str, fields: tuple[str, ...], size: int,
            pipeline: str | None) -> list[ScoredHit]:
     """Top ``size`` hits; ``pipeline=None`` bypasses any default pipeline (``_none``)."""
-    body = bm25_query(query, fields, size)
-    if pipeline:
-        body["ext"] = {"rerank": {"query_context": {"query_text": query}}}
     try:
-        result = client.search(index=index, body=body, params={"search_pipeline": pipeline or "_none"})
+        result = send(client, index, bm25_query(query, fields, size), query, pipeline)
     except NotFoundError as err:
         raise ClusterError(f"index or pipeline not found ({err.error})",
                            f"check --index {index!r} and the pipeline name") from err

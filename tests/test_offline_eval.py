@@ -9,7 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from reranker_plugin.evaluate import write_json, write_json_atomic
+from reranker_plugin.evaluate import write_json
+from reranker_plugin.files import write_json_atomic
 from reranker_plugin.onnx_scorer import OnnxZipScorer
 from training.data import Dataset, DataError, Judgment, split_of
 from training.evaluate import ZipScorer, evaluate_offline, judged_lists, load_scorer
@@ -17,7 +18,6 @@ from training.metrics import evaluate_rankings
 from training.models import ModelError, write_checkpoint
 from training.pairs import SCHEMA, read_pairs, write_pairs
 from training.student import CrossEncoder
-from training.teacher import _template_dict
 from training.text import ProductTemplate
 
 from .conftest import tiny_cross_encoder
@@ -67,7 +67,7 @@ def student_checkpoint(tmp_path_factory, minilm_tokenizer) -> Path:
         model.save_pretrained(tmp)
         minilm_tokenizer.save_pretrained(tmp)
 
-    write_checkpoint(path, save, {"role": "student", "name": "tiny-student", "template": _template_dict(TEMPLATE)})
+    write_checkpoint(path, save, {"role": "student", "name": "tiny-student", "template": TEMPLATE.to_dict()})
     return path
 
 

@@ -17,7 +17,6 @@ import torch
 
 from reranker_plugin.errors import ModelZipError
 from reranker_plugin.model_zip import CONFIG_FILE, MAX_IR_VERSION, MAX_OPSET, TOKENIZER_FILE, build_zip, validate_zip
-from reranker_plugin.onnx_scorer import OnnxZipScorer
 
 log = logging.getLogger(__name__)
 
@@ -113,14 +112,9 @@ def torch_scores(model, tokenizer, examples: Sequence[tuple[str, str]], max_leng
 
 def parity(model, tokenizer, zip_path: Path, examples: Sequence[tuple[str, str]], max_length: int) -> float:
     """Largest |torch - onnxruntime| logit difference over ``examples``."""
-    scorer = OnnxZipScorer(zip_path)
-    by_query: dict[str, list[int]] = {}
-    for i, (query, _) in enumerate(examples):
-        by_query.setdefault(query, []).append(i)
-    onnx = [0.0] * len(examples)
-    for query, idx in by_query.items():
-        for i, s in zip(idx, scorer.score(query, [examples[i][1] for i in idx])):
-            onnx[i] = s
+    from .evaluate import ZipScorer
+
+    onnx = ZipScorer(zip_path).score(examples)
     ref = torch_scores(model, tokenizer, examples, max_length)
     return max(abs(a - b) for a, b in zip(ref, onnx))
 

@@ -65,6 +65,13 @@ def resolve_model(spec: str) -> str:
     return spec
 
 
+def default_device() -> str:
+    """Where training and scoring run: the GPU when there is one."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def read_meta(path: Path) -> dict[str, Any]:
     """The ``reranker.json`` of a checkpoint directory, or a ModelError saying what the path is not."""
     meta = Path(path) / META_FILE

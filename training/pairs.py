@@ -7,14 +7,14 @@ provenance so every score can be traced to its teacher and retrieval.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from reranker_plugin.files import atomic_write
 
 from .data import DataError
 
@@ -40,18 +40,8 @@ def to_table(rows: Sequence[dict[str, Any]]) -> pa.Table:
 
 def write_pairs(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
     """Write ``rows`` to ``path`` atomically (a crash leaves no half file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        pq.write_table(to_table(rows), tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    table = to_table(rows)
+    return atomic_write(Path(path), lambda tmp: pq.write_table(table, tmp))
 
 
 def read_pairs(paths: Iterable[Path]) -> list[dict[str, Any]]:

@@ -19,8 +19,7 @@ import torch
 from reranker_plugin.config import StudentConfig
 
 from .losses import SoftTargetCrossEntropyLoss, WithinQueryMarginMSELoss
-from .models import ModelError, TrainingReport, read_meta, resolve_model, write_checkpoint
-from .teacher import _device, _template_dict
+from .models import ModelError, TrainingReport, default_device, read_meta, resolve_model, write_checkpoint
 from .text import ProductTemplate
 
 Progress = Callable[[int, int], None]
@@ -121,7 +120,7 @@ def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Seque
         raise ModelError("no training examples for the student", "label pairs with the teacher first")
     torch.manual_seed(cfg.seed)
     student = CrossEncoder.from_base(cfg.model, template)
-    model = student.model.to(device or _device())
+    model = student.model.to(device or default_device())
     per_epoch = len(query_batches(examples, cfg.queries_per_batch, cfg.seed))
     total = cfg.max_steps or max(1, math.ceil(per_epoch * cfg.epochs))
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.01)
@@ -154,7 +153,7 @@ def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Seque
                 progress(step, total)
     model.eval()
     meta = {"role": "student", "name": name or Path(cfg.output).name, "base_model": cfg.model, "loss": cfg.loss,
-            "template": _template_dict(template), "examples": len(examples), "queries": len(query_id),
+            "template": template.to_dict(), "examples": len(examples), "queries": len(query_id),
             "steps": step, "losses": losses, **(provenance or {}),
             # real pairs for export's torch-vs-onnxruntime parity check, so export needs no dataset
             "parity_examples": [[e.query, e.text] for e in examples[:PARITY_EXAMPLES]]}

@@ -31,7 +31,7 @@ from reranker_plugin.config import TeacherConfig
 
 from .data import Judgment, grade_distribution, group_by_query
 from .losses import SoftTargetCrossEntropyLoss
-from .models import ModelError, TrainingReport, read_meta, resolve_model, write_checkpoint
+from .models import ModelError, TrainingReport, default_device, read_meta, resolve_model, write_checkpoint
 from .text import ProductTemplate
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,7 @@ class Teacher:
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         model.config.pad_token_id = tokenizer.pad_token_id
+        self._tail = tokenizer(PROMPT_TAIL, add_special_tokens=False)["input_ids"]  # the same for every pair
 
     @classmethod
     def load(cls, path: Path, device: str | None = None) -> Teacher:
@@ -73,7 +74,7 @@ class Teacher:
             raise ModelError(f"{path} holds a {meta.get('role')}, not a teacher", "pass the train-teacher output")
         model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model.to(device or _device()).eval()
+        model.to(device or default_device()).eval()
         return cls(model, tokenizer, ProductTemplate(**meta["template"]), meta["target"], meta["levels"],
                    name=meta.get("name", Path(path).name))
 
@@ -81,7 +82,7 @@ class Teacher:
         """Prompt token ids; the product text is cut so the whole prompt fits ``template.max_tokens``."""
         tok = self.tokenizer
         head = tok(PROMPT_HEAD.format(query=query), add_special_tokens=False)["input_ids"]
-        tail = tok(PROMPT_TAIL, add_special_tokens=False)["input_ids"]
+        tail = self._tail
         body = tok(text, add_special_tokens=False)["input_ids"]
         head = head[:max(1, self.template.max_tokens - len(tail))]
         room = max(0, self.template.max_tokens - len(head) - len(tail))
@@ -205,7 +206,7 @@ def train_teacher(cfg: TeacherConfig, template: ProductTemplate, examples: Seque
     num_labels = 1 if cfg.target == "binary" else len(levels)
     model, tokenizer = load_base(cfg, num_labels)
     teacher = Teacher(model, tokenizer, template, cfg.target, levels)
-    model.to(device or _device())
+    model.to(device or default_device())
     per_epoch = math.ceil(len(examples) / (cfg.batch_size * cfg.grad_accum))
     total = cfg.max_steps or max(1, math.ceil(per_epoch * cfg.epochs))
     params = [p for p in model.parameters() if p.requires_grad]
@@ -250,7 +251,7 @@ def train_teacher(cfg: TeacherConfig, template: ProductTemplate, examples: Seque
     final = model.merge_and_unload() if cfg.lora else model
     queries = len({e.query for e in examples})
     meta = {"role": "teacher", "name": Path(cfg.output).name, "base_model": cfg.model, "gguf_file": cfg.gguf_file,
-            "target": cfg.target, "levels": list(levels), "template": _template_dict(template),
+            "target": cfg.target, "levels": list(levels), "template": template.to_dict(),
             "examples": len(examples), "queries": queries, "steps": step, "losses": losses, "lora": cfg.lora}
 
     def save(tmp: Path) -> None:
@@ -272,19 +273,13 @@ def _forget_gguf(model) -> None:
         del model.config.quantization_config
 
 
-def _template_dict(template: ProductTemplate) -> dict[str, Any]:
-    d = asdict(template)
-    d["fields"] = list(d["fields"])
-    return d
-
-
 _NOT_TRAINING = {"output", "score_batch_size", "checkpoint_every"}  # may change between resumes
 
 
 def _fingerprint(cfg: TeacherConfig, template: ProductTemplate, examples: Sequence[TeacherExample]) -> str:
     """Resuming is only sound with the same config and data."""
     settings = {k: v for k, v in asdict(cfg).items() if k not in _NOT_TRAINING}
-    h = hashlib.sha256(json.dumps([settings, _template_dict(template)], sort_keys=True, default=str).encode())
+    h = hashlib.sha256(json.dumps([settings, template.to_dict()], sort_keys=True, default=str).encode())
     for e in examples:
         h.update(f"{e.query}\t{e.text}\t{e.target}\n".encode())
     return h.hexdigest()
@@ -317,7 +312,3 @@ def _load_state(ckpt: Path, model, optimizer, scheduler, fingerprint: str) -> tu
     scheduler.load_state_dict(opt["scheduler"])
     log.info("resuming from step %d", state["step"])
     return int(state["step"]), list(state["losses"])
-
-
-def _device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"

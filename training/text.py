@@ -42,6 +42,10 @@ class ProductTemplate:
                 parts.append(" ".join(str(value).split()))
         return self.separator.join(parts)
 
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form, stored in checkpoints so they read products exactly as they were trained to."""
+        return {"fields": list(self.fields), "separator": self.separator, "max_tokens": self.max_tokens}
+
     @property
     def document_fields(self) -> tuple[str, ...]:
         """The index field(s) the rerank pipeline reads: the one field, or the rendered text."""
