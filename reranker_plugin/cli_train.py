@@ -37,12 +37,20 @@ def progress_bar(description: str, unit: str = "steps") -> Iterator[Callable[[in
         yield update
 
 
+_datasets: dict[str, object] = {}  # `reranker run` chains commands in one process: parse each dataset once
+
+
 def load_data(config: Config):
-    """The configured judged dataset."""
+    """The configured judged dataset (read once per process and data config)."""
     from training.data import load_dataset
 
     cfg = config.data
-    return load_dataset(cfg.kind, cfg.require_path(), cfg.grade_map, Path(cfg.catalog) if cfg.catalog else None)
+    files = [cfg.require_path(), *([Path(cfg.catalog)] if cfg.catalog else [])]
+    key = repr((cfg, [f.stat().st_mtime_ns if f.exists() else None for f in files]))  # an edited file is re-read
+    if key not in _datasets:
+        _datasets[key] = load_dataset(cfg.kind, cfg.require_path(), cfg.grade_map,
+                                      Path(cfg.catalog) if cfg.catalog else None)
+    return _datasets[key]
 
 
 def with_data(config: Config, data: Path | None, kind: str | None) -> Config:
