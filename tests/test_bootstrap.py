@@ -1,0 +1,54 @@
+"""Bootstrap intervals: point values equal the plain metrics, intervals contain them and shrink with more queries."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from training.bootstrap import intervals, paired_difference, per_query
+from training.metrics import evaluate_rankings
+
+
+def _lists(n: int, noise: float, seed: int) -> list[tuple[list[float], list[float]]]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        labels = [rng.choice([0.0, 0.5, 1.0]) for _ in range(6)]
+        out.append((labels, [label + rng.gauss(0, noise) for label in labels]))
+    return out
+
+
+def test_point_values_equal_evaluate_rankings() -> None:
+    lists = _lists(50, 0.5, 0)
+    plain = evaluate_rankings(lists)
+    boot = intervals(per_query(lists), resamples=200)
+    for key in ("ndcg@5", "ndcg@10", "mrr", "pairwise_accuracy"):
+        value, low, high = boot[key]
+        assert value == pytest.approx(plain[key])
+        assert low <= value <= high
+
+
+def test_interval_shrinks_with_more_queries() -> None:
+    small = intervals(per_query(_lists(40, 0.8, 1)), resamples=300)["ndcg@5"]
+    large = intervals(per_query(_lists(1000, 0.8, 1)), resamples=300)["ndcg@5"]
+    assert large[2] - large[1] < (small[2] - small[1]) / 2
+
+
+def test_paired_difference_of_hand_made_lists() -> None:
+    # a orders every list perfectly, b reverses it: a - b is positive on every resample
+    lists = [([1.0, 0.5, 0.0], [3.0, 2.0, 1.0]), ([0.0, 1.0], [0.0, 1.0]), ([1.0, 0.0, 0.0], [2.0, 1.0, 0.0])]
+    reverse = [(labels, [-s for s in scores]) for labels, scores in lists]
+    diff = paired_difference(per_query(lists), per_query(reverse), resamples=100)
+    value, low, high = diff["pairwise_accuracy"]
+    assert value == pytest.approx(1.0) and low == pytest.approx(1.0) and high == pytest.approx(1.0)
+    assert diff["ndcg@5"][1] > 0
+
+
+def test_identical_systems_differ_by_exactly_zero() -> None:
+    q = per_query(_lists(30, 0.5, 2))
+    assert all(v == (0.0, 0.0, 0.0) for v in paired_difference(q, q, resamples=50).values())
+
+
+def test_paired_difference_needs_the_same_queries() -> None:
+    with pytest.raises(ValueError, match="same queries"):
+        paired_difference(per_query(_lists(3, 0.1, 0)), per_query(_lists(4, 0.1, 0)))

@@ -1,0 +1,88 @@
+"""95% bootstrap intervals over queries, for metrics and for paired differences between systems.
+
+A mean over 500 test queries moves by about ±0.005 NDCG@5 when the queries are
+resampled, which is the size of most differences between rerankers on judged
+lists. Every reported metric therefore carries an interval, and every
+comparison the interval of the *paired* difference (both systems on the same
+resampled queries), so a reader can tell a gain from noise.
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .metrics import RankedList, ndcg_at_k, pairwise_counts, rank_by_scores, reciprocal_rank
+
+RESAMPLES = 1000
+SEED = 0
+
+
+@dataclass(frozen=True)
+class PerQuery:
+    """Each query's metric values; NaN where a metric is undefined (no gain, no relevant item, no pair)."""
+
+    values: dict[str, np.ndarray]   # ndcg@k, mrr: one value per query
+    pair_correct: np.ndarray        # pairwise accuracy is a ratio of sums (micro average): keep both parts
+    pair_total: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.pair_total)
+
+
+def per_query(lists: Sequence[RankedList], ks: Sequence[int] = (5, 10), relevant_threshold: float = 0.75) -> PerQuery:
+    """Per-query NDCG@k, reciprocal rank and pairwise counts for ``(labels, scores)`` lists."""
+    values: dict[str, list[float]] = {f"ndcg@{k}": [] for k in ks}
+    values["mrr"] = []
+    correct, total = [], []
+    for labels, scores in lists:
+        ranked = rank_by_scores(labels, scores)
+        for k in ks:
+            value = ndcg_at_k(ranked, k)
+            values[f"ndcg@{k}"].append(np.nan if value is None else value)
+        rr = reciprocal_rank(ranked, relevant_threshold)
+        values["mrr"].append(np.nan if rr is None else rr)
+        c, t = pairwise_counts(labels, scores)
+        correct.append(c)
+        total.append(t)
+    return PerQuery({k: np.asarray(v, dtype=float) for k, v in values.items()},
+                    np.asarray(correct, dtype=float), np.asarray(total, dtype=float))
+
+
+def _statistics(q: PerQuery, idx: np.ndarray) -> dict[str, np.ndarray]:
+    """Each metric over the query samples ``idx`` ([resamples, queries] of query indices)."""
+    out = {}
+    with warnings.catch_warnings():  # a sample without any defined value gives NaN, which is what we want
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for name, v in q.values.items():
+            out[name] = np.nanmean(v[idx], axis=-1)
+    totals = q.pair_total[idx].sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["pairwise_accuracy"] = q.pair_correct[idx].sum(axis=-1) / totals
+    return out
+
+
+def _resample(n: int, resamples: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+
+
+def intervals(q: PerQuery, resamples: int = RESAMPLES, seed: int = SEED) -> dict[str, tuple[float, float, float]]:
+    """``{metric: (value, low, high)}``: the metric on all queries and its 95% percentile bootstrap interval."""
+    point = {k: float(v[0]) for k, v in _statistics(q, np.arange(len(q))[None, :]).items()}
+    boot = _statistics(q, _resample(len(q), resamples, seed))
+    return {k: (point[k], *map(float, np.nanpercentile(boot[k], [2.5, 97.5]))) for k in point}
+
+
+def paired_difference(a: PerQuery, b: PerQuery, resamples: int = RESAMPLES,
+                      seed: int = SEED) -> dict[str, tuple[float, float, float]]:
+    """``{metric: (a - b, low, high)}`` over the same resampled queries; both must cover the same query list."""
+    if len(a) != len(b):
+        raise ValueError(f"paired difference needs the same queries ({len(a)} vs {len(b)})")
+    whole = np.arange(len(a))[None, :]
+    point_a, point_b = _statistics(a, whole), _statistics(b, whole)
+    idx = _resample(len(a), resamples, seed)
+    boot_a, boot_b = _statistics(a, idx), _statistics(b, idx)
+    return {k: (float(point_a[k][0] - point_b[k][0]),
+                *map(float, np.nanpercentile(boot_a[k] - boot_b[k], [2.5, 97.5]))) for k in point_a}
