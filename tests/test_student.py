@@ -155,3 +155,25 @@ def test_int8_zip_is_valid_smaller_and_ranks_like_fp32(margin_student, tmp_path)
     assert fa != fb  # quantization did change the weights
     assert statistics.correlation(_ranks(fa), _ranks(fb)) > 0.9  # Spearman
     assert all((fa[4 * i] > fa[4 * i + 1]) == (fb[4 * i] > fb[4 * i + 1]) for i in range(len(HELD_OUT)))
+
+
+def test_human_term_pulls_labeled_pairs_towards_their_labels(tiny_bert, tmp_path):
+    # margins alone leave each query's level free; the human term (BCE on labeled rows) pins the labeled ones
+    examples = [StudentExample(e.query, e.text, e.target, 1.0 if "genuine" in e.text else 0.0)
+                for e in MARGIN_EXAMPLES]
+    runs = {}
+    for weight in (0.0, 1.0):
+        cfg = StudentConfig(model=str(tiny_bert), output=str(tmp_path / f"w{weight}"), max_steps=25,
+                            queries_per_batch=4, learning_rate=3e-3, human_weight=weight)
+        runs[weight] = read_meta(train_student(cfg, TEMPLATE, examples, device="cpu").path)["losses"]
+    # the first step sees the same batch and the same untrained model: the loss differs by exactly the BCE (~0.69)
+    assert runs[1.0][0] - runs[0.0][0] == pytest.approx(0.693, abs=0.05)
+
+
+def test_max_pairs_budget_sets_the_number_of_steps(tiny_bert, tmp_path):
+    # 40 examples over 10 queries in batches of 4, 4, 2 queries: 40 pairs per epoch in 3 steps
+    cfg = StudentConfig(model=str(tiny_bert), output=str(tmp_path / "budget"), queries_per_batch=4, max_pairs=80,
+                        max_steps=1000)
+    report = train_student(cfg, TEMPLATE, MARGIN_EXAMPLES, device="cpu")
+    meta = read_meta(report.path)
+    assert report.steps == 6 and meta["pairs_seen"] == 80

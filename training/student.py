@@ -35,6 +35,7 @@ class StudentExample:
     query: str
     text: str
     target: float
+    label: float | None = None  # the human soft label, when the pair was judged (margin_mse's human term)
 
 
 class CrossEncoder:
@@ -134,25 +135,34 @@ def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Seque
     torch.manual_seed(cfg.seed)
     student = CrossEncoder.from_base(cfg.model, template)
     model = student.model.to(device or default_device())
-    per_epoch = len(query_batches(examples, cfg.queries_per_batch, cfg.seed))
-    total = cfg.max_steps or max(1, math.ceil(per_epoch * cfg.epochs))
+    batches = query_batches(examples, cfg.queries_per_batch, cfg.seed)
+    per_epoch = len(batches)
+    if cfg.max_pairs:  # a budget in pairs seen is a budget in time: every pair costs about the same
+        total = max(1, math.ceil(cfg.max_pairs / (sum(map(len, batches)) / per_epoch)))
+    else:
+        total = cfg.max_steps or max(1, math.ceil(per_epoch * cfg.epochs))
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.01)
     scheduler = get_linear_schedule_with_warmup(optimizer, max(1, total // 10), total)
     margin, pointwise = WithinQueryMarginMSELoss(), SoftTargetCrossEntropyLoss()
     query_id = {q: i for i, q in enumerate(sorted({e.query for e in examples}))}
     losses: list[float] = []
     model.train()
-    step = 0
+    step = pairs_seen = 0
     while step < total:
         for batch in query_batches(examples, cfg.queries_per_batch, cfg.seed + step // per_epoch):
             if step >= total:
                 break
             rows = [examples[i] for i in batch]
+            pairs_seen += len(rows)
             logits = student.logits([r.query for r in rows], [r.text for r in rows])
             targets = torch.tensor([r.target for r in rows], device=logits.device)
             if cfg.loss == "margin_mse":
                 groups = torch.tensor([query_id[r.query] for r in rows], device=logits.device)
                 loss = margin(logits, targets, groups)
+                labeled = [k for k, r in enumerate(rows) if r.label is not None]
+                if cfg.human_weight and labeled:
+                    human = torch.tensor([rows[k].label for k in labeled], device=logits.device)
+                    loss = loss + cfg.human_weight * pointwise(logits[labeled], human)
             else:
                 loss = pointwise(logits, targets)
             loss.backward()
@@ -167,7 +177,7 @@ def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Seque
     model.eval()
     meta = {"role": "student", "name": name or Path(cfg.output).name, "base_model": cfg.model, "loss": cfg.loss,
             "template": template.to_dict(), "examples": len(examples), "queries": len(query_id),
-            "steps": step, "losses": losses, **(provenance or {}),
+            "steps": step, "pairs_seen": pairs_seen, "losses": losses, **(provenance or {}),
             # real pairs for export's torch-vs-onnxruntime parity check, so export needs no dataset
             "parity_examples": [[e.query, e.text] for e in examples[:PARITY_EXAMPLES]]}
 
