@@ -52,3 +52,14 @@ def test_identical_systems_differ_by_exactly_zero() -> None:
 def test_paired_difference_needs_the_same_queries() -> None:
     with pytest.raises(ValueError, match="same queries"):
         paired_difference(per_query(_lists(3, 0.1, 0)), per_query(_lists(4, 0.1, 0)))
+
+
+def test_random_order_is_half_right_and_below_a_perfect_ranker() -> None:
+    from training.bootstrap import random_per_query
+
+    lists = _lists(200, 0.0, 3)  # scores equal labels: a perfect ranker
+    rand = intervals(random_per_query([labels for labels, _ in lists]), resamples=100)
+    perfect = intervals(per_query(lists), resamples=100)
+    assert rand["pairwise_accuracy"][0] == pytest.approx(0.5, abs=0.02)
+    assert perfect["pairwise_accuracy"][0] == 1.0 and perfect["ndcg@5"][0] == pytest.approx(1.0)
+    assert rand["ndcg@5"][2] < perfect["ndcg@5"][0]

@@ -86,3 +86,13 @@ def paired_difference(a: PerQuery, b: PerQuery, resamples: int = RESAMPLES,
     boot_a, boot_b = _statistics(a, idx), _statistics(b, idx)
     return {k: (float(point_a[k][0] - point_b[k][0]),
                 *map(float, np.nanpercentile(boot_a[k] - boot_b[k], [2.5, 97.5]))) for k in point_a}
+
+
+def random_per_query(label_lists: Sequence[Sequence[float]], ks: Sequence[int] = (5, 10),
+                     relevant_threshold: float = 0.75, repeats: int = 20, seed: int = 0) -> PerQuery:
+    """Random order's expected per-query values: each query's metrics averaged over ``repeats`` shuffles."""
+    rng = np.random.default_rng(seed)
+    runs = [per_query([(labels, rng.random(len(labels)).tolist()) for labels in label_lists], ks, relevant_threshold)
+            for _ in range(repeats)]
+    values = {k: np.mean([r.values[k] for r in runs], axis=0) for k in runs[0].values}
+    return PerQuery(values, np.mean([r.pair_correct for r in runs], axis=0), runs[0].pair_total)
