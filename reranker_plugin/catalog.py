@@ -17,10 +17,10 @@ from opensearchpy import OpenSearch, helpers
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.exceptions import RequestError, TransportError
 
-from training.text import RENDERED_FIELD, ProductTemplate
+from reranker_core.errors import ClusterError
+from reranker_core.template import RENDERED_FIELD, ProductTemplate
 
 from .assets import load_json
-from .errors import ClusterError
 
 #: OpenSearch rejects a whole bulk request (not just the row) for ids longer than this.
 MAX_ID_BYTES = 512

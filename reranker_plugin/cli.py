@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import warnings
 import time
+import warnings
 from pathlib import Path
 
 import click
@@ -19,8 +19,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .config import Config, load_config, override
-from .errors import RerankerError
+from reranker_core.config import Config, load_config, override
+from reranker_core.errors import RerankerError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -159,8 +159,9 @@ def deploy(ctx: Context, model_zip: Path, **flags) -> None:
     The serving pipeline changes only after the new model answered a test
     prediction; a failed run removes what it registered, so re-running converges.
     """
+    from reranker_core.model_zip import validate_zip
+
     from .deploy import deploy as run_deploy
-    from .model_zip import validate_zip
 
     flags["document_fields"] = tuple(flags["document_fields"]) or None
     cfg = override(ctx.config.deploy, **flags)

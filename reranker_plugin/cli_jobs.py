@@ -6,10 +6,11 @@ from pathlib import Path
 
 import click
 
+from reranker_core.config import override
+from reranker_core.errors import RerankerError
+
 from .cli import Context, cli, console, err_console, pass_ctx
 from .cli_train import data_option, kind_option, load_data, print_metrics, progress_bar, with_data
-from .config import override
-from .errors import RerankerError
 
 
 @cli.command("index-catalog")
@@ -25,7 +26,7 @@ def index_catalog(ctx: Context, catalog: Path | None, data: Path | None, kind: s
     rendering); ids are the product ids, so re-running updates, never duplicates.
     Rows the cluster rejects are listed by id and make the exit code 1.
     """
-    from training.data import read_catalog
+    from training.datasets import read_catalog
 
     from .catalog import index_catalog as run
 
@@ -195,7 +196,7 @@ def _queries_as_log(config) -> Path:
     """Without a real log, the dataset's search terms stand in for one (evaluation queries are excluded later)."""
     import json
 
-    from .files import atomic_write
+    from reranker_core.files import atomic_write
 
     lines = "".join(json.dumps({"user_query": j.query}) + "\n" for j in load_data(config).judgments)
     return atomic_write(Path("runs/query-log.jsonl"), lambda tmp: tmp.write_text(lines, encoding="utf-8"))

@@ -15,8 +15,9 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from reranker_core.config import Config, override
+
 from .cli import Context, cli, console, err_console, pass_ctx
-from .config import Config, override
 
 PAIRS_DIR = Path("runs/pairs")
 
@@ -42,7 +43,7 @@ _datasets: dict[str, object] = {}  # `reranker run` chains commands in one proce
 
 def load_data(config: Config):
     """The configured judged dataset (read once per process and data config)."""
-    from training.data import load_dataset
+    from training.datasets import load_dataset
 
     cfg = config.data
     files = [cfg.require_path(), *([Path(cfg.catalog)] if cfg.catalog else [])]

@@ -13,7 +13,7 @@ from typing import Any
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import NotFoundError, TransportError
 
-from .errors import ClusterError, DeployError
+from reranker_core.errors import ClusterError, DeployError
 
 ML = "/_plugins/_ml"
 TERMINAL_TASK_STATES = {"COMPLETED", "FAILED", "COMPLETED_WITH_ERROR", "CANCELLED"}

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from reranker_core.config import ClusterConfig, LocalNodeConfig
 from reranker_plugin.cluster import LocalNode
-from reranker_plugin.config import ClusterConfig, LocalNodeConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,8 +50,8 @@ def opensearch(request: pytest.FixtureRequest) -> Iterator[TestCluster]:
         yield TestCluster(os.environ["OPENSEARCH_URL"], "env", None)
         return
     if _docker_engine_available():
+        from reranker_core.errors import ClusterError
         from reranker_plugin.client import connect
-        from reranker_plugin.errors import ClusterError
 
         services = request.getfixturevalue("docker_services")
         url = f"http://127.0.0.1:{services.port_for('opensearch', 9200)}"

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
+from reranker_core.config import Config, load_config, override
+from reranker_core.errors import ConfigError
 from reranker_plugin.cli import cli
-from reranker_plugin.config import Config, load_config, override
-from reranker_plugin.errors import ConfigError
 
 
 def test_defaults_and_repository_example_agree(monkeypatch):

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from reranker_core.errors import LocalNodeError
 from reranker_plugin.cluster import find_java, java_version
-from reranker_plugin.errors import LocalNodeError
 
 
 def test_missing_java_is_a_clear_error(tmp_path, monkeypatch):

@@ -5,8 +5,8 @@ import uuid
 
 import pytest
 
+from reranker_core.errors import ClusterError
 from reranker_plugin.assets import load_json
-from reranker_plugin.errors import ClusterError
 from reranker_plugin.ubi import iter_ubi_queries
 from training.querylog import LogLine
 
