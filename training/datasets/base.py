@@ -1,17 +1,17 @@
-"""Datasets: a catalog of products plus graded (query, product) judgments.
+"""Datasets: a catalog of products plus graded (query, product) judgments, and what every format shares.
 
 Every loader returns the same :class:`Dataset`, so teacher, student and
 evaluation never care where the data came from. Graded labels become soft
 targets in [0, 1] through a grade map kept in config; splits are decided per
-query by a hash, so no query appears in two splits and re-runs agree.
+query by a hash, so no query appears in two splits and re-runs agree. The
+readers below (CSV/TSV, JSONL, Parquet; always UTF-8, streamed) and the row and
+grade checks are shared by the format modules beside this one.
 """
 from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
-import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +22,6 @@ from reranker_core.errors import RerankerError
 SPLITS = ("train", "validation", "test")
 DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
 DEFAULT_SALT = "reranker"
-
-# Grade -> soft label, per published dataset. Home Depot grades are numbers (mean of 1..3 raters).
-ESCI_GRADES = {"E": 1.0, "S": 0.1, "C": 0.01, "I": 0.0}
-WANDS_GRADES = {"Exact": 1.0, "Partial": 0.5, "Irrelevant": 0.0}
 
 
 class DataError(RerankerError):
@@ -99,42 +95,6 @@ def grade_distribution(soft_label: float, levels: tuple[float, ...]) -> list[flo
             return dist
     dist[0] = 1.0
     return dist
-
-
-def homedepot_soft_label(relevance: float) -> float:
-    """Mean rater grade on 1..3 mapped linearly to [0, 1]."""
-    return min(1.0, max(0.0, (relevance - 1.0) / 2.0))
-
-
-def load_homedepot(path: Path) -> Dataset:
-    """Home Depot ``train.csv`` (or its zip): latin-1, columns product_uid, product_title, search_term, relevance."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"Home Depot file {path} does not exist", "point data.path at train.csv or train.csv.zip")
-    try:
-        if path.suffix == ".zip":
-            with zipfile.ZipFile(path) as zf:
-                text = zf.read("train.csv").decode("latin-1")
-        else:
-            text = path.read_bytes().decode("latin-1")
-    except (zipfile.BadZipFile, KeyError) as err:
-        raise DataError(f"{path} is not a zip holding train.csv", "use the Kaggle train.csv.zip") from err
-    reader = csv.DictReader(io.StringIO(text))
-    _require_columns(path, reader.fieldnames, {"product_uid", "product_title", "search_term", "relevance"})
-    products: dict[str, dict[str, str]] = {}
-    judgments = []
-    for line, row in enumerate(reader, start=2):
-        query = (row["search_term"] or "").strip()
-        if not query:
-            raise DataError(f"{path} line {line}: empty search_term", "remove or fill the row")
-        try:
-            grade = float(row["relevance"])
-        except ValueError as err:
-            raise DataError(f"{path} line {line}: relevance {row['relevance']!r} is not a number",
-                            "grades are means of 1..3") from err
-        products[row["product_uid"]] = {"title": row["product_title"]}
-        judgments.append(Judgment(query, row["product_uid"], row["relevance"], homedepot_soft_label(grade)))
-    return Dataset("homedepot", products, judgments, (0.0, 0.5, 1.0))
 
 
 def map_grade(path: Path, line: int | str, grade: str, grade_map: Mapping[str, float]) -> float:
@@ -311,9 +271,6 @@ def _required_text(path: Path, where: str, row: Row, column: str, what: str = ""
 
 # --- Grades ---------------------------------------------------------------------------------------------------------
 
-MAX_NUMERIC_LEVELS = 10  # more distinct numeric grades than this is a continuous scale, not levels
-
-
 def _check_grade_map(grade_map: Mapping[str, float]) -> dict[str, float]:
     """A grade map with numeric values in [0, 1]; it comes from user config, so check it once here."""
     checked: dict[str, float] = {}
@@ -332,37 +289,6 @@ def _levels(grade_map: Mapping[str, float]) -> tuple[float, ...]:
     return tuple(sorted(set(grade_map.values())))
 
 
-def _generic_soft_label(path: Path, where: str, grade: str, grade_map: Mapping[str, float]) -> float:
-    """A grade in the map takes its value; any other grade must be a number in [0, 1], used as is."""
-    if grade in grade_map:
-        return grade_map[grade]
-    try:
-        value = float(grade)
-    except ValueError:
-        if grade_map:
-            return map_grade(path, where, grade, grade_map)  # raises, listing the known grades
-        raise DataError(f"{path} {where}: grade {grade!r} is not a number and there is no grade map",
-                        "use numbers in [0, 1], or map categories to numbers in data.grade_map") from None
-    if not 0.0 <= value <= 1.0:
-        raise DataError(f"{path} {where}: grade {grade} is outside [0, 1]",
-                        "scale grades to [0, 1], or map them in data.grade_map")
-    return value
-
-
-def _generic_levels(grade_map: Mapping[str, float], judgments: Iterable[Judgment]) -> tuple[float, ...]:
-    """The grade scale: the map's values plus the numeric grades seen and the ends of their [0, 1] scale.
-
-    Numeric grades with more than MAX_NUMERIC_LEVELS distinct values are a continuous score, not levels:
-    they get 0, 0.5, 1.
-    """
-    numeric = {j.soft_label for j in judgments if j.grade not in grade_map}
-    if len(numeric) > MAX_NUMERIC_LEVELS:
-        numeric = {0.5}
-    levels = set(grade_map.values()) | numeric | ({0.0, 1.0} if numeric else set())
-    if len(levels) < 2:
-        levels |= {0.0, 1.0}
-    return tuple(sorted(levels))
-
 
 def _require_judgments(path: Path, judgments: list[Judgment]) -> None:
     if not judgments:
@@ -374,221 +300,3 @@ def _known_product(path: Path, where: str, product_id: str, products: Mapping[st
         raise DataError(f"{path} {where}: product {product_id!r} is not in {catalog}",
                         "use judgments and catalog from the same export, or drop the row")
     return product_id
-
-
-# --- Generic format: users' own judgments and catalog ---------------------------------------------------------------
-
-GENERIC_COLUMNS = {"query", "product_id", "grade"}
-
-
-def read_catalog(path: Path) -> dict[str, dict[str, str]]:
-    """Product id -> text fields, from CSV/TSV, JSONL or Parquet.
-
-    The key column is ``id`` (or ``product_id``); every other column is a text field. JSONL lines in Vespa
-    feed form are unwrapped. Duplicate ids are an error: which text would the model read?
-    """
-    path = Path(path)
-    products: dict[str, dict[str, str]] = {}
-    for where, row in _iter_rows(path):
-        row = _unwrap_feed(row)
-        key = _id_column(path, where, row)
-        product_id = _required_text(path, where, row, key)
-        if product_id in products:
-            raise DataError(f"{path} {where}: duplicate product id {product_id!r}", "make product ids unique")
-        products[product_id] = {name: _text(value) for name, value in row.items() if name != key}
-    if not products:
-        raise DataError(f"{path} has no products", "check that it is the right file and not just a header")
-    return products
-
-
-def load_generic(judgments_path: Path, catalog_path: Path, grade_map: Mapping[str, float] | None = None) -> Dataset:
-    """Users' own data: judgments (columns query, product_id, grade) plus a catalog (see :func:`read_catalog`).
-
-    Either file is CSV/TSV, JSONL or Parquet, by suffix, UTF-8. A grade found in ``grade_map`` takes its
-    value; any other grade must be a number in [0, 1] and is the soft label itself.
-    """
-    judgments_path, catalog_path = Path(judgments_path), Path(catalog_path)
-    grades = _check_grade_map(grade_map or {})
-    products = read_catalog(catalog_path)
-    judgments = []
-    for where, row in _iter_rows(judgments_path):
-        _require_columns(judgments_path, row.keys(), GENERIC_COLUMNS, where)
-        query = _required_text(judgments_path, where, row, "query")
-        product_id = _known_product(judgments_path, where, _required_text(judgments_path, where, row, "product_id"),
-                                    products, catalog_path)
-        grade = _required_text(judgments_path, where, row, "grade")
-        judgments.append(Judgment(query, product_id, grade, _generic_soft_label(judgments_path, where, grade, grades)))
-    _require_judgments(judgments_path, judgments)
-    return Dataset("generic", products, judgments, _generic_levels(grades, judgments))
-
-
-# --- WANDS (Wayfair) ------------------------------------------------------------------------------------------------
-
-WANDS_FILES = ("product.csv", "query.csv", "label.csv")
-WANDS_PRODUCT_FIELDS = {
-    "product_name": "title",
-    "product_description": "description",
-    "product_class": "product_class",
-    "category hierarchy": "category",
-    "product_features": "features",
-}
-_WANDS_HINT = "point data.path at the WANDS dataset/ folder (github.com/wayfair/WANDS)"
-
-
-def load_wands(directory: Path, grade_map: Mapping[str, float] | None = None) -> Dataset:
-    """WANDS: tab-separated ``product.csv``, ``query.csv`` and ``label.csv`` in ``directory``.
-
-    The product name becomes ``title`` so the default template (fields: [title]) works unchanged.
-    """
-    directory = Path(directory)
-    for name in WANDS_FILES:
-        if not (directory / name).is_file():
-            raise DataError(f"WANDS folder {directory} lacks {name}", _WANDS_HINT)
-    grades = _check_grade_map(grade_map or WANDS_GRADES)
-    products = _wands_products(directory / "product.csv")
-    queries = _wands_queries(directory / "query.csv")
-    path = directory / "label.csv"
-    judgments = []
-    for where, row in _iter_rows(path):
-        _require_columns(path, row.keys(), {"query_id", "product_id", "label"}, where)
-        query_id = _required_text(path, where, row, "query_id")
-        if query_id not in queries:
-            raise DataError(f"{path} {where}: query_id {query_id!r} is not in query.csv",
-                            "use label.csv and query.csv from the same WANDS release")
-        product_id = _known_product(path, where, _required_text(path, where, row, "product_id"), products,
-                                    directory / "product.csv")
-        grade = _required_text(path, where, row, "label")
-        judgments.append(Judgment(queries[query_id], product_id, grade, map_grade(path, where, grade, grades)))
-    _require_judgments(path, judgments)
-    return Dataset("wands", products, judgments, _levels(grades))
-
-
-def _wands_products(path: Path) -> dict[str, dict[str, str]]:
-    """product_id -> the text fields models may read, renamed to the template's vocabulary."""
-    products: dict[str, dict[str, str]] = {}
-    for where, row in _iter_rows(path):
-        _require_columns(path, row.keys(), {"product_id", "product_name"}, where)
-        product_id = _required_text(path, where, row, "product_id")
-        if product_id in products:
-            raise DataError(f"{path} {where}: duplicate product_id {product_id!r}", "make product ids unique")
-        products[product_id] = {name: _text(row.get(column)) for column, name in WANDS_PRODUCT_FIELDS.items()}
-    return products
-
-
-def _wands_queries(path: Path) -> dict[str, str]:
-    """query_id -> query text."""
-    queries: dict[str, str] = {}
-    for where, row in _iter_rows(path):
-        _require_columns(path, row.keys(), {"query_id", "query"}, where)
-        queries[_required_text(path, where, row, "query_id")] = _required_text(path, where, row, "query")
-    return queries
-
-
-# --- ESCI (Amazon Shopping Queries) ---------------------------------------------------------------------------------
-
-# Template field -> column names: the sample's JSONL first, the release's Parquet second.
-ESCI_PRODUCT_FIELDS = {
-    "title": ("title", "product_title"),
-    "description": ("description", "product_description"),
-    "bullets": ("bullets", "product_bullet_point"),
-    "brand": ("brand", "product_brand"),
-    "color": ("color", "product_color"),
-}
-_ESCI_HINT = "download shopping_queries_dataset_*.parquet from https://github.com/amazon-science/esci-data"
-
-
-def load_esci(directory: Path, grade_map: Mapping[str, float] | None = None) -> Dataset:
-    """ESCI: the release's examples + products Parquet files, or a judgments CSV + products JSONL (the sample).
-
-    Only judged products are kept; an id listed in several locales keeps the text of the locale it was judged in.
-    """
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise DataError(f"ESCI folder {directory} does not exist", "point data.path at the folder of ESCI files")
-    judgments_path, products_path = _esci_files(directory)
-    grades = _check_grade_map(grade_map or ESCI_GRADES)
-    judgments, wanted = _esci_judgments(judgments_path, grades)
-    products = _esci_products(products_path, wanted)
-    for product_id, (where, _) in wanted.items():
-        _known_product(judgments_path, where, product_id, products, products_path)
-    return Dataset("esci", products, judgments, _levels(grades))
-
-
-def _esci_files(directory: Path) -> tuple[Path, Path]:
-    """(judgments, products) found by name: Parquet of the release first, else the sample's CSV and JSONL."""
-    judgments = _one_file(directory, "*examples*.parquet") or _one_file(directory, "*.csv", skip="sources")
-    products = _one_file(directory, "*products*.parquet") or _one_file(directory, "*.jsonl")
-    if judgments is None:
-        raise DataError(f"ESCI folder {directory} has no judgments file "
-                        "(shopping_queries_dataset_examples.parquet or a .csv)", _ESCI_HINT)
-    if products is None:
-        raise DataError(f"ESCI folder {directory} has no products file "
-                        "(shopping_queries_dataset_products.parquet or a .jsonl)", _ESCI_HINT)
-    return judgments, products
-
-
-def _one_file(directory: Path, pattern: str, skip: str | None = None) -> Path | None:
-    """The single file matching ``pattern`` (None if none); several is ambiguous, so an error."""
-    found = sorted(p for p in directory.glob(pattern) if p.is_file() and not (skip and skip in p.name))
-    if len(found) > 1:
-        raise DataError(f"{directory} holds several {pattern} files: {', '.join(p.name for p in found)}",
-                        "keep only the one to load")
-    return found[0] if found else None
-
-
-def _esci_judgments(path: Path, grades: Mapping[str, float]) -> tuple[list[Judgment], dict[str, tuple[str, str]]]:
-    """Judgments, and for each judged product the first row naming it and its locale."""
-    judgments = []
-    wanted: dict[str, tuple[str, str]] = {}
-    for where, row in _iter_rows(path, columns=("query", "product_id", "product_locale", "esci_label")):
-        _require_columns(path, row.keys(), {"query", "product_id", "esci_label"}, where)
-        query = _required_text(path, where, row, "query")
-        product_id = _required_text(path, where, row, "product_id")
-        grade = _required_text(path, where, row, "esci_label")
-        judgments.append(Judgment(query, product_id, grade, map_grade(path, where, grade, grades)))
-        wanted.setdefault(product_id, (where, _text(row.get("product_locale")).strip()))
-    _require_judgments(path, judgments)
-    return judgments, wanted
-
-
-def _esci_products(path: Path, wanted: Mapping[str, tuple[str, str]]) -> dict[str, dict[str, str]]:
-    """Text fields of the judged products, in the locale they were judged in."""
-    columns = ["id", "product_id", "locale", "product_locale"]
-    columns += [c for names in ESCI_PRODUCT_FIELDS.values() for c in names]
-    products: dict[str, dict[str, str]] = {}
-    for where, row in _iter_rows(path, columns=columns):
-        row = _unwrap_feed(row)
-        product_id = _text(row.get(_id_column(path, where, row))).strip()
-        if product_id not in wanted or product_id in products:
-            continue
-        locale, judged_locale = _text(row.get("locale", row.get("product_locale"))).strip(), wanted[product_id][1]
-        if locale and judged_locale and locale != judged_locale:
-            continue
-        products[product_id] = {name: _first_text(row, names) for name, names in ESCI_PRODUCT_FIELDS.items()}
-    return products
-
-
-def _first_text(row: Row, names: Sequence[str]) -> str:
-    return next((_text(row[n]) for n in names if n in row), "")
-
-
-# --- Dispatch -------------------------------------------------------------------------------------------------------
-
-DATASET_KINDS = ("homedepot", "wands", "esci", "generic")
-
-
-def load_dataset(kind: str, path: Path, grade_map: Mapping[str, float] | None = None,
-                 catalog: Path | None = None) -> Dataset:
-    """The loader for ``data.kind``. Home Depot grades are rater means, so it ignores ``grade_map``."""
-    if kind == "homedepot":
-        return load_homedepot(path)
-    if kind == "wands":
-        return load_wands(path, grade_map)
-    if kind == "esci":
-        return load_esci(path, grade_map)
-    if kind == "generic":
-        if catalog is None:
-            raise DataError("data kind 'generic' needs a catalog file",
-                            "set data.catalog to the products CSV/JSONL/Parquet")
-        return load_generic(path, catalog, grade_map)
-    raise DataError(f"unknown data kind {kind!r}", f"use one of {', '.join(DATASET_KINDS)}")
