@@ -11,7 +11,7 @@ import pytest
 
 from reranker_core.files import write_json_atomic
 from reranker_core.template import ProductTemplate
-from reranker_plugin.evaluate import write_json
+from reranker_plugin.jobs.evaluate import write_json
 from training.datasets import DataError, Dataset, Judgment, split_of
 from training.evaluate import ZipScorer, evaluate_offline, judged_lists, load_scorer
 from training.metrics import evaluate_rankings

@@ -9,9 +9,9 @@ import pytest
 from reranker_core.config import DeployConfig
 from reranker_core.errors import ClusterError
 from reranker_core.model_zip import validate_zip
-from reranker_plugin.deploy import deploy
-from reranker_plugin.evaluate import evaluate_through_cluster, judged_search, plot_comparison, write_json
-from reranker_plugin.search import search
+from reranker_plugin.jobs.evaluate import evaluate_through_cluster, judged_search, plot_comparison, write_json
+from reranker_plugin.jobs.search import search
+from reranker_plugin.mlcommons.deploy import deploy
 from training.metrics import evaluate_rankings
 
 pytestmark = pytest.mark.integration

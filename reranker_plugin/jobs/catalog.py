@@ -20,7 +20,7 @@ from opensearchpy.exceptions import RequestError, TransportError
 from reranker_core.errors import ClusterError
 from reranker_core.template import RENDERED_FIELD, ProductTemplate
 
-from .assets import load_json
+from ..node.assets import load_json
 
 #: OpenSearch rejects a whole bulk request (not just the row) for ids longer than this.
 MAX_ID_BYTES = 512

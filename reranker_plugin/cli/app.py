@@ -42,7 +42,7 @@ class Context:
             hf_logging.disable_progress_bar()
 
     def client(self):
-        from .client import connect
+        from ..connection import connect
 
         return connect(self.config.cluster)
 
@@ -95,7 +95,7 @@ def cluster() -> None:
 
 
 def _local_node(ctx: Context, port: int | None = None):
-    from .cluster import LocalNode
+    from ..node.local import LocalNode
 
     return LocalNode(override(ctx.config.local_node, port=port))
 
@@ -161,7 +161,7 @@ def deploy(ctx: Context, model_zip: Path, **flags) -> None:
     """
     from reranker_core.model_zip import validate_zip
 
-    from .deploy import deploy as run_deploy
+    from ..mlcommons.deploy import deploy as run_deploy
 
     flags["document_fields"] = tuple(flags["document_fields"]) or None
     cfg = override(ctx.config.deploy, **flags)
@@ -197,7 +197,7 @@ def models() -> None:
 @pass_ctx
 def models_list(ctx: Context) -> None:
     """Registered models, newest first."""
-    from .ml_commons import MLCommons
+    from ..mlcommons.client import MLCommons
 
     table = Table("name", "version", "function", "state", "sha256")
     table.add_column("model id", no_wrap=True)
@@ -211,7 +211,7 @@ def models_list(ctx: Context) -> None:
 @pass_ctx
 def models_undeploy(ctx: Context, model_id: str) -> None:
     """Free a model's memory on the nodes (it stays registered)."""
-    from .ml_commons import MLCommons
+    from ..mlcommons.client import MLCommons
 
     MLCommons(ctx.client()).undeploy(model_id)
     console.print(f"undeployed {model_id}")
@@ -222,7 +222,7 @@ def models_undeploy(ctx: Context, model_id: str) -> None:
 @pass_ctx
 def models_delete(ctx: Context, model_id: str) -> None:
     """Undeploy (if needed) and delete a model with its chunks."""
-    from .ml_commons import MLCommons
+    from ..mlcommons.client import MLCommons
 
     ml = MLCommons(ctx.client())
     if ml.get_model(model_id) is None:
@@ -244,7 +244,7 @@ def pipeline_show(ctx: Context, name: str | None) -> None:
     """Print pipeline NAME (default: deploy.pipeline) as JSON."""
     import json
 
-    from .pipeline import get_pipeline
+    from ..mlcommons.pipeline import get_pipeline
 
     name = name or ctx.config.deploy.pipeline
     body = get_pipeline(ctx.client(), name)
@@ -264,7 +264,7 @@ def pipeline_show(ctx: Context, name: str | None) -> None:
 def search(ctx: Context, query: str, index: str | None, fields: tuple[str, ...], pipeline_name: str | None,
            size: int) -> None:
     """Show the top hits for QUERY without and with the rerank pipeline, side by side."""
-    from .search import search as run_search
+    from ..jobs.search import search as run_search
 
     cfg = ctx.config.deploy
     index, fields, pipeline_name = index or cfg.index, fields or ctx.config.document_fields, pipeline_name or cfg.pipeline
@@ -285,7 +285,7 @@ def search(ctx: Context, query: str, index: str | None, fields: tuple[str, ...],
     console.print(table)
 
 
-from . import cli_jobs, cli_train  # noqa: E402,F401  (register their commands on `cli`)
+from . import jobs, train  # noqa: E402,F401  (register their commands on `cli`)
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ from reranker_core.errors import ClusterError, ConfigError
 from reranker_core.files import atomic_write, write_json_atomic
 from training.metrics import RankedList, evaluate_rankings
 
-from .client import cluster_call
+from ..connection import cluster_call
 from .search import send
 
 BM25 = "bm25"

@@ -18,7 +18,7 @@ from reranker_core.config import DeployConfig
 from reranker_core.errors import ConfigError, DeployError, RerankerError
 from reranker_core.model_zip import ModelArtifact
 
-from .ml_commons import COMPLETE_STATES, MLCommons
+from .client import COMPLETE_STATES, MLCommons
 from .pipeline import get_pipeline, pipeline_model_id, put_pipeline, render_pipeline, set_default_pipeline
 
 log = logging.getLogger(__name__)

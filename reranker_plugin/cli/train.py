@@ -17,7 +17,7 @@ from rich.table import Table
 
 from reranker_core.config import Config, override
 
-from .cli import Context, cli, console, err_console, pass_ctx
+from .app import Context, cli, console, err_console, pass_ctx
 
 PAIRS_DIR = Path("runs/pairs")
 
@@ -242,7 +242,7 @@ def evaluate_offline(ctx: Context, models: tuple[Path, ...], data: Path | None, 
     from training.evaluate import evaluate_offline as run
     from training.evaluate import judged_lists, load_scorer
 
-    from .evaluate import plot_comparison, write_json
+    from ..jobs.evaluate import plot_comparison, write_json
 
     config = with_data(ctx.config, data, kind)
     dataset = load_data(config)

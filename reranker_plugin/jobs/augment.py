@@ -30,7 +30,7 @@ from training.datasets import normalize_query, split_of
 from training.pairs import write_pairs
 from training.querylog import LogLine, MalformedReport, QueryCounter, iter_log_file
 
-from .client import cluster_call
+from ..connection import cluster_call
 from .search import bm25_query, send
 
 MANIFEST = "manifest.json"

@@ -8,7 +8,7 @@ from opensearchpy.exceptions import NotFoundError, TransportError
 
 from reranker_core.errors import ClusterError
 
-from .assets import load_json
+from ..node.assets import load_json
 
 
 def render_pipeline(model_id: str, document_fields: tuple[str, ...]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from opensearchpy.exceptions import TransportError
 from reranker_core.errors import ClusterError
 from training.querylog import LogLine
 
-from .client import cluster_call
+from ..connection import cluster_call
 
 UBI_QUERIES = "ubi_queries"
 KEEP_ALIVE = "2m"

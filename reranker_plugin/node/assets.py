@@ -15,7 +15,7 @@ import yaml
 
 from reranker_core.errors import ConfigError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 ASSETS_DIR = REPO_ROOT / "opensearch"
 VERSION_FILE = REPO_ROOT / ".env"
 

@@ -9,8 +9,8 @@ import click
 from reranker_core.config import override
 from reranker_core.errors import RerankerError
 
-from .cli import Context, cli, console, err_console, pass_ctx
-from .cli_train import data_option, kind_option, load_data, print_metrics, progress_bar, with_data
+from .app import Context, cli, console, err_console, pass_ctx
+from .train import data_option, kind_option, load_data, print_metrics, progress_bar, with_data
 
 
 @cli.command("index-catalog")
@@ -28,7 +28,7 @@ def index_catalog(ctx: Context, catalog: Path | None, data: Path | None, kind: s
     """
     from training.datasets import read_catalog
 
-    from .catalog import index_catalog as run
+    from ..jobs.catalog import index_catalog as run
 
     config = with_data(ctx.config, data, kind)
     index = index or config.deploy.index
@@ -69,8 +69,8 @@ def augment(ctx: Context, teacher_dir: Path, logs: tuple[Path, ...], data: Path 
     ctx.quiet_models()
     from training.teacher import Teacher
 
-    from .augment import augment as run
-    from .augment import judged_pairs
+    from ..jobs.augment import augment as run
+    from ..jobs.augment import judged_pairs
 
     flags["output"] = str(flags["output"]) if flags["output"] else None
     config = with_data(ctx.config, data, kind)
@@ -110,7 +110,7 @@ def evaluate(ctx: Context, data: Path | None, kind: str | None, pipelines: tuple
     """
     from training.evaluate import judged_lists
 
-    from .evaluate import evaluate_through_cluster, plot_comparison, write_json
+    from ..jobs.evaluate import evaluate_through_cluster, plot_comparison, write_json
 
     config = with_data(ctx.config, data, kind)
     cfg = override(config.evaluate, split=split, max_queries=max_queries,
@@ -145,8 +145,8 @@ def run_all(ctx: Context, data: Path | None, kind: str | None, logs: tuple[Path,
     Budgets come from reranker.yaml (teacher.max_train_queries, augment.max_queries,
     evaluate.max_queries...). Finished steps are reused on a re-run unless --restart.
     """
-    from .cli import cluster_up
-    from .cli_train import export, label, train_student, train_teacher
+    from .app import cluster_up
+    from .train import export, label, train_student, train_teacher
 
     config = with_data(ctx.config, data, kind)
     ctx.config = config
@@ -180,7 +180,7 @@ def run_all(ctx: Context, data: Path | None, kind: str | None, logs: tuple[Path,
          kind=None, max_train_queries=None, loss="margin_mse", output=None, model=None, max_steps=None, epochs=None)
     step("export", False, export, student_dir=student_dir, out=zip_path, int8=False,
          data=None, kind=None, max_queries=300)
-    from .cli import deploy
+    from .app import deploy
 
     step("deploy", False, deploy, model_zip=zip_path, model_name=None, model_version=None, model_group=None,
          index=None, document_fields=(), pipeline=None, default_pipeline=None, deploy_timeout_s=None)
