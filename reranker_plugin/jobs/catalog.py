@@ -2,7 +2,7 @@
 
 Each product is stored under its own id (``_id`` = product id), so re-running
 updates documents instead of duplicating them, with its raw fields plus
-``product_text``: the template's rendering (training/text.py), which is what a
+``product_text``: the template's rendering (reranker_core/template.py), which is what a
 multi-field pipeline reranks on. Products stream through ``streaming_bulk`` in
 batches, so memory stays bounded whatever the catalog size; a row the cluster
 refuses (e.g. a mapping conflict) is reported by id and the rest is indexed.
