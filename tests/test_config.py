@@ -67,3 +67,12 @@ def test_cli_rejects_a_broken_zip_before_touching_any_cluster(tmp_path):
     result = CliRunner().invoke(cli, ["--url", "http://127.0.0.1:9", "deploy", str(bad)])
     assert result.exit_code == 1
     assert "model.zip is not a zip file" in result.output
+
+
+def test_run_finds_every_step_it_chains(tmp_path, monkeypatch):
+    """`reranker run` looks its steps up on the group by name; all resolve before it asks for the dataset."""
+    monkeypatch.chdir(tmp_path)  # no reranker.yaml here, so no dataset is configured
+    monkeypatch.delenv("OPENSEARCH_URL", raising=False)
+    result = CliRunner().invoke(cli, ["run"])
+    assert result.exit_code == 2, result.output
+    assert "no dataset given" in result.output and "Traceback" not in result.output
