@@ -29,13 +29,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from reranker_plugin.config import StudentConfig, TeacherConfig  # noqa: E402
-from reranker_plugin.files import write_json_atomic  # noqa: E402
-from training.data import group_by_query, load_homedepot  # noqa: E402
+from reranker_core.config import StudentConfig, TeacherConfig  # noqa: E402
+from reranker_core.files import write_json_atomic  # noqa: E402
+from reranker_core.template import ProductTemplate  # noqa: E402
+from training.datasets import group_by_query, load_homedepot  # noqa: E402
 from training.evaluate import evaluate_offline, evaluate_scorer, judged_lists  # noqa: E402
 from training.student import CrossEncoder, StudentExample, train_student  # noqa: E402
 from training.teacher import Teacher, teacher_examples, train_teacher  # noqa: E402
-from training.text import ProductTemplate  # noqa: E402
 
 
 def main() -> None:

@@ -24,13 +24,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from reranker_plugin.assets import load_json  # noqa: E402
-from reranker_plugin.client import connect  # noqa: E402
-from reranker_plugin.cluster import LocalNode  # noqa: E402
-from reranker_plugin.config import ClusterConfig, DeployConfig, LocalNodeConfig  # noqa: E402
-from reranker_plugin.deploy import deploy  # noqa: E402
-from reranker_plugin.model_zip import validate_zip  # noqa: E402
-from reranker_plugin.search import search  # noqa: E402
+from reranker_core.config import ClusterConfig, DeployConfig, LocalNodeConfig  # noqa: E402
+from reranker_core.model_zip import validate_zip  # noqa: E402
+from reranker_plugin.connection import connect  # noqa: E402
+from reranker_plugin.jobs.search import search  # noqa: E402
+from reranker_plugin.mlcommons.deploy import deploy  # noqa: E402
+from reranker_plugin.node.assets import load_json  # noqa: E402
+from reranker_plugin.node.local import LocalNode  # noqa: E402
 
 HOMEDEPOT = ROOT.parent / "shared" / "data" / "homedepot" / "train.csv.zip"
 INDEX, PIPELINE, FIELDS = "bench-products", "bench-rerank", ("title",)

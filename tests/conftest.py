@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from reranker_plugin.cluster import LocalNode
-from reranker_plugin.config import ClusterConfig, LocalNodeConfig
+from reranker_core.config import ClusterConfig, LocalNodeConfig
+from reranker_plugin.node.local import LocalNode
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,8 +50,8 @@ def opensearch(request: pytest.FixtureRequest) -> Iterator[TestCluster]:
         yield TestCluster(os.environ["OPENSEARCH_URL"], "env", None)
         return
     if _docker_engine_available():
-        from reranker_plugin.client import connect
-        from reranker_plugin.errors import ClusterError
+        from reranker_core.errors import ClusterError
+        from reranker_plugin.connection import connect
 
         services = request.getfixturevalue("docker_services")
         url = f"http://127.0.0.1:{services.port_for('opensearch', 9200)}"
@@ -76,7 +76,7 @@ def opensearch(request: pytest.FixtureRequest) -> Iterator[TestCluster]:
 
 @pytest.fixture(scope="session")
 def client(opensearch: TestCluster):
-    from reranker_plugin.client import connect
+    from reranker_plugin.connection import connect
 
     return connect(ClusterConfig(url=opensearch.url))
 

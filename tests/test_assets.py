@@ -5,8 +5,8 @@ from pathlib import Path
 
 import yaml
 
-from reranker_plugin.assets import load_json, load_yaml, opensearch_version
-from reranker_plugin.pipeline import pipeline_model_id, render_pipeline
+from reranker_plugin.mlcommons.pipeline import pipeline_model_id, render_pipeline
+from reranker_plugin.node.assets import load_json, load_yaml, opensearch_version
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import pyarrow.parquet as pq
+import pytest
 import yaml
 from click.testing import CliRunner
 
 from reranker_plugin.cli import cli
-from training.data import split_of
+from training.datasets import split_of
 
 from .conftest import tiny_cross_encoder
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
+from reranker_core.config import Config, load_config, override
+from reranker_core.errors import ConfigError
 from reranker_plugin.cli import cli
-from reranker_plugin.config import Config, load_config, override
-from reranker_plugin.errors import ConfigError
 
 
 def test_defaults_and_repository_example_agree(monkeypatch):
@@ -67,3 +67,12 @@ def test_cli_rejects_a_broken_zip_before_touching_any_cluster(tmp_path):
     result = CliRunner().invoke(cli, ["--url", "http://127.0.0.1:9", "deploy", str(bad)])
     assert result.exit_code == 1
     assert "model.zip is not a zip file" in result.output
+
+
+def test_run_finds_every_step_it_chains(tmp_path, monkeypatch):
+    """`reranker run` looks its steps up on the group by name; all resolve before it asks for the dataset."""
+    monkeypatch.chdir(tmp_path)  # no reranker.yaml here, so no dataset is configured
+    monkeypatch.delenv("OPENSEARCH_URL", raising=False)
+    result = CliRunner().invoke(cli, ["run"])
+    assert result.exit_code == 2, result.output
+    assert "no dataset given" in result.output and "Traceback" not in result.output

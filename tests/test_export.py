@@ -6,9 +6,9 @@ import zipfile
 
 import pytest
 
-from reranker_plugin.errors import ModelZipError
-from reranker_plugin.onnx_scorer import OnnxZipScorer
+from reranker_core.errors import ModelZipError
 from training.export import export_cross_encoder, torch_scores
+from training.onnx_scorer import OnnxZipScorer
 
 from .conftest import tiny_cross_encoder
 

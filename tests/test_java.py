@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import pytest
 
-from reranker_plugin.cluster import find_java, java_version
-from reranker_plugin.errors import LocalNodeError
+from reranker_core.errors import LocalNodeError
+from reranker_plugin.node.local import find_java, java_version
 
 
 def test_missing_java_is_a_clear_error(tmp_path, monkeypatch):
-    import reranker_plugin.cluster as cluster
+    import reranker_plugin.node.local as cluster
 
     monkeypatch.setattr(cluster, "JVM_ROOT", tmp_path)
     monkeypatch.delenv("OPENSEARCH_JAVA_HOME", raising=False)

@@ -8,8 +8,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from reranker_plugin.errors import LocalNodeError
-from reranker_plugin.maven import Artifact, MavenCache
+from reranker_core.errors import LocalNodeError
+from reranker_plugin.node.maven import Artifact, MavenCache
 
 ART = Artifact("org.example", "thing", "1.0", "zip")
 

@@ -9,8 +9,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from reranker_plugin.errors import ModelZipError
-from reranker_plugin.model_zip import validate_zip
+from reranker_core.errors import ModelZipError
+from reranker_core.model_zip import validate_zip
 
 NAMES = ("input_ids", "attention_mask", "token_type_ids")
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from training.data import DataError
+from training.datasets import DataError
 from training.querylog import LogLine, MalformedReport, QueryCounter, iter_log_file, iter_log_queries
 
 

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from reranker_plugin.config import StudentConfig
-from reranker_plugin.errors import ModelZipError
-from reranker_plugin.model_zip import validate_zip
-from reranker_plugin.onnx_scorer import OnnxZipScorer
+from reranker_core.config import StudentConfig
+from reranker_core.errors import ModelZipError
+from reranker_core.model_zip import validate_zip
+from reranker_core.template import ProductTemplate
 from training.export import export_student, quantize_int8
 from training.models import read_meta
+from training.onnx_scorer import OnnxZipScorer
 from training.student import MAX_CANDIDATES, CrossEncoder, StudentExample, query_batches, train_student
-from training.text import ProductTemplate
 
 from .conftest import tiny_cross_encoder
 

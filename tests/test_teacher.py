@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from reranker_plugin.config import TeacherConfig
-from training.data import Judgment, grade_distribution
+from reranker_core.config import TeacherConfig
+from reranker_core.template import ProductTemplate
+from training.datasets import Judgment, grade_distribution
 from training.models import ModelError, read_meta
 from training.teacher import (PROMPT_HEAD, PROMPT_TAIL, Teacher, TeacherExample, load_base, teacher_examples,
                               train_teacher)
-from training.text import ProductTemplate
 
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 TEMPLATE = ProductTemplate(max_tokens=64)

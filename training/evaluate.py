@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from .data import Dataset, group_by_query
+from reranker_core.template import ProductTemplate
+
+from .datasets import Dataset, group_by_query
 from .metrics import evaluate_rankings, random_baseline
 from .models import read_meta
-from .text import ProductTemplate
 
 Progress = Callable[[int, int], None]
 
@@ -43,7 +44,7 @@ class ZipScorer:
     """An exported model zip behind the :class:`Scorer` interface."""
 
     def __init__(self, path: Path) -> None:
-        from reranker_plugin.onnx_scorer import OnnxZipScorer
+        from training.onnx_scorer import OnnxZipScorer
 
         self.name = Path(path).name
         self._scorer = OnnxZipScorer(path)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from reranker_plugin.errors import ModelZipError
-from reranker_plugin.model_zip import CONFIG_FILE, MAX_IR_VERSION, MAX_OPSET, TOKENIZER_FILE, build_zip, validate_zip
+from reranker_core.errors import ModelZipError
+from reranker_core.model_zip import CONFIG_FILE, MAX_IR_VERSION, MAX_OPSET, TOKENIZER_FILE, build_zip, validate_zip
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def quantize_int8(fp32_zip: Path, target: Path) -> Path:
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from reranker_plugin.model_zip import read_member
+    from reranker_core.model_zip import read_member
 
     artifact = validate_zip(fp32_zip)
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reranker_plugin.errors import RerankerError
+from reranker_core.errors import RerankerError
 
 META_FILE = "reranker.json"
 

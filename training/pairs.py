@@ -14,9 +14,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from reranker_plugin.files import atomic_write
+from reranker_core.files import atomic_write
 
-from .data import DataError
+from .datasets import DataError
 
 SCHEMA = pa.schema([
     ("query", pa.string()),            # as logged / judged (first-seen raw form)

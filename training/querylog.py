@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from training.data import DataError, normalize_query
+from training.datasets import DataError, normalize_query
 
 FALLBACK_QUERY_FIELDS = ("query", "search_term")
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import torch
 
-from reranker_plugin.config import StudentConfig
+from reranker_core.config import StudentConfig
+from reranker_core.template import ProductTemplate
 
 from .losses import SoftTargetCrossEntropyLoss, WithinQueryMarginMSELoss
 from .models import ModelError, TrainingReport, default_device, read_meta, resolve_model, write_checkpoint
-from .text import ProductTemplate
 
 Progress = Callable[[int, int], None]
 PARITY_EXAMPLES = 32

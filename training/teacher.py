@@ -27,12 +27,12 @@ from typing import Any
 
 import torch
 
-from reranker_plugin.config import TeacherConfig
+from reranker_core.config import TeacherConfig
+from reranker_core.template import ProductTemplate
 
-from .data import Judgment, grade_distribution, group_by_query
+from .datasets import Judgment, grade_distribution, group_by_query
 from .losses import SoftTargetCrossEntropyLoss
 from .models import ModelError, TrainingReport, default_device, read_meta, resolve_model, write_checkpoint
-from .text import ProductTemplate
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ import uuid
 
 import pytest
 
-from reranker_plugin.assets import load_json
-from reranker_plugin.ml_commons import MLCommons
+from reranker_plugin.mlcommons.client import MLCommons
+from reranker_plugin.node.assets import load_json
 
 PRODUCTS = [
     "DEWALT 20V MAX cordless drill driver kit", "Makita 18V LXT cordless hammer drill", "Ryobi ONE+ 18V drill kit",

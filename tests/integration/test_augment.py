@@ -11,16 +11,16 @@ from dataclasses import replace
 
 import pytest
 
-from reranker_plugin.assets import load_json
-from reranker_plugin.augment import MANIFEST, PairScorer, augment
-from reranker_plugin.catalog import index_catalog
-from reranker_plugin.config import AugmentConfig, DataConfig
-from reranker_plugin.errors import ConfigError
-from reranker_plugin.search import search
-from training.data import DataError, normalize_query, split_of
+from reranker_core.config import AugmentConfig, DataConfig
+from reranker_core.errors import ConfigError
+from reranker_core.template import ProductTemplate
+from reranker_plugin.jobs.augment import MANIFEST, PairScorer, augment
+from reranker_plugin.jobs.catalog import index_catalog
+from reranker_plugin.jobs.search import search
+from reranker_plugin.node.assets import load_json
+from training.datasets import DataError, normalize_query, split_of
 from training.pairs import read_pairs
 from training.teacher import Teacher
-from training.text import ProductTemplate
 
 from .conftest import PRODUCTS
 

@@ -5,12 +5,12 @@ import uuid
 
 import pytest
 
-from reranker_plugin.assets import load_json
-from reranker_plugin.catalog import index_catalog
-from reranker_plugin.client import make_client
-from reranker_plugin.config import ClusterConfig
-from reranker_plugin.errors import ClusterError
-from training.text import RENDERED_FIELD, ProductTemplate
+from reranker_core.config import ClusterConfig
+from reranker_core.errors import ClusterError
+from reranker_core.template import RENDERED_FIELD, ProductTemplate
+from reranker_plugin.connection import make_client
+from reranker_plugin.jobs.catalog import index_catalog
+from reranker_plugin.node.assets import load_json
 
 pytestmark = pytest.mark.integration
 

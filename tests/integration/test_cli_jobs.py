@@ -9,14 +9,14 @@ import uuid
 import pytest
 from click.testing import CliRunner
 
-from reranker_plugin.assets import load_json
+from reranker_core.config import DeployConfig
+from reranker_core.model_zip import validate_zip
 from reranker_plugin.cli import cli
-from reranker_plugin.config import DeployConfig
-from reranker_plugin.deploy import deploy
-from reranker_plugin.evaluate import evaluate_through_cluster
-from reranker_plugin.ml_commons import MLCommons
-from reranker_plugin.model_zip import validate_zip
-from training.data import split_of
+from reranker_plugin.jobs.evaluate import evaluate_through_cluster
+from reranker_plugin.mlcommons.client import MLCommons
+from reranker_plugin.mlcommons.deploy import deploy
+from reranker_plugin.node.assets import load_json
+from training.datasets import split_of
 
 from ..conftest import tiny_cross_encoder
 from .conftest import PRODUCTS

@@ -7,10 +7,10 @@ import time
 import pytest
 from click.testing import CliRunner
 
+from reranker_core.config import LocalNodeConfig
+from reranker_core.errors import LocalNodeError
 from reranker_plugin.cli import cli
-from reranker_plugin.cluster import LocalNode
-from reranker_plugin.config import LocalNodeConfig
-from reranker_plugin.errors import LocalNodeError
+from reranker_plugin.node.local import LocalNode
 
 pytestmark = pytest.mark.integration
 

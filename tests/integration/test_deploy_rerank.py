@@ -8,15 +8,15 @@ import zipfile
 import pytest
 from click.testing import CliRunner
 
+from reranker_core.config import DeployConfig
+from reranker_core.errors import RerankerError
+from reranker_core.model_zip import validate_zip
 from reranker_plugin.cli import cli
-from reranker_plugin.config import DeployConfig
-from reranker_plugin.deploy import deploy
-from reranker_plugin.errors import RerankerError
-from reranker_plugin.ml_commons import MLCommons
-from reranker_plugin.model_zip import validate_zip
-from reranker_plugin.onnx_scorer import OnnxZipScorer
-from reranker_plugin.pipeline import get_pipeline, pipeline_model_id
-from reranker_plugin.search import search
+from reranker_plugin.jobs.search import search
+from reranker_plugin.mlcommons.client import MLCommons
+from reranker_plugin.mlcommons.deploy import deploy
+from reranker_plugin.mlcommons.pipeline import get_pipeline, pipeline_model_id
+from training.onnx_scorer import OnnxZipScorer
 
 pytestmark = pytest.mark.integration
 

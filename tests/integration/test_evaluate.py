@@ -6,12 +6,12 @@ import math
 
 import pytest
 
-from reranker_plugin.config import DeployConfig
-from reranker_plugin.deploy import deploy
-from reranker_plugin.errors import ClusterError
-from reranker_plugin.evaluate import evaluate_through_cluster, judged_search, plot_comparison, write_json
-from reranker_plugin.model_zip import validate_zip
-from reranker_plugin.search import search
+from reranker_core.config import DeployConfig
+from reranker_core.errors import ClusterError
+from reranker_core.model_zip import validate_zip
+from reranker_plugin.jobs.evaluate import evaluate_through_cluster, judged_search, plot_comparison, write_json
+from reranker_plugin.jobs.search import search
+from reranker_plugin.mlcommons.deploy import deploy
 from training.metrics import evaluate_rankings
 
 pytestmark = pytest.mark.integration

@@ -5,9 +5,9 @@ import uuid
 
 import pytest
 
-from reranker_plugin.assets import load_json
-from reranker_plugin.errors import ClusterError
-from reranker_plugin.ubi import iter_ubi_queries
+from reranker_core.errors import ClusterError
+from reranker_plugin.jobs.ubi import iter_ubi_queries
+from reranker_plugin.node.assets import load_json
 from training.querylog import LogLine
 
 pytestmark = pytest.mark.integration

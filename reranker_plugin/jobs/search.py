@@ -7,7 +7,7 @@ from typing import Any
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import NotFoundError, TransportError
 
-from .errors import ClusterError
+from reranker_core.errors import ClusterError
 
 
 @dataclass(frozen=True)

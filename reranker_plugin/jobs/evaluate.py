@@ -18,11 +18,11 @@ from typing import Any
 
 from opensearchpy import OpenSearch
 
+from reranker_core.errors import ClusterError, ConfigError
+from reranker_core.files import atomic_write, write_json_atomic
 from training.metrics import RankedList, evaluate_rankings
 
-from .client import cluster_call
-from .errors import ClusterError, ConfigError
-from .files import atomic_write, write_json_atomic
+from ..connection import cluster_call
 from .search import send
 
 BM25 = "bm25"

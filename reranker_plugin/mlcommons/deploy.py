@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 from opensearchpy import OpenSearch
 
-from .config import DeployConfig
-from .errors import ConfigError, DeployError, RerankerError
-from .ml_commons import COMPLETE_STATES, MLCommons
-from .model_zip import ModelArtifact
+from reranker_core.config import DeployConfig
+from reranker_core.errors import ConfigError, DeployError, RerankerError
+from reranker_core.model_zip import ModelArtifact
+
+from .client import COMPLETE_STATES, MLCommons
 from .pipeline import get_pipeline, pipeline_model_id, put_pipeline, render_pipeline, set_default_pipeline
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .model_zip import TOKENIZER_FILE, ModelArtifact, read_member, validate_zip
+from reranker_core.model_zip import TOKENIZER_FILE, ModelArtifact, read_member, validate_zip
 
 
 class OnnxZipScorer:

@@ -2,7 +2,7 @@
 
 Each product is stored under its own id (``_id`` = product id), so re-running
 updates documents instead of duplicating them, with its raw fields plus
-``product_text``: the template's rendering (training/text.py), which is what a
+``product_text``: the template's rendering (reranker_core/template.py), which is what a
 multi-field pipeline reranks on. Products stream through ``streaming_bulk`` in
 batches, so memory stays bounded whatever the catalog size; a row the cluster
 refuses (e.g. a mapping conflict) is reported by id and the rest is indexed.
@@ -17,10 +17,10 @@ from opensearchpy import OpenSearch, helpers
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.exceptions import RequestError, TransportError
 
-from training.text import RENDERED_FIELD, ProductTemplate
+from reranker_core.errors import ClusterError
+from reranker_core.template import RENDERED_FIELD, ProductTemplate
 
-from .assets import load_json
-from .errors import ClusterError
+from ..node.assets import load_json
 
 #: OpenSearch rejects a whole bulk request (not just the row) for ids longer than this.
 MAX_ID_BYTES = 512

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from reranker_plugin.errors import ConfigError
+from .errors import ConfigError
 
 RENDERED_FIELD = "product_text"
 

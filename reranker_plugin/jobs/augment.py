@@ -22,15 +22,15 @@ from typing import Any
 
 from opensearchpy import OpenSearch
 
-from training.data import normalize_query, split_of
+from reranker_core.config import AugmentConfig, DataConfig
+from reranker_core.errors import ClusterError, ConfigError
+from reranker_core.files import write_json_atomic
+from reranker_core.template import ProductTemplate
+from training.datasets import normalize_query, split_of
 from training.pairs import write_pairs
 from training.querylog import LogLine, MalformedReport, QueryCounter, iter_log_file
-from training.text import ProductTemplate
 
-from .client import cluster_call
-from .config import AugmentConfig, DataConfig
-from .errors import ClusterError, ConfigError
-from .files import write_json_atomic
+from ..connection import cluster_call
 from .search import bm25_query, send
 
 MANIFEST = "manifest.json"

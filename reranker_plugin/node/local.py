@@ -32,10 +32,11 @@ from typing import Any
 
 import requests
 
+from reranker_core.config import LocalNodeConfig
+from reranker_core.errors import LocalNodeError
+from reranker_core.files import atomic_write
+
 from .assets import load_json, load_yaml, opensearch_version
-from .config import LocalNodeConfig
-from .errors import LocalNodeError
-from .files import atomic_write
 from .maven import Artifact, MavenCache
 
 log = logging.getLogger(__name__)

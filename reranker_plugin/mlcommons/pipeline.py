@@ -6,8 +6,9 @@ from typing import Any
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import NotFoundError, TransportError
 
-from .assets import load_json
-from .errors import ClusterError
+from reranker_core.errors import ClusterError
+
+from ..node.assets import load_json
 
 
 def render_pipeline(model_id: str, document_fields: tuple[str, ...]) -> dict[str, Any]:

@@ -6,71 +6,18 @@ the previous output intact.
 """
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .cli import Context, cli, console, err_console, pass_ctx
-from .config import Config, override
+from reranker_core.config import override
+
+from .app import (Context, cli, console, data_option, err_console, kind_option, load_data, pass_ctx, print_metrics,
+                  progress_bar, with_data)
 
 PAIRS_DIR = Path("runs/pairs")
-
-
-@contextmanager
-def progress_bar(description: str, unit: str = "steps") -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar with rate; yields ``update(done, total)``."""
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
-    with Progress(*columns, console=err_console, transient=False) as progress:
-        task = progress.add_task(description, total=None, rate="")
-        started = time.monotonic()
-
-        def update(done: int, total: int) -> None:
-            elapsed = max(time.monotonic() - started, 1e-9)
-            progress.update(task, completed=done, total=total, rate=f"{done / elapsed:.1f} {unit}/s")
-
-        yield update
-
-
-_datasets: dict[str, object] = {}  # `reranker run` chains commands in one process: parse each dataset once
-
-
-def load_data(config: Config):
-    """The configured judged dataset (read once per process and data config)."""
-    from training.data import load_dataset
-
-    cfg = config.data
-    files = [cfg.require_path(), *([Path(cfg.catalog)] if cfg.catalog else [])]
-    key = repr((cfg, [f.stat().st_mtime_ns if f.exists() else None for f in files]))  # an edited file is re-read
-    if key not in _datasets:
-        _datasets[key] = load_dataset(cfg.kind, cfg.require_path(), cfg.grade_map,
-                                      Path(cfg.catalog) if cfg.catalog else None)
-    return _datasets[key]
-
-
-def with_data(config: Config, data: Path | None, kind: str | None) -> Config:
-    """``config`` with --data / --kind applied."""
-    return override(config, data=override(config.data, path=str(data) if data else None, kind=kind))
-
-
-data_option = click.option("--data", type=click.Path(path_type=Path), help="Dataset file or directory [data.path].")
-kind_option = click.option("--kind", type=click.Choice(["homedepot", "wands", "esci", "generic"]),
-                           help="Dataset format [data.kind].")
-
-
-def print_metrics(results: dict[str, dict[str, float]], title: str) -> None:
-    """One row per system: NDCG@5, NDCG@10, MRR, pairwise accuracy, queries."""
-    keys = ("ndcg@5", "ndcg@10", "mrr", "pairwise_accuracy", "queries")
-    table = Table("system", *keys, title=title)
-    for name, metrics in results.items():
-        table.add_row(name, *(f"{metrics.get(k, float('nan')):.0f}" if k == "queries" else
-                              f"{metrics.get(k, float('nan')):.4f}" for k in keys))
-    console.print(table)
 
 
 # ------------------------------------------------------------- teacher
@@ -241,7 +188,7 @@ def evaluate_offline(ctx: Context, models: tuple[Path, ...], data: Path | None, 
     from training.evaluate import evaluate_offline as run
     from training.evaluate import judged_lists, load_scorer
 
-    from .evaluate import plot_comparison, write_json
+    from ..jobs.evaluate import plot_comparison, write_json
 
     config = with_data(ctx.config, data, kind)
     dataset = load_data(config)

@@ -7,11 +7,12 @@ from contextlib import contextmanager
 from urllib.parse import unquote, urlsplit
 
 from opensearchpy import OpenSearch
-from opensearchpy.exceptions import AuthenticationException, ConnectionError as OSConnectionError
+from opensearchpy.exceptions import AuthenticationException
+from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.exceptions import NotFoundError, TransportError
 
-from .config import ClusterConfig
-from .errors import ClusterError
+from reranker_core.config import ClusterConfig
+from reranker_core.errors import ClusterError
 
 #: Plugins the rerank path needs on every node.
 REQUIRED_PLUGINS = ("opensearch-ml", "opensearch-neural-search")

@@ -15,7 +15,7 @@ from pathlib import Path
 import requests
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-from .errors import LocalNodeError
+from reranker_core.errors import LocalNodeError
 
 log = logging.getLogger(__name__)
 

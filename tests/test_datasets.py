@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from training.data import (
+from training.datasets import (
     ESCI_GRADES,
     DataError,
     Dataset,

@@ -16,9 +16,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from training.text import ProductTemplate
-
 from .errors import ConfigError
+from .template import ProductTemplate
 
 DEFAULT_CONFIG_FILE = Path("reranker.yaml")
 

@@ -16,11 +16,10 @@ from typing import Any
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import TransportError
 
+from reranker_core.errors import ClusterError
 from training.querylog import LogLine
 
-from .client import cluster_call
-
-from .errors import ClusterError
+from ..connection import cluster_call
 
 UBI_QUERIES = "ubi_queries"
 KEEP_ALIVE = "2m"

@@ -13,9 +13,9 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError
+from reranker_core.errors import ConfigError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 ASSETS_DIR = REPO_ROOT / "opensearch"
 VERSION_FILE = REPO_ROOT / ".env"
 

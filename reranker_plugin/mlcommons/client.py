@@ -1,7 +1,7 @@
-"""A thin front over the ML Commons REST API (model groups, models, chunks, tasks).
+"""A thin front over ML Commons (model groups, models, chunks, tasks), on opensearch-py's ``client.plugins.ml``.
 
 One ``wait_for_task`` serves all polling; every refusal by the cluster becomes a
-:class:`ClusterError` carrying the cluster's own reason.
+:class:`ClusterError` carrying the cluster's own reason and naming the REST call.
 """
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from typing import Any
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import NotFoundError, TransportError
 
-from .errors import ClusterError, DeployError
+from reranker_core.errors import ClusterError, DeployError, RerankerError
 
-ML = "/_plugins/_ml"
+ML = "/_plugins/_ml"  # names the REST call in error messages
 TERMINAL_TASK_STATES = {"COMPLETED", "FAILED", "COMPLETED_WITH_ERROR", "CANCELLED"}
 #: Model states in which every chunk is stored, so the model can be deployed again.
 COMPLETE_STATES = {"REGISTERED", "DEPLOYED", "DEPLOYING", "UNDEPLOYED", "DEPLOY_FAILED", "PARTIALLY_DEPLOYED"}
@@ -34,6 +34,14 @@ class ModelInfo:
     group_id: str | None
 
 
+def _require_id(model_id: str) -> str:
+    """The id, or an error: opensearch-py leaves an empty id out of the path, and ``POST models/_undeploy``
+    without one undeploys every model."""
+    if not model_id:
+        raise RerankerError("the model id is empty", "pass an id from `reranker models list`")
+    return model_id
+
+
 def _reason(err: TransportError) -> str:
     info = err.info if isinstance(err.info, dict) else {}
     error = info.get("error", info)
@@ -47,10 +55,12 @@ class MLCommons:
 
     def __init__(self, client: OpenSearch) -> None:
         self.client = client
+        self.ml = client.plugins.ml
 
-    def _call(self, method: str, path: str, body: Any = None, params: dict | None = None) -> Any:
+    def _call(self, method: str, path: str, request: Callable[..., Any], **kwargs: Any) -> Any:
+        """``request(**kwargs)``, one ``client.plugins.ml`` method; ``method path`` names it if the cluster refuses."""
         try:
-            return self.client.transport.perform_request(method, path, body=body, params=params)
+            return request(**kwargs)
         except TransportError as err:
             raise ClusterError(f"{method} {path} failed: {_reason(err)}",
                                "check `reranker cluster logs` or the cluster's logs") from err
@@ -58,12 +68,13 @@ class MLCommons:
     # ---------------------------------------------------------- model groups
     def ensure_model_group(self, name: str) -> str:
         """Id of the model group ``name``, creating it on first use."""
-        hits = self._call("POST", f"{ML}/model_groups/_search",
-                          {"query": {"term": {"name.keyword": name}}, "size": 1})["hits"]["hits"]
+        hits = self._call("POST", f"{ML}/model_groups/_search", self.ml.search_model_group,
+                          body={"query": {"term": {"name.keyword": name}}, "size": 1})["hits"]["hits"]
         if hits:
             return hits[0]["_id"]
         body = {"name": name, "description": "Cross-encoder rerankers deployed by opensearch-reranker"}
-        return self._call("POST", f"{ML}/model_groups/_register", body)["model_group_id"]
+        return self._call("POST", f"{ML}/model_groups/_register", self.ml.register_model_group,
+                          body=body)["model_group_id"]
 
     # ---------------------------------------------------------------- models
     def list_models(self, content_hash: str | None = None, size: int = 1000) -> list[ModelInfo]:
@@ -72,8 +83,7 @@ class MLCommons:
         if content_hash:
             query["bool"]["filter"] = [{"term": {"model_content_hash_value": content_hash}}]
         try:
-            result = self.client.transport.perform_request(
-                "POST", f"{ML}/models/_search",
+            result = self.ml.search_models(
                 body={"query": query, "size": size, "sort": [{"created_time": {"order": "desc"}}]})
         except NotFoundError:  # no model was ever registered: the index does not exist yet
             return []
@@ -89,23 +99,26 @@ class MLCommons:
 
     def get_model(self, model_id: str) -> dict[str, Any] | None:
         try:
-            return self.client.transport.perform_request("GET", f"{ML}/models/{model_id}")
+            return self.ml.get_model(model_id=_require_id(model_id))
         except NotFoundError:
             return None
         except TransportError as err:
             raise ClusterError(f"reading model {model_id} failed: {_reason(err)}", "check the cluster") from err
 
     def register_meta(self, meta: dict[str, Any]) -> str:
-        return self._call("POST", f"{ML}/models/_register_meta", meta)["model_id"]
+        return self._call("POST", f"{ML}/models/_register_meta", self.ml.register_model_meta, body=meta)["model_id"]
 
     def upload_chunk(self, model_id: str, number: int, data: bytes) -> None:
-        self._call("POST", f"{ML}/models/{model_id}/upload_chunk/{number}", data)
+        self._call("POST", f"{ML}/models/{model_id}/upload_chunk/{number}", self.ml.upload_chunk,
+                   model_id=_require_id(model_id), chunk_number=number, body=data)
 
     def deploy(self, model_id: str) -> str:
-        return self._call("POST", f"{ML}/models/{model_id}/_deploy")["task_id"]
+        return self._call("POST", f"{ML}/models/{model_id}/_deploy", self.ml.deploy_model,
+                          model_id=_require_id(model_id))["task_id"]
 
     def undeploy(self, model_id: str) -> None:
-        self._call("POST", f"{ML}/models/{model_id}/_undeploy")
+        self._call("POST", f"{ML}/models/{model_id}/_undeploy", self.ml.undeploy_model,
+                   model_id=_require_id(model_id))
 
     def delete(self, model_id: str, timeout_s: float = 120.0) -> None:
         """Undeploy if needed, then delete the model and its chunks.
@@ -125,7 +138,7 @@ class MLCommons:
                                     max(0.0, deadline - time.monotonic()))
             elif state != "DEPLOYING":
                 try:
-                    self._call("DELETE", f"{ML}/models/{model_id}")
+                    self._call("DELETE", f"{ML}/models/{model_id}", self.ml.delete_model, model_id=model_id)
                     return
                 except ClusterError:
                     if time.monotonic() > deadline:
@@ -137,7 +150,8 @@ class MLCommons:
 
     def predict(self, model_id: str, query: str, docs: list[str]) -> list[float]:
         """Raw logits from the deployed model, one per document."""
-        result = self._call("POST", f"{ML}/models/{model_id}/_predict", {"query_text": query, "text_docs": docs})
+        result = self._call("POST", f"{ML}/models/{model_id}/_predict", self.ml.predict_model,
+                            model_id=_require_id(model_id), body={"query_text": query, "text_docs": docs})
         return [float(r["output"][0]["data"][0]) for r in result["inference_results"]]
 
     # ----------------------------------------------------------------- tasks
@@ -147,7 +161,7 @@ class MLCommons:
         deadline = time.monotonic() + timeout_s
         delay = 0.25
         while True:
-            task = self._call("GET", f"{ML}/tasks/{task_id}")
+            task = self._call("GET", f"{ML}/tasks/{task_id}", self.ml.get_task, task_id=task_id)
             if on_poll:
                 on_poll(task)
             state = task.get("state")

@@ -1,0 +1,155 @@
+"""The `reranker` click group and what every verb module shares.
+
+The group loads the config and hands commands a :class:`Context`; every
+:class:`RerankerError` below it becomes one line on stderr and a non-zero exit.
+Verb modules (node, serve, train, jobs, run) import only this module and lower
+layers; ``reranker_plugin.cli`` imports them to register their commands. Heavy
+libraries (torch, transformers) are imported inside commands only, so
+``reranker --help`` stays instant.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from reranker_core.config import DATA_KINDS, Config, load_config, override
+from reranker_core.errors import RerankerError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class Context:
+    """What the group passes to commands: the loaded config."""
+
+    def __init__(self, config: Config, verbose: bool = False) -> None:
+        self.config = config
+        self.verbose = verbose
+
+    def quiet_models(self) -> None:
+        """Silence transformers' load reports and tqdm bars (unless -v): our progress display says enough."""
+        if not self.verbose:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.set_verbosity_error()
+            hf_logging.disable_progress_bar()
+
+    def client(self):
+        from ..connection import connect
+
+        return connect(self.config.cluster)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+class _Group(click.Group):
+    """Turns a :class:`RerankerError` anywhere below into one line on stderr and its exit code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except RerankerError as err:
+            err_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
+            ctx.exit(err.exit_code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML config (default: ./reranker.yaml if present). Flags override it.")
+@click.option("--url", help="OpenSearch URL (overrides cluster.url and OPENSEARCH_URL).")
+@click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None, url: str | None, verbose: bool) -> None:
+    """Distilled cross-encoder reranking for OpenSearch.
+
+    Start a local node, deploy an exported model zip into ML Commons behind a
+    rerank search pipeline, and compare search results with and without it.
+    """
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    # opensearch-py logs every failed attempt with a traceback; our errors say it in one line.
+    logging.getLogger("opensearch").setLevel(logging.INFO if verbose else logging.CRITICAL)
+    if not verbose:  # transformers' load reports and tqdm bars would drown our own progress display
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TQDM_DISABLE", "1")  # e.g. the GGUF dequantizer's bar; read when tqdm is imported
+        warnings.filterwarnings("ignore", category=UserWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
+    config = load_config(config_path)
+    if url:
+        config = override(config, cluster=override(config.cluster, url=url))
+    ctx.obj = Context(config, verbose)
+
+
+def command(*names: str) -> click.Command:
+    """The command registered under ``names`` (``command("cluster", "up")``).
+
+    `reranker run` chains other verbs through this lookup, so no verb module imports another.
+    """
+    found: click.Command = cli
+    for name in names:
+        found = found.commands[name]  # type: ignore[attr-defined]
+    return found
+
+
+@contextmanager
+def progress_bar(description: str, unit: str = "steps") -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar with rate; yields ``update(done, total)``."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+    with Progress(*columns, console=err_console, transient=False) as progress:
+        task = progress.add_task(description, total=None, rate="")
+        started = time.monotonic()
+
+        def update(done: int, total: int) -> None:
+            elapsed = max(time.monotonic() - started, 1e-9)
+            progress.update(task, completed=done, total=total, rate=f"{done / elapsed:.1f} {unit}/s")
+
+        yield update
+
+
+_datasets: dict[str, object] = {}  # `reranker run` chains commands in one process: parse each dataset once
+
+
+def load_data(config: Config):
+    """The configured judged dataset (read once per process and data config)."""
+    from training.datasets import load_dataset
+
+    cfg = config.data
+    files = [cfg.require_path(), *([Path(cfg.catalog)] if cfg.catalog else [])]
+    key = repr((cfg, [f.stat().st_mtime_ns if f.exists() else None for f in files]))  # an edited file is re-read
+    if key not in _datasets:
+        _datasets[key] = load_dataset(cfg.kind, cfg.require_path(), cfg.grade_map,
+                                      Path(cfg.catalog) if cfg.catalog else None)
+    return _datasets[key]
+
+
+def with_data(config: Config, data: Path | None, kind: str | None) -> Config:
+    """``config`` with --data / --kind applied."""
+    return override(config, data=override(config.data, path=str(data) if data else None, kind=kind))
+
+
+data_option = click.option("--data", type=click.Path(path_type=Path), help="Dataset file or directory [data.path].")
+kind_option = click.option("--kind", type=click.Choice(DATA_KINDS),
+                           help="Dataset format [data.kind].")
+
+
+def print_metrics(results: dict[str, dict[str, float]], title: str) -> None:
+    """One row per system: NDCG@5, NDCG@10, MRR, pairwise accuracy, queries."""
+    keys = ("ndcg@5", "ndcg@10", "mrr", "pairwise_accuracy", "queries")
+    table = Table("system", *keys, title=title)
+    for name, metrics in results.items():
+        table.add_row(name, *(f"{metrics.get(k, float('nan')):.0f}" if k == "queries" else
+                              f"{metrics.get(k, float('nan')):.4f}" for k in keys))
+    console.print(table)

@@ -1,0 +1,1 @@
+"""Data jobs against a live cluster: index a catalog, read UBI logs, search, mine pairs, evaluate."""
