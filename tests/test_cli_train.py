@@ -46,7 +46,7 @@ def workspace(tmp_path_factory, minilm_tokenizer) -> Path:
     config = {
         "data": {"kind": "generic", "path": str(root / "judgments.csv"), "catalog": str(root / "catalog.jsonl")},
         "template": {"fields": ["title"], "max_tokens": 32},
-        "teacher": {"model": str(root / "tiny-llama"), "gguf_file": None, "train_top_layers": 1, "max_steps": 3,
+        "teacher": {"kind": "llm", "model": str(root / "tiny-llama"), "gguf_file": None, "train_top_layers": 1, "max_steps": 3,
                     "batch_size": 4, "max_train_queries": None, "output": str(runs / "teacher")},
         "student": {"model": str(root / "tiny-bert"), "max_steps": 3, "queries_per_batch": 2,
                     "output": str(runs / "student")},
@@ -100,3 +100,46 @@ def test_train_label_distil_export_evaluate(workspace):
 def test_missing_dataset_is_one_line(tmp_path):
     result = CliRunner().invoke(cli, ["train-teacher", "--data", str(tmp_path / "nope.csv.zip")])
     assert result.exit_code == 2 and "does not exist" in result.output and "Traceback" not in result.output
+
+
+def test_ensemble_teacher_trains_fits_its_view_and_teaches_with_human_term(workspace):
+    """kind: ensemble: a cross-encoder on every human label plus a bi-encoder view weighted on validation."""
+    from training.ensemble import EnsembleTeacher, load_teacher
+    from training.onnx_scorer import ZipScorer
+    from training.views import BiEncoderView
+
+    runs = workspace / "runs"
+    config = yaml.safe_load((workspace / "reranker.yaml").read_text())
+    config["teacher"] = {"kind": "ensemble", "model": str(workspace / "tiny-bert"),
+                         "views": [str(workspace / "tiny-bert")], "max_steps": 4, "queries_per_batch": 2,
+                         "output": str(runs / "ensemble")}
+    (workspace / "ensemble.yaml").write_text(yaml.safe_dump(config))
+
+    def run(*args: str):
+        result = CliRunner().invoke(cli, ["--config", str(workspace / "ensemble.yaml"), *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    out = run("train-teacher")
+    assert "teacher saved to" in out and "view " in out
+    meta = json.loads((runs / "ensemble/reranker.json").read_text())
+    assert meta["kind"] == "ensemble" and [m["kind"] for m in meta["members"]] == ["cross_encoder", "bi_encoder"]
+    assert meta["validation_queries"] == 1 and set(meta["fits"]) == {str(workspace / "tiny-bert")}
+    assert (runs / "ensemble/cross_encoder/reranker.json").is_file()  # the human-label cross-encoder, reusable
+
+    teacher = load_teacher(runs / "ensemble")
+    assert isinstance(teacher, EnsembleTeacher)
+    pairs = [("drill", "drill deluxe model 0"), ("drill", "paint deluxe model 1")]
+    base = ZipScorer(runs / "ensemble/cross_encoder.zip").score(pairs)
+    view = BiEncoderView(str(workspace / "tiny-bert")).score(pairs)
+    a, mu = meta["members"][1]["coefficient"], meta["members"][1]["mean"]
+    assert teacher.score(pairs) == pytest.approx([b + a * (v - mu) for b, v in zip(base, view)], abs=1e-5)
+
+    pairs_file = runs / "ensemble-judged.parquet"
+    run("label", str(runs / "ensemble"), "--out", str(pairs_file))
+    rows = pq.read_table(pairs_file).to_pylist()
+    assert rows and all(r["teacher"] == "ensemble" and r["label"] is not None for r in rows)
+    run("train-student", "--pairs", str(pairs_file), "--human-weight", "0.5", "--max-pairs", "12",
+        "--output", str(runs / "student-ens"))
+    meta = json.loads((runs / "student-ens/reranker.json").read_text())
+    assert meta["pairs_seen"] >= 12 and meta["steps"] <= 6

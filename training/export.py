@@ -112,7 +112,7 @@ def torch_scores(model, tokenizer, examples: Sequence[tuple[str, str]], max_leng
 
 def parity(model, tokenizer, zip_path: Path, examples: Sequence[tuple[str, str]], max_length: int) -> float:
     """Largest |torch - onnxruntime| logit difference over ``examples``."""
-    from .evaluate import ZipScorer
+    from .onnx_scorer import ZipScorer
 
     onnx = ZipScorer(zip_path).score(examples)
     ref = torch_scores(model, tokenizer, examples, max_length)

@@ -7,12 +7,14 @@ before deploying it.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from reranker_core.model_zip import TOKENIZER_FILE, ModelArtifact, read_member, validate_zip
+
+Progress = Callable[[int, int], None]
 
 
 class OnnxZipScorer:
@@ -47,3 +49,26 @@ class OnnxZipScorer:
             (logits,) = self.session.run(None, feed)
             scores.extend(float(x) for x in logits[:, 0])
         return scores
+
+
+class ZipScorer:
+    """An exported model zip behind the pair-scoring interface every scorer shares (``name``, ``score(pairs)``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.name = Path(path).name
+        self._scorer = OnnxZipScorer(path)
+
+    def score(self, pairs: Sequence[tuple[str, str]], batch_size: int = 32,
+              progress: Progress | None = None) -> list[float]:
+        by_query: dict[str, list[int]] = {}
+        for i, (q, _) in enumerate(pairs):
+            by_query.setdefault(q, []).append(i)
+        out = [0.0] * len(pairs)
+        done = 0
+        for q, idx in by_query.items():
+            for i, s in zip(idx, self._scorer.score(q, [pairs[i][1] for i in idx], batch_size)):
+                out[i] = s
+            done += len(idx)
+            if progress:
+                progress(done, len(pairs))
+        return out

@@ -66,7 +66,7 @@ def augment(ctx: Context, teacher_dir: Path, logs: tuple[Path, ...], data: Path 
     dataset is configured, human-judged pairs are skipped. Resumes by default.
     """
     ctx.quiet_models()
-    from training.teacher import Teacher
+    from training.ensemble import load_teacher
 
     from ..jobs.augment import augment as run
     from ..jobs.augment import judged_pairs
@@ -75,7 +75,7 @@ def augment(ctx: Context, teacher_dir: Path, logs: tuple[Path, ...], data: Path 
     config = with_data(ctx.config, data, kind)
     cfg = override(config.augment, logs=tuple(map(str, logs)) or None, **flags)
     judged = judged_pairs(load_data(config)) if cfg.skip_judged and config.data.path else frozenset()
-    teacher = Teacher.load(teacher_dir)
+    teacher = load_teacher(teacher_dir)
     client = ctx.client()
     with progress_bar("mining and labeling", "pairs") as update:
         report = run(client, index or config.deploy.index, cfg, config.data, config.template, teacher, judged,

@@ -6,6 +6,7 @@ the previous output intact.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,35 +26,62 @@ PAIRS_DIR = Path("runs/pairs")
 @data_option
 @kind_option
 @click.option("--output", type=click.Path(path_type=Path), help="Checkpoint directory [teacher.output].")
-@click.option("--model", help="Base decoder LM: path, hub id or pkg:<package> [teacher.model].")
-@click.option("--gguf-file", help="GGUF file inside --model [teacher.gguf_file].")
-@click.option("--target", type=click.Choice(["binary", "distribution"]), help="Soft target kind [teacher.target].")
-@click.option("--lora/--no-lora", default=None, help="Train LoRA adapters instead of all weights [teacher.lora].")
+@click.option("--teacher-kind", "kind_", type=click.Choice(["ensemble", "llm"]),
+              help="ensemble: cross-encoder + bi-encoder views; llm: decoder LM classifier [teacher.kind].")
+@click.option("--model", help="Base model: the cross-encoder (ensemble) or decoder LM (llm) [teacher.model].")
+@click.option("--gguf-file", help="llm: GGUF file inside --model [teacher.gguf_file].")
+@click.option("--target", type=click.Choice(["binary", "distribution"]), help="llm: soft target kind [teacher.target].")
+@click.option("--lora/--no-lora", default=None, help="llm: train LoRA adapters instead of all weights [teacher.lora].")
 @click.option("--max-train-queries", type=int, help="Training budget in queries [teacher.max_train_queries].")
 @click.option("--max-steps", type=int, help="Stop after this many optimizer steps [teacher.max_steps].")
 @click.option("--epochs", type=float, help="Passes over the training queries [teacher.epochs].")
-@click.option("--resume", is_flag=True, help="Continue from the last checkpoint beside --output.")
+@click.option("--resume", is_flag=True, help="llm: continue from the last checkpoint beside --output.")
 @pass_ctx
-def train_teacher(ctx: Context, data: Path | None, kind: str | None, resume: bool, **flags) -> None:
-    """Fine-tune the LLM teacher as a relevance classifier on the train split's soft labels."""
+def train_teacher(ctx: Context, data: Path | None, kind: str | None, kind_: str | None, resume: bool,
+                  **flags) -> None:
+    """Train the teacher on the train split's soft labels (every judged pair unless a budget is set).
+
+    An ensemble teacher also fits its views' weights on the validation split.
+    """
     ctx.quiet_models()
     from training.teacher import teacher_examples
-    from training.teacher import train_teacher as run
 
     flags["output"] = str(flags["output"]) if flags["output"] else None
     config = with_data(ctx.config, data, kind)
     cfg = override(config.teacher, **flags)
+    if kind_ and kind_ != cfg.kind:  # another kind: its own defaults for what the flags leave open
+        cfg = dataclasses.replace(cfg, kind=kind_, model=flags["model"], gguf_file=flags["gguf_file"],
+                                  learning_rate=None)
     dataset = load_data(config)
     train = dataset.split("train", config.data.split_fractions, config.data.split_salt)
     examples = teacher_examples(train, dataset.products, config.template, cfg.target, dataset.grade_levels,
                                 cfg.max_train_queries, cfg.seed)
-    console.print(f"teacher {cfg.model} on {len(examples)} judged pairs "
+    console.print(f"{cfg.kind} teacher {cfg.model} on {len(examples)} judged pairs "
                   f"({len({e.query for e in examples})} training queries of {dataset.name})")
     with progress_bar("training teacher") as update:
-        report = run(cfg, config.template, examples, dataset.grade_levels, resume=resume, progress=update)
+        if cfg.kind == "ensemble":
+            from training.ensemble import train_ensemble_teacher
+            from training.evaluate import judged_lists
+            from training.student import StudentExample
+
+            human = [StudentExample(e.query, e.text, e.target[0], e.label) for e in examples]
+            validation = judged_lists(dataset, "validation", config.template, config.data.split_fractions,
+                                      config.data.split_salt)
+            report = train_ensemble_teacher(cfg, config.template, human, validation, Path(cfg.output), update)
+        else:
+            from training.teacher import train_teacher as run
+
+            report = run(cfg, config.template, examples, dataset.grade_levels, resume=resume, progress=update)
     resumed = f", resumed at step {report.resumed_from}" if report.resumed_from else ""
     console.print(f"teacher saved to {report.path}: {report.steps} steps{resumed}, "
                   f"loss {report.first_loss:.4f} -> {report.last_loss:.4f}")
+    if cfg.kind == "ensemble":
+        from training.models import read_meta
+
+        for spec, fit in read_meta(report.path).get("fits", {}).items():
+            curve = dict(map(tuple, fit["validation_pairwise_accuracy"]))
+            console.print(f"view {spec}: weight {fit['weight']} (validation pairwise accuracy "
+                          f"{curve[0.0]:.4f} without it, {curve[fit['weight']]:.4f} with it)")
 
 
 @cli.command("label")
@@ -69,11 +97,12 @@ def label(ctx: Context, teacher_dir: Path, data: Path | None, kind: str | None, 
     """Score a split's judged pairs with the teacher once, for the student to distil."""
     ctx.quiet_models()
     from training.pairs import write_pairs
-    from training.teacher import Teacher, teacher_examples
+    from training.ensemble import load_teacher
+    from training.teacher import teacher_examples
 
     config = with_data(ctx.config, data, kind)
     dataset = load_data(config)
-    teacher = Teacher.load(teacher_dir)
+    teacher = load_teacher(teacher_dir)
     judged = dataset.split(split, config.data.split_fractions, config.data.split_salt)
     examples = teacher_examples(judged, dataset.products, teacher.template, "binary", dataset.grade_levels,
                                 max_queries, config.teacher.seed)
@@ -100,6 +129,9 @@ def label(ctx: Context, teacher_dir: Path, data: Path | None, kind: str | None, 
 @click.option("--model", help="Encoder to start from [student.model].")
 @click.option("--max-steps", type=int, help="Stop after this many steps [student.max_steps].")
 @click.option("--epochs", type=float, help="Passes over the pairs [student.epochs].")
+@click.option("--max-pairs", type=int, help="Budget in pairs seen; overrides --epochs [student.max_pairs].")
+@click.option("--human-weight", type=float,
+              help="margin_mse: weight of the BCE term on pairs with a human label [student.human_weight].")
 @pass_ctx
 def train_student(ctx: Context, pairs: tuple[Path, ...], data: Path | None, kind: str | None,
                   max_train_queries: int | None, **flags) -> None:
@@ -115,7 +147,7 @@ def train_student(ctx: Context, pairs: tuple[Path, ...], data: Path | None, kind
     cfg = override(config.student, **flags)
     if cfg.loss == "margin_mse":
         rows = read_pairs(pairs or [PAIRS_DIR])
-        examples = [StudentExample(r["query"], r["text"], float(r["teacher_score"])) for r in rows]
+        examples = [StudentExample(r["query"], r["text"], float(r["teacher_score"]), r.get("label")) for r in rows]
         sources = sorted({r.get("source") or "?" for r in rows})
         provenance = {"pairs": [str(p) for p in (pairs or [PAIRS_DIR])], "sources": sources,
                       "teachers": sorted({r.get("teacher") or "?" for r in rows})}
@@ -156,7 +188,8 @@ def export(ctx: Context, student_dir: Path, out: Path | None, int8: bool, data: 
                   f"{report.max_abs_diff:.2e} over {report.pairs_checked} real pairs")
     if not int8:
         return
-    from training.evaluate import ZipScorer, evaluate_offline, judged_lists
+    from training.evaluate import evaluate_offline, judged_lists
+    from training.onnx_scorer import ZipScorer
 
     config = with_data(ctx.config, data, kind)
     dataset = load_data(config)

@@ -1,0 +1,177 @@
+"""The ensemble teacher: a fine-tuned cross-encoder plus frozen views, combined with weights fit on validation.
+
+The paper's teacher is the best judge one can afford offline, whatever its
+shape. On a 2-core CPU a decoder LLM cannot see enough labels to judge better
+than random order, while a cross-encoder trained on every human label can; a
+bi-encoder's cosine adds a second, independently trained opinion. Their scores
+are added with coefficients chosen on the validation split, so a view that
+does not help gets weight 0 and the teacher is never worse than its
+cross-encoder there.
+
+Score: ``t = s_ce + Σ_v a_v (s_v − μ_v)``, in the cross-encoder's logit units
+(``a_v = w_v σ_ce / σ_v``), so a student warm-started from the cross-encoder
+sees targets on the scale it already speaks.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from reranker_core.template import ProductTemplate
+
+from .metrics import evaluate_rankings
+from .models import ModelError, read_meta
+
+Progress = Callable[[int, int], None]
+WEIGHT_GRID = tuple(round(0.1 * i, 1) for i in range(21))  # 0 .. 2 in the cross-encoder's standard deviations
+
+
+@dataclass(frozen=True)
+class Member:
+    """One scorer of the ensemble and how its score enters the sum."""
+
+    kind: str          # cross_encoder | bi_encoder
+    source: str        # checkpoint/zip path (relative to the teacher dir) or model spec
+    coefficient: float
+    mean: float        # subtracted before scaling (validation mean)
+
+
+def fit_weight(base: Sequence[float], view: Sequence[float], lists_sizes: Sequence[int],
+               labels: Sequence[Sequence[float]], metric: str = "pairwise_accuracy") -> tuple[float, dict[float, float]]:
+    """The grid weight w maximizing ``metric`` of z(base) + w·z(view) on validation lists; ties go to smaller w.
+
+    ``base`` and ``view`` hold the scores of the lists' pairs, list after list,
+    ``lists_sizes`` their lengths. Returns the weight and the metric per weight.
+    """
+    b, v = np.asarray(base, dtype=float), np.asarray(view, dtype=float)
+    zb, zv = (b - b.mean()) / (b.std() or 1.0), (v - v.mean()) / (v.std() or 1.0)
+    curve: dict[float, float] = {}
+    for w in WEIGHT_GRID:
+        combined, pos, ranked = zb + w * zv, 0, []
+        for n, lab in zip(lists_sizes, labels):
+            ranked.append((lab, combined[pos:pos + n].tolist()))
+            pos += n
+        curve[w] = evaluate_rankings(ranked)[metric]
+    best = max(WEIGHT_GRID, key=lambda w: (curve[w], -w))
+    return best, curve
+
+
+def coefficient(weight: float, base: Sequence[float], view: Sequence[float]) -> tuple[float, float]:
+    """(a, μ) so that ``a (s_view − μ)`` is ``weight`` view standard deviations in base-logit units."""
+    b, v = np.asarray(base, dtype=float), np.asarray(view, dtype=float)
+    return weight * float(b.std()) / (float(v.std()) or 1.0), float(v.mean())
+
+
+class EnsembleTeacher:
+    """A loaded ensemble teacher behind the Scorer interface (and augmentation's PairScorer)."""
+
+    def __init__(self, path: Path, members: Sequence[Member], scorers: Sequence, name: str,
+                 template: ProductTemplate) -> None:
+        self.path, self.members, self.scorers, self.name = Path(path), tuple(members), tuple(scorers), name
+        self.template = template
+
+    @classmethod
+    def load(cls, path: Path) -> EnsembleTeacher:
+        from .onnx_scorer import ZipScorer
+        from .views import BiEncoderView
+
+        meta = read_meta(path)
+        if meta.get("role") != "teacher" or meta.get("kind") != "ensemble":
+            raise ModelError(f"{path} is not an ensemble teacher", "pass the train-teacher output")
+        members = [Member(**m) for m in meta["members"]]
+        scorers = []
+        for m in members:
+            if m.kind == "cross_encoder":
+                scorers.append(ZipScorer(Path(path) / m.source))
+            elif m.kind == "bi_encoder":
+                scorers.append(BiEncoderView(m.source))
+            else:
+                raise ModelError(f"{path}: unknown ensemble member kind {m.kind!r}", "re-run train-teacher")
+        return cls(path, members, scorers, meta.get("name", Path(path).name), ProductTemplate(**meta["template"]))
+
+    def score(self, pairs: Sequence[tuple[str, str]], batch_size: int = 32,
+              progress: Progress | None = None) -> list[float]:
+        """The weighted sum of the members' scores per pair (members with weight 0 are not run)."""
+        total = np.zeros(len(pairs))
+        active = [(m, s) for m, s in zip(self.members, self.scorers) if m.coefficient != 0.0]
+        for k, (member, scorer) in enumerate(active):
+            def step(done: int, n: int, k: int = k) -> None:
+                if progress:
+                    progress(k * n + done, len(active) * n)
+
+            total += member.coefficient * (np.asarray(scorer.score(pairs, batch_size, step)) - member.mean)
+        return total.tolist()
+
+    def score_with_distribution(self, pairs: Sequence[tuple[str, str]], batch_size: int = 32,
+                                progress: Progress | None = None) -> list[tuple[float, list[float]]]:
+        """(score, [P(relevant)]) per pair; the probability reads the score as a logit."""
+        return [(s, [round(1 / (1 + math.exp(-s)), 6)]) for s in self.score(pairs, batch_size, progress)]
+
+
+def train_ensemble_teacher(cfg, template, human: Sequence, validation: Sequence, output: Path,
+                           progress: Progress | None = None, device: str | None = None):
+    """Train the cross-encoder on every human label, export it, fit the views' weights on ``validation``.
+
+    ``human`` holds StudentExample rows with soft labels as targets; ``validation``
+    the split's JudgedList rows. Writes ``output`` (teacher dir) atomically.
+    """
+    import shutil
+    import tempfile
+
+    from reranker_core.config import StudentConfig
+
+    from .onnx_scorer import ZipScorer
+    from .export import export_student
+    from .models import write_checkpoint
+    from .student import train_student
+    from .views import BiEncoderView
+
+    output = Path(output)
+    work = Path(tempfile.mkdtemp(prefix=f".{output.name}.work.", dir=output.parent if output.parent.exists() else None))
+    try:
+        ce_cfg = StudentConfig(model=cfg.model, loss="pointwise", learning_rate=cfg.learning_rate, epochs=cfg.epochs,
+                               max_steps=cfg.max_steps, queries_per_batch=cfg.queries_per_batch,
+                               output=str(work / "cross_encoder"), seed=cfg.seed)
+        report = train_student(ce_cfg, template, human, progress=progress, device=device,
+                               name="teacher-cross-encoder", provenance={"sources": ["human"]})
+        export_student(work / "cross_encoder", work / "cross_encoder.zip")
+        pairs = [(j.query, t) for j in validation for t in j.texts]
+        sizes, labels = [len(j.texts) for j in validation], [j.labels for j in validation]
+        base = ZipScorer(work / "cross_encoder.zip").score(pairs)
+        members = [Member("cross_encoder", "cross_encoder.zip", 1.0, 0.0)]
+        fits = {}
+        for spec in cfg.views if pairs else ():  # no validation queries: nothing to fit views on
+            view = BiEncoderView(spec).score(pairs)
+            weight, curve = fit_weight(base, view, sizes, labels)
+            a, mean = coefficient(weight, base, view)
+            members.append(Member("bi_encoder", spec, a, mean))
+            fits[spec] = {"weight": weight, "validation_pairwise_accuracy": [[w, v] for w, v in curve.items()]}
+        meta = {"role": "teacher", "kind": "ensemble", "name": output.name, "template": template.to_dict(),
+                "members": [m.__dict__ for m in members], "fits": fits, "validation_queries": len(validation),
+                "examples": report.examples, "queries": report.queries, "losses": read_meta(work / "cross_encoder")["losses"]}
+
+        def save(tmp: Path) -> None:
+            shutil.move(str(work / "cross_encoder"), tmp / "cross_encoder")
+            shutil.move(str(work / "cross_encoder.zip"), tmp / "cross_encoder.zip")
+
+        write_checkpoint(output, save, meta)
+        return dataclasses.replace(report, path=output)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def load_teacher(path: Path):
+    """Any teacher checkpoint: an ensemble (``kind: ensemble``) or an LLM classifier (``kind: llm``)."""
+    meta = read_meta(path)
+    if meta.get("role") != "teacher":
+        raise ModelError(f"{path} holds a {meta.get('role')}, not a teacher", "pass the train-teacher output")
+    if meta.get("kind") == "ensemble":
+        return EnsembleTeacher.load(path)
+    from .teacher import Teacher
+
+    return Teacher.load(path)
