@@ -63,3 +63,19 @@ def test_random_order_is_half_right_and_below_a_perfect_ranker() -> None:
     assert rand["pairwise_accuracy"][0] == pytest.approx(0.5, abs=0.02)
     assert perfect["pairwise_accuracy"][0] == 1.0 and perfect["ndcg@5"][0] == pytest.approx(1.0)
     assert rand["ndcg@5"][2] < perfect["ndcg@5"][0]
+
+
+def test_compare_names_systems_and_differences_and_writes_plain_json() -> None:
+    import json
+
+    from training.bootstrap import compare
+
+    good, bad = _lists(100, 0.2, 4), _lists(100, 2.0, 4)
+    result = compare({"good": per_query(good), "bad": per_query(bad)}, [("good", "bad")], resamples=200)
+    assert result.queries == 100 and set(result.systems) == {"good", "bad"}
+    value, low, high = result.differences["good - bad"]["pairwise_accuracy"]
+    assert low > 0 and value == pytest.approx(result.systems["good"]["pairwise_accuracy"][0]
+                                              - result.systems["bad"]["pairwise_accuracy"][0])
+    json.dumps(result.to_json(), allow_nan=False)
+    with pytest.raises(ValueError, match="different query lists"):
+        compare({"a": per_query(good), "b": per_query(good[:50])}, [])

@@ -91,10 +91,12 @@ def test_train_label_distil_export_evaluate(workspace):
     out = invoke(workspace, "evaluate-offline", str(runs / "teacher"), str(runs / "student"),
                  str(runs / "student.zip"), "--split", "train", "--json", str(result_file)).output
     results = json.loads(result_file.read_text())
-    assert set(results) == {"random", "teacher", "student", "student.zip"}
-    assert results["student"]["ndcg@5"] == pytest.approx(results["student.zip"]["ndcg@5"], abs=1e-6)
-    assert results["random"]["queries"] == len(train_queries)
-    assert result_file.with_suffix(".png").is_file() and "pairwise_accuracy" in out
+    systems = results["systems"]
+    assert set(systems) == {"random", "teacher", "student", "student.zip"}
+    assert systems["student"]["ndcg@5"] == pytest.approx(systems["student.zip"]["ndcg@5"], abs=1e-6)
+    assert results["queries"] == len(train_queries)
+    assert "teacher - random" in results["differences"] and "teacher - student.zip" in results["differences"]
+    assert result_file.with_suffix(".png").is_file() and "bootstrap" in out
 
 
 def test_missing_dataset_is_one_line(tmp_path):

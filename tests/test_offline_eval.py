@@ -11,7 +11,6 @@ import pytest
 
 from reranker_core.files import write_json_atomic
 from reranker_core.template import ProductTemplate
-from reranker_plugin.jobs.evaluate import write_json
 from training.datasets import DataError, Dataset, Judgment, split_of
 from training.evaluate import evaluate_offline, judged_lists, load_scorer
 from training.metrics import evaluate_rankings
@@ -110,13 +109,14 @@ def test_write_json_atomic_creates_overwrites_and_leaves_no_temp_files(tmp_path)
     assert target.stat().st_mode & 0o777 == 0o644
 
 
-def test_write_json_results_turns_nan_into_null(tmp_path):
-    results = evaluate_offline([], [])  # no lists: every metric of the random baseline is NaN
-    assert math.isnan(results["random"]["mrr"])
-    path = tmp_path / "offline.json"
-    write_json(results, path)
-    data = json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
-    assert data["random"]["mrr"] is None and data["random"]["queries"] == 0
+def test_comparison_json_turns_nan_into_null(tmp_path):
+    from training.bootstrap import compare, per_query
+
+    nothing_relevant = per_query([([0.0, 0.0], [1.0, 2.0])])  # NDCG, MRR and pairwise accuracy are undefined
+    data = compare({"a": nothing_relevant}, [("a", "a")], resamples=10).to_json()
+    path = write_json_atomic(tmp_path / "offline.json", data, allow_nan=False)
+    loaded = json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    assert loaded["systems"]["a"]["mrr"] == [None, None, None] and loaded["queries"] == 1
 
 
 PAIRS = [

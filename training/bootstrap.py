@@ -96,3 +96,32 @@ def random_per_query(label_lists: Sequence[Sequence[float]], ks: Sequence[int] =
             for _ in range(repeats)]
     values = {k: np.mean([r.values[k] for r in runs], axis=0) for k in runs[0].values}
     return PerQuery(values, np.mean([r.pair_correct for r in runs], axis=0), runs[0].pair_total)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Systems on the same queries: each metric with its interval, and paired differences with theirs."""
+
+    queries: int
+    systems: dict[str, dict[str, tuple[float, float, float]]]      # name -> metric -> (value, low, high)
+    differences: dict[str, dict[str, tuple[float, float, float]]]  # "a - b" -> metric -> (diff, low, high)
+
+    def to_json(self) -> dict:
+        """Plain JSON: NaN (a metric no query defines) becomes null."""
+        def clean(v: tuple[float, ...]) -> list[float | None]:
+            return [None if np.isnan(x) else round(x, 6) for x in v]
+
+        return {"queries": self.queries,
+                "systems": {s: {m: clean(v) for m, v in ms.items()} for s, ms in self.systems.items()},
+                "differences": {d: {m: clean(v) for m, v in ms.items()} for d, ms in self.differences.items()}}
+
+
+def compare(per_system: dict[str, PerQuery], pairs: Sequence[tuple[str, str]],
+            resamples: int = RESAMPLES, seed: int = SEED) -> Comparison:
+    """Intervals for every system and paired-difference intervals for each ``(a, b)`` in ``pairs``."""
+    sizes = {len(q) for q in per_system.values()}
+    if len(sizes) > 1:
+        raise ValueError(f"systems cover different query lists ({sorted(sizes)} queries)")
+    systems = {name: intervals(q, resamples, seed) for name, q in per_system.items()}
+    differences = {f"{a} - {b}": paired_difference(per_system[a], per_system[b], resamples, seed) for a, b in pairs}
+    return Comparison(sizes.pop() if sizes else 0, systems, differences)

@@ -15,7 +15,7 @@ from typing import Protocol
 from reranker_core.template import ProductTemplate
 
 from .datasets import Dataset, group_by_query
-from .metrics import evaluate_rankings, random_baseline
+from .metrics import RankedList, evaluate_rankings, random_baseline
 from .models import read_meta
 
 Progress = Callable[[int, int], None]
@@ -71,16 +71,21 @@ def judged_lists(dataset: Dataset, split: str, template: ProductTemplate,
     return lists[:max_queries] if max_queries else lists
 
 
-def evaluate_scorer(scorer: Scorer, lists: Sequence[JudgedList], ks: Sequence[int] = (5, 10),
-                    relevant_threshold: float = 0.75, progress: Progress | None = None) -> dict[str, float]:
-    """Metrics of ``scorer``'s order over ``lists``."""
+def ranked_lists(scorer: Scorer, lists: Sequence[JudgedList], progress: Progress | None = None) -> list[RankedList]:
+    """``scorer``'s (labels, scores) for each list, in ``lists`` order."""
     pairs = [(j.query, t) for j in lists for t in j.texts]
     scores = scorer.score(pairs, progress=progress)
     ranked, pos = [], 0
     for j in lists:
         ranked.append((j.labels, scores[pos:pos + len(j.texts)]))
         pos += len(j.texts)
-    return evaluate_rankings(ranked, ks, relevant_threshold)
+    return ranked
+
+
+def evaluate_scorer(scorer: Scorer, lists: Sequence[JudgedList], ks: Sequence[int] = (5, 10),
+                    relevant_threshold: float = 0.75, progress: Progress | None = None) -> dict[str, float]:
+    """Metrics of ``scorer``'s order over ``lists``."""
+    return evaluate_rankings(ranked_lists(scorer, lists, progress), ks, relevant_threshold)
 
 
 def evaluate_offline(scorers: Sequence[Scorer], lists: Sequence[JudgedList], ks: Sequence[int] = (5, 10),

@@ -145,11 +145,39 @@ kind_option = click.option("--kind", type=click.Choice(DATA_KINDS),
                            help="Dataset format [data.kind].")
 
 
-def print_metrics(results: dict[str, dict[str, float]], title: str) -> None:
-    """One row per system: NDCG@5, NDCG@10, MRR, pairwise accuracy, queries."""
-    keys = ("ndcg@5", "ndcg@10", "mrr", "pairwise_accuracy", "queries")
-    table = Table("system", *keys, title=title)
-    for name, metrics in results.items():
-        table.add_row(name, *(f"{metrics.get(k, float('nan')):.0f}" if k == "queries" else
-                              f"{metrics.get(k, float('nan')):.4f}" for k in keys))
+def report_comparison(ranked: dict, pairs: list[tuple[str, str]], title: str, out: Path,
+                      relevant_threshold: float) -> dict:
+    """Print each system's metrics with 95% bootstrap intervals and the paired differences in ``pairs``;
+    write ``out`` (JSON) and its PNG beside it. ``ranked`` maps name -> RankedLists or a ready PerQuery."""
+    from reranker_core.files import write_json_atomic
+    from training.bootstrap import PerQuery, compare, per_query
+
+    from ..jobs.evaluate import plot_comparison
+
+    per_system = {name: r if isinstance(r, PerQuery) else per_query(r, relevant_threshold=relevant_threshold)
+                  for name, r in ranked.items()}
+    result = compare(per_system, pairs)
+    keys = ("ndcg@5", "ndcg@10", "mrr", "pairwise_accuracy")
+    table = Table("system", *keys, title=f"{title} (95% bootstrap interval over {result.queries} queries)")
+    for name, metrics in result.systems.items():
+        table.add_row(name, *(_interval(metrics[k]) for k in keys))
     console.print(table)
+    if result.differences:
+        diffs = Table("paired difference", *keys, title="differences on the same queries (interval excludes 0: "
+                                                        "not noise)")
+        for name, metrics in result.differences.items():
+            diffs.add_row(name, *(_interval(metrics[k], signed=True) for k in keys))
+        console.print(diffs)
+    data = {"title": title, **result.to_json()}
+    write_json_atomic(out, data, allow_nan=False)
+    plot_comparison(data["systems"], out.with_suffix(".png"), title=title)
+    console.print(f"wrote {out} and {out.with_suffix('.png')}")
+    return data
+
+
+def _interval(triple: tuple[float, float, float], signed: bool = False) -> str:
+    value, low, high = triple
+    if value != value:  # NaN: no query defines the metric
+        return "n/a"
+    mark = "" if not signed or low <= 0 <= high else " *"
+    return f"{value:+.4f} [{low:+.3f}, {high:+.3f}]{mark}" if signed else f"{value:.4f} [{low:.3f}, {high:.3f}]"

@@ -8,8 +8,8 @@ import click
 from reranker_core.config import override
 from reranker_core.errors import RerankerError
 
-from .app import (Context, cli, console, data_option, err_console, kind_option, load_data, pass_ctx, print_metrics,
-                  progress_bar, with_data)
+from .app import (Context, cli, console, data_option, err_console, kind_option, load_data, pass_ctx,
+                  progress_bar, report_comparison, with_data)
 
 
 @cli.command("index-catalog")
@@ -94,22 +94,28 @@ def augment(ctx: Context, teacher_dir: Path, logs: tuple[Path, ...], data: Path 
 @data_option
 @kind_option
 @click.option("--pipeline", "pipelines", multiple=True,
-              help="Rerank pipeline(s) to compare with BM25; repeatable [evaluate.pipelines, else deploy.pipeline].")
+              help="Rerank pipeline(s) to compare with BM25; repeatable; the first is the shipped one "
+                   "[evaluate.pipelines, else deploy.pipeline].")
+@click.option("--offline", "offline", multiple=True, type=click.Path(path_type=Path),
+              help="Also score this teacher / student checkpoint or zip locally on the same lists; repeatable.")
 @click.option("--index", help="Index [deploy.index].")
 @click.option("--split", type=click.Choice(["train", "validation", "test"]), help="Judged split [evaluate.split].")
 @click.option("--max-queries", type=int, help="Queries to evaluate [evaluate.max_queries].")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Results file [evaluate.output].")
 @pass_ctx
-def evaluate(ctx: Context, data: Path | None, kind: str | None, pipelines: tuple[str, ...], index: str | None,
-             split: str | None, max_queries: int | None, json_path: Path | None) -> None:
-    """NDCG@5/@10 and MRR through the cluster: BM25 alone vs rerank pipeline(s), on held-out judged queries.
+def evaluate(ctx: Context, data: Path | None, kind: str | None, pipelines: tuple[str, ...], offline: tuple[Path, ...],
+             index: str | None, split: str | None, max_queries: int | None, json_path: Path | None) -> None:
+    """BM25 alone vs rerank pipeline(s) through the cluster, on held-out judged queries, with 95% intervals.
 
     Each query's judged products only are ranked (BM25 restricted to them, then
-    the pipeline reranks), so every ranked product has a human label.
+    the pipeline reranks), so every ranked product has a human label. Random
+    order is always reported; every system is compared with BM25 and the first
+    pipeline with every other system, as paired differences over the same queries.
     """
-    from training.evaluate import judged_lists
+    from training.bootstrap import random_per_query
+    from training.evaluate import judged_lists, load_scorer, ranked_lists
 
-    from ..jobs.evaluate import evaluate_through_cluster, plot_comparison, write_json
+    from ..jobs.evaluate import BM25, rank_through_cluster
 
     config = with_data(ctx.config, data, kind)
     cfg = override(config.evaluate, split=split, max_queries=max_queries,
@@ -118,14 +124,19 @@ def evaluate(ctx: Context, data: Path | None, kind: str | None, pipelines: tuple
     lists = judged_lists(dataset, cfg.split, config.template, config.data.split_fractions, config.data.split_salt,
                          cfg.max_queries)
     labels = {j.query: dict(zip(j.product_ids, j.labels)) for j in lists}
-    systems = [None, *(pipelines or cfg.pipelines or (config.deploy.pipeline,))]
+    served = list(pipelines or cfg.pipelines or (config.deploy.pipeline,))
     client = ctx.client()
     with progress_bar("searching", "queries") as update:
-        results = evaluate_through_cluster(client, index or config.deploy.index, labels, config.template.fields,
-                                           systems, relevant_threshold=config.data.relevant_threshold,
-                                           progress=update)
-    print_metrics(results, f"{dataset.name} {cfg.split} split through the cluster, {len(lists)} judged lists")
-    out = Path(cfg.output)
-    write_json(results, out)
-    plot_comparison(results, out.with_suffix(".png"), title=f"{dataset.name} {cfg.split}: BM25 vs reranked")
-    console.print(f"wrote {out} and {out.with_suffix('.png')}")
+        ranked = rank_through_cluster(client, index or config.deploy.index, labels, config.template.fields,
+                                      [None, *served], progress=update)
+    if offline:
+        ctx.quiet_models()
+        for model in offline:
+            scorer = load_scorer(model)
+            with progress_bar(f"scoring with {scorer.name} offline", "pairs") as update:
+                ranked[f"{scorer.name} (offline)"] = ranked_lists(scorer, lists, update)
+    systems = {"random": random_per_query([j.labels for j in lists]), **ranked}
+    pairs = [(name, BM25) for name in systems if name not in ("random", BM25)]
+    pairs += [(served[0], name) for name in systems if name not in ("random", BM25, served[0])]
+    report_comparison(systems, pairs, f"{dataset.name} {cfg.split} split through the cluster, {len(lists)} judged "
+                      "lists", Path(cfg.output), config.data.relevant_threshold)

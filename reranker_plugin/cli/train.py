@@ -7,16 +7,14 @@ the previous output intact.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from reranker_core.config import override
 
-from .app import (Context, cli, console, data_option, err_console, kind_option, load_data, pass_ctx, print_metrics,
-                  progress_bar, with_data)
+from .app import (Context, cli, console, data_option, kind_option, load_data, pass_ctx,
+                  progress_bar, report_comparison, with_data)
 
 PAIRS_DIR = Path("runs/pairs")
 
@@ -218,25 +216,20 @@ def evaluate_offline(ctx: Context, models: tuple[Path, ...], data: Path | None, 
                      max_queries: int | None, json_path: Path) -> None:
     """NDCG@5/@10, MRR and pairwise accuracy of teacher / student checkpoints or zips, plus random order."""
     ctx.quiet_models()
-    from training.evaluate import evaluate_offline as run
-    from training.evaluate import judged_lists, load_scorer
-
-    from ..jobs.evaluate import plot_comparison, write_json
+    from training.bootstrap import random_per_query
+    from training.evaluate import judged_lists, load_scorer, ranked_lists
 
     config = with_data(ctx.config, data, kind)
     dataset = load_data(config)
     lists = judged_lists(dataset, split, config.template, config.data.split_fractions, config.data.split_salt,
                          max_queries)
-    scorers = [load_scorer(m) for m in models]
+    systems = {"random": random_per_query([j.labels for j in lists])}
+    for model in models:
+        scorer = load_scorer(model)
+        with progress_bar(f"scoring with {scorer.name}", "pairs") as update:
+            systems[scorer.name] = ranked_lists(scorer, lists, update)
+    names = [n for n in systems if n != "random"]
+    pairs = [(n, "random") for n in names] + [(names[0], n) for n in names[1:]]
+    report_comparison(systems, pairs, f"{dataset.name} {split} split, offline, {len(lists)} judged lists",
+                      json_path, config.data.relevant_threshold)
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console) as progress:
-        def for_scorer(name: str) -> Callable[[int, int], None]:
-            task = progress.add_task(f"scoring with {name}", total=None)
-            return lambda done, total: progress.update(task, completed=done, total=total)
-
-        results = run(scorers, lists, relevant_threshold=config.data.relevant_threshold, progress=for_scorer)
-    print_metrics(results, f"{dataset.name} {split} split, {len(lists)} judged lists")
-    write_json(results, json_path)
-    plot_comparison(results, json_path.with_suffix(".png"), title=f"{dataset.name} {split}: offline")
-    console.print(f"wrote {json_path} and {json_path.with_suffix('.png')}")

@@ -19,14 +19,14 @@ from typing import Any
 from opensearchpy import OpenSearch
 
 from reranker_core.errors import ClusterError, ConfigError
-from reranker_core.files import atomic_write, write_json_atomic
+from reranker_core.files import atomic_write
 from training.metrics import RankedList, evaluate_rankings
 
 from ..connection import cluster_call
 from .search import send
 
 BM25 = "bm25"
-PLOTTED = ("ndcg@5", "ndcg@10", "mrr")
+PLOTTED = ("ndcg@5", "ndcg@10", "mrr", "pairwise_accuracy")
 
 
 def judged_query(query: str, judged_ids: Sequence[str], fields: Sequence[str]) -> dict[str, Any]:
@@ -44,30 +44,38 @@ def judged_search(client: OpenSearch, index: str, query: str, judged_ids: list[s
     return [doc_id for doc_id, _ in _judged_hits(client, index, query, judged_ids, fields, pipeline)]
 
 
-def evaluate_through_cluster(client: OpenSearch, index: str, lists: Mapping[str, Mapping[str, float]],
-                             fields: tuple[str, ...], pipelines: Sequence[str | None],
-                             ks: Sequence[int] = (5, 10), relevant_threshold: float = 0.75,
-                             progress: Callable[[int, int], None] | None = None) -> dict[str, dict[str, float]]:
-    """Metrics per system (``"bm25"`` for None, else the pipeline name) over ``lists`` (query -> {id: label}).
+def rank_through_cluster(client: OpenSearch, index: str, lists: Mapping[str, Mapping[str, float]],
+                         fields: tuple[str, ...], pipelines: Sequence[str | None],
+                         progress: Callable[[int, int], None] | None = None) -> dict[str, list[RankedList]]:
+    """Each system's (labels, scores) per query (``"bm25"`` for None, else the pipeline name), in ``lists`` order.
 
-    ``progress(done, total)`` counts searches: one per query per system.
+    ``lists`` maps query -> {product id: label}; ``progress(done, total)`` counts
+    searches: one per query per system.
     """
     names = [pipeline or BM25 for pipeline in pipelines]
     if len(set(names)) != len(names):
         raise ConfigError(f"systems {names} are not distinct", f"list each pipeline once; None is named {BM25!r}")
     total, done = len(lists) * len(names), 0
-    results: dict[str, dict[str, float]] = {}
+    ranked: dict[str, list[RankedList]] = {}
     for name, pipeline in zip(names, pipelines):
-        ranked: list[RankedList] = []
+        ranked[name] = []
         for query, labels in lists.items():
             judged = list(labels)
             hits = _judged_hits(client, index, query, judged, fields, pipeline) if judged else []
-            ranked.append(ranked_list(hits, labels))
+            ranked[name].append(ranked_list(hits, labels))
             done += 1
             if progress:
                 progress(done, total)
-        results[name] = evaluate_rankings(ranked, ks, relevant_threshold)
-    return results
+    return ranked
+
+
+def evaluate_through_cluster(client: OpenSearch, index: str, lists: Mapping[str, Mapping[str, float]],
+                             fields: tuple[str, ...], pipelines: Sequence[str | None],
+                             ks: Sequence[int] = (5, 10), relevant_threshold: float = 0.75,
+                             progress: Callable[[int, int], None] | None = None) -> dict[str, dict[str, float]]:
+    """Metrics per system over ``lists`` (see :func:`rank_through_cluster`)."""
+    ranked = rank_through_cluster(client, index, lists, fields, pipelines, progress)
+    return {name: evaluate_rankings(r, ks, relevant_threshold) for name, r in ranked.items()}
 
 
 def ranked_list(hits: Sequence[tuple[str, float]], labels: Mapping[str, float]) -> RankedList:
@@ -84,34 +92,36 @@ def ranked_list(hits: Sequence[tuple[str, float]], labels: Mapping[str, float]) 
     return [label for label, _ in ordered], [score for _, score in ordered]
 
 
-def write_json(results: Mapping[str, Mapping[str, float]], path: Path) -> None:
-    """Write results atomically; NaN (a metric with no eligible query) becomes null, valid JSON."""
-    clean = {system: {key: None if isinstance(v, float) and math.isnan(v) else v for key, v in metrics.items()}
-             for system, metrics in results.items()}
-    write_json_atomic(path, clean, allow_nan=False)
-
-
-def plot_comparison(results: Mapping[str, Mapping[str, float]], path: Path,
+def plot_comparison(systems: Mapping[str, Mapping[str, Sequence[float | None]]], path: Path,
                     title: str = "Ranking through the cluster") -> None:
-    """PNG bar chart of NDCG@5, NDCG@10 and MRR grouped by system, written atomically."""
+    """PNG bar chart of NDCG@5, NDCG@10, MRR and pairwise accuracy per system, with 95% intervals as error bars.
+
+    ``systems`` maps name -> metric -> (value, low, high) (as in ``Comparison.to_json()``); written atomically.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # Agg explicitly: no display, no pyplot state
     from matplotlib.figure import Figure
 
-    systems = list(results)
-    if not systems:
+    names = list(systems)
+    if not names:
         raise ValueError("no results to plot")
-    fig = Figure(figsize=(max(4.0, 1.8 * len(systems) + 1.5), 3.8), dpi=120, layout="constrained")
+    fig = Figure(figsize=(max(5.0, 2.0 * len(names) + 1.5), 4.0), dpi=120, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     width = 0.8 / len(PLOTTED)
     for j, metric in enumerate(PLOTTED):
-        values = [float(results[s].get(metric, math.nan)) for s in systems]
-        xs = [i + (j - (len(PLOTTED) - 1) / 2) * width for i in range(len(systems))]
-        bars = ax.bar(xs, [0.0 if math.isnan(v) else v for v in values], width, label=metric.upper())
-        ax.bar_label(bars, labels=["n/a" if math.isnan(v) else f"{v:.3f}" for v in values], fontsize=7)
-    ax.set_xticks(range(len(systems)), systems)
-    ax.set_ylim(0, 1.1)
-    ax.set_ylabel("score (judged lists)")
+        triples = [[math.nan if v is None else float(v) for v in systems[s].get(metric) or (None,) * 3]
+                   for s in names]
+        values = [t[0] for t in triples]
+        errors = [[0.0 if math.isnan(t[0] - t[1]) else t[0] - t[1] for t in triples],
+                  [0.0 if math.isnan(t[2] - t[0]) else t[2] - t[0] for t in triples]]
+        xs = [i + (j - (len(PLOTTED) - 1) / 2) * width for i in range(len(names))]
+        bars = ax.bar(xs, [0.0 if math.isnan(v) else v for v in values], width, yerr=errors, capsize=2,
+                      label=metric.upper().replace("_", " "))
+        ax.bar_label(bars, labels=["n/a" if math.isnan(v) else f"{v:.3f}" for v in values], fontsize=6,
+                     padding=6)
+    ax.set_xticks(range(len(names)), names, fontsize=8)
+    ax.set_ylim(0, 1.15)
+    ax.set_ylabel("score (judged lists), 95% interval")
     ax.set_title(title)
     fig.legend(loc="outside lower center", ncol=len(PLOTTED), fontsize=8)
     atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png"))
