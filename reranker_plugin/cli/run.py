@@ -1,12 +1,21 @@
-"""`reranker run`: the main job, chaining the other commands in one process."""
+"""`reranker run`: the main job, chaining the other commands in one process, each step reused when unchanged."""
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
 import click
 
+from reranker_core.steps import Ledger, Step
+
 from .app import Context, cli, command, console, data_option, kind_option, load_data, pass_ctx, with_data
+
+RUNS = Path("runs")
+PAIRS = RUNS / "pairs"
+CHAINED = ("cluster up", "index-catalog", "train-teacher", "label", "augment", "train-student", "export", "deploy",
+           "evaluate")
+HUMAN = "human"  # suffix of the human-label student's checkpoint, zip, model and pipeline
 
 
 @cli.command("run")
@@ -14,72 +23,118 @@ from .app import Context, cli, command, console, data_option, kind_option, load_
 @kind_option
 @click.option("--log", "logs", multiple=True, type=click.Path(path_type=Path),
               help="Query log(s) for augmentation; default: the dataset's training queries as the log.")
-@click.option("--restart", is_flag=True, help="Retrain and re-mine instead of reusing finished steps.")
+@click.option("--restart", is_flag=True, help="Forget finished steps (runs/steps.json) and redo everything.")
 @pass_ctx
 def run_all(ctx: Context, data: Path | None, kind: str | None, logs: tuple[Path, ...], restart: bool) -> None:
-    """The main job: node up, index, teacher, augment, label, student, export, deploy, evaluate.
+    """The main job: node up, index, teacher, label, augment, students, export, deploy, evaluate.
 
-    Budgets come from reranker.yaml (teacher.max_train_queries, augment.max_queries,
-    evaluate.max_queries...). Finished steps are reused on a re-run unless --restart.
+    Budgets come from reranker.yaml (teacher, augment and student sections). Each
+    step's inputs are fingerprinted (data file, its config sections, upstream
+    steps) in runs/steps.json: a rerun skips finished steps, a changed section
+    reruns its step and everything after it, and a killed step runs again
+    (augmentation resumes its own parts). Two students are trained with the
+    same init and budget: the distilled one (teacher margins + human term) and
+    a human-label one (human labels only), and both are deployed and evaluated
+    beside BM25, random order and the teacher.
     """
-    cluster_up, deploy = command("cluster", "up"), command("deploy")
-    index_catalog, augment, evaluate = command("index-catalog"), command("augment"), command("evaluate")
-    train_teacher, label, train_student = command("train-teacher"), command("label"), command("train-student")
-    export = command("export")
-
+    for name in CHAINED:  # a renamed command fails here, before any work
+        command(*name.split())
     config = with_data(ctx.config, data, kind)
     ctx.config = config
     click_ctx = click.get_current_context()
+    if restart:
+        (RUNS / "steps.json").unlink(missing_ok=True)
+        shutil.rmtree(Path(config.augment.output), ignore_errors=True)
+    ledger = Ledger(RUNS)
     timings: dict[str, float] = {}
 
-    def step(name: str, done: bool, fn, **kwargs) -> None:
-        console.rule(f"[bold]{name}")
+    def invoke(name: str, **kwargs) -> None:
+        click_ctx.invoke(command(*name.split()), **kwargs)
+
+    def step(spec: Step | str, action) -> None:
+        title = spec if isinstance(spec, str) else spec.name
+        console.rule(f"[bold]{title}")
         started = time.monotonic()
-        if done and not restart:
-            console.print("already done; reusing (pass --restart to redo)")
+        if isinstance(spec, str):  # cluster state: always run (each of these is idempotent and quick)
+            action()
         else:
-            click_ctx.invoke(fn, **kwargs)
-        timings[name] = time.monotonic() - started
+            ledger.run(spec, action,
+                       on_skip=lambda: console.print("unchanged since its last run; reusing (--restart redoes it)"))
+        timings[title] = time.monotonic() - started
 
     teacher_dir, student_dir = Path(config.teacher.output), Path(config.student.output)
-    zip_path = student_dir.with_suffix(".zip")
-    log_paths = list(logs) or [_queries_as_log(config)]
-    if _is_local(config.cluster.url):
-        step("cluster up", False, cluster_up, port=None)
-    step("index catalog", False, index_catalog, catalog=None, data=None, kind=None, index=None)
-    step("train teacher", (teacher_dir / "reranker.json").is_file(), train_teacher, data=None, kind=None,
-         resume=True, output=None, model=None, gguf_file=None, target=None, lora=None, max_train_queries=None,
-         max_steps=None, epochs=None)
-    step("label judged pairs", Path("runs/pairs/judged-train.parquet").is_file(), label, teacher_dir=teacher_dir,
-         data=None, kind=None, split="train", max_queries=config.teacher.max_train_queries, out=None)
-    step("augment", False, augment, teacher_dir=teacher_dir, logs=tuple(log_paths), data=None, kind=None,
-         index=None, restart=restart, ubi_index=None, top_k=None, max_queries=None, output=None,
-         max_malformed_fraction=None)
-    step("train student", (student_dir / "reranker.json").is_file(), train_student, pairs=(), data=None,
-         kind=None, max_train_queries=None, loss="margin_mse", output=None, model=None, max_steps=None, epochs=None)
-    step("export", False, export, student_dir=student_dir, out=zip_path, int8=False,
-         data=None, kind=None, max_queries=300)
-    step("deploy", False, deploy, model_zip=zip_path, model_name=None, model_version=None, model_group=None,
-         index=None, document_fields=(), pipeline=None, default_pipeline=None, deploy_timeout_s=None)
-    step("evaluate", False, evaluate, data=None, kind=None, pipelines=(), index=None, split=None, max_queries=None,
-         json_path=None)
+    human_dir = student_dir.with_name(f"{student_dir.name}-{HUMAN}")
+    zips = {"fp32": student_dir.with_suffix(".zip"), "int8": student_dir.with_name(f"{student_dir.name}-int8.zip"),
+            HUMAN: human_dir.with_suffix(".zip")}
+    data_files = tuple(Path(p) for p in (config.data.require_path(), config.data.catalog) if p)
+    log_paths = tuple(logs) or (_queries_as_log(config),)
+    base = (config.data, config.template)
+    teacher = Step("train teacher", (*base, config.teacher), data_files, outputs=(teacher_dir,))
+    labeled = Step("label judged pairs", (config.teacher.score_batch_size,), after=(teacher.name,),
+                   outputs=(PAIRS / "judged-train.parquet",))
+    augmented = Step("augment", (config.augment, config.deploy.index), log_paths, after=(teacher.name,),
+                     outputs=(Path(config.augment.output) / "report.json",))
+    student = Step("train student", (config.student,), after=(labeled.name, augmented.name), outputs=(student_dir,))
+    human = Step("train human-label student", (config.student,), after=(teacher.name,), outputs=(human_dir,))
+    exported = Step("export", (), after=(student.name, human.name), outputs=tuple(zips.values()))
+
+    if _is_local_node(config):
+        step("cluster up", lambda: invoke("cluster up", port=None))
+    step("index catalog", lambda: invoke("index-catalog", catalog=None, data=None, kind=None, index=None))
+    step(teacher, lambda: invoke("train-teacher", data=None, kind=None, kind_=None, resume=True, output=None,
+                                 model=None, gguf_file=None, target=None, lora=None, max_train_queries=None,
+                                 max_steps=None, epochs=None))
+    step(labeled, lambda: invoke("label", teacher_dir=teacher_dir, data=None, kind=None, split="train",
+                                 max_queries=None, out=None))
+    step(augmented, lambda: invoke("augment", teacher_dir=teacher_dir, logs=log_paths, data=None, kind=None,
+                                   index=None, restart=False, ubi_index=None, top_k=None, max_queries=None,
+                                   output=None, max_malformed_fraction=None))
+    same = dict(data=None, kind=None, max_train_queries=None, model=None, max_steps=None, epochs=None,
+                max_pairs=None, human_weight=None)  # one student config: same init, same budget
+    step(student, lambda: invoke("train-student", pairs=(PAIRS,), loss="margin_mse", output=None, **same))
+    step(human, lambda: invoke("train-student", pairs=(), loss="pointwise", output=human_dir, **same))
+
+    def export_both() -> None:
+        invoke("export", student_dir=student_dir, out=zips["fp32"], int8=True, data=None, kind=None, max_queries=300)
+        invoke("export", student_dir=human_dir, out=zips[HUMAN], int8=False, data=None, kind=None, max_queries=300)
+
+    step(exported, export_both)
+    pipelines = {"fp32": config.deploy.pipeline, "int8": f"{config.deploy.pipeline}-int8",
+                 HUMAN: f"{config.deploy.pipeline}-{HUMAN}"}
+    for variant, pipeline in pipelines.items():
+        suffix = "" if variant == "fp32" else f"-{variant}"  # the fp32 distilled student is the shipped one
+        step(f"deploy {variant}", lambda variant=variant, pipeline=pipeline, suffix=suffix: invoke(
+            "deploy", model_zip=zips[variant], model_name=config.deploy.model_name + suffix, model_version=None,
+            model_group=None, index=None, document_fields=(), pipeline=pipeline,
+            default_pipeline=None if not suffix else False, deploy_timeout_s=None))
+    step("evaluate", lambda: invoke("evaluate", data=None, kind=None, pipelines=tuple(pipelines.values()),
+                                    offline=(teacher_dir,), index=None, split=None, max_queries=None,
+                                    json_path=None))
     console.rule("[bold]done")
     for name, seconds in timings.items():
-        console.print(f"{name:>20}: {seconds:7.1f}s")
-    console.print(f"{'total':>20}: {sum(timings.values()):7.1f}s")
+        console.print(f"{name:>28}: {seconds:7.1f}s")
+    console.print(f"{'total':>28}: {sum(timings.values()):7.1f}s")
 
 
 def _queries_as_log(config) -> Path:
-    """Without a real log, the dataset's search terms stand in for one (evaluation queries are excluded later)."""
+    """Without a real log, the dataset's search terms stand in for one (evaluation queries are excluded later).
+
+    Rewritten only when its content changes, so its fingerprint (and augmentation) stays put across reruns.
+    """
     import json
 
     from reranker_core.files import atomic_write
 
+    path = RUNS / "query-log.jsonl"
     lines = "".join(json.dumps({"user_query": j.query}) + "\n" for j in load_data(config).judgments)
-    return atomic_write(Path("runs/query-log.jsonl"), lambda tmp: tmp.write_text(lines, encoding="utf-8"))
+    if not path.is_file() or path.read_text(encoding="utf-8") != lines:
+        atomic_write(path, lambda tmp: tmp.write_text(lines, encoding="utf-8"))
+    return path
 
 
-def _is_local(url: str) -> bool:
+def _is_local_node(config) -> bool:
+    """True when cluster.url is the node `reranker cluster up` runs (loopback, local_node.port)."""
     from urllib.parse import urlsplit
 
-    return urlsplit(url).hostname in ("127.0.0.1", "localhost")
+    url = urlsplit(config.cluster.url)
+    return url.hostname in ("127.0.0.1", "localhost") and (url.port or 80) == config.local_node.port

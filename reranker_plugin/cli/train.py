@@ -124,7 +124,8 @@ def label(ctx: Context, teacher_dir: Path, data: Path | None, kind: str | None, 
 @click.option("--max-train-queries", type=int,
               help="pointwise: human-labeled training queries to use (seeded sample) [teacher.max_train_queries].")
 @click.option("--output", type=click.Path(path_type=Path), help="Checkpoint directory [student.output].")
-@click.option("--model", help="Encoder to start from [student.model].")
+@click.option("--model", help="Encoder to start from; 'teacher': the ensemble teacher's cross-encoder "
+              "[student.model].")
 @click.option("--max-steps", type=int, help="Stop after this many steps [student.max_steps].")
 @click.option("--epochs", type=float, help="Passes over the pairs [student.epochs].")
 @click.option("--max-pairs", type=int, help="Budget in pairs seen; overrides --epochs [student.max_pairs].")
@@ -143,6 +144,14 @@ def train_student(ctx: Context, pairs: tuple[Path, ...], data: Path | None, kind
     flags["output"] = str(flags["output"]) if flags["output"] else None
     config = with_data(ctx.config, data, kind)
     cfg = override(config.student, **flags)
+    if cfg.model == "teacher":  # warm start from the ensemble teacher's cross-encoder
+        from training.models import ModelError
+
+        init = Path(config.teacher.output) / "cross_encoder"
+        if not (init / "reranker.json").is_file():
+            raise ModelError(f"student.model is 'teacher' but {init} holds no cross-encoder",
+                             "train an ensemble teacher first (`reranker train-teacher`) or set student.model")
+        cfg = override(cfg, model=str(init))
     if cfg.loss == "margin_mse":
         rows = read_pairs(pairs or [PAIRS_DIR])
         examples = [StudentExample(r["query"], r["text"], float(r["teacher_score"]), r.get("label")) for r in rows]

@@ -1,0 +1,98 @@
+"""`reranker run`, the main job, end to end on the real node with tiny real models: then step reuse."""
+from __future__ import annotations
+
+import csv
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from reranker_plugin.cli import cli
+from reranker_plugin.mlcommons.client import MLCommons
+from training.datasets import split_of
+
+from ..conftest import tiny_cross_encoder
+from .conftest import PRODUCTS
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("one_torch_thread")]
+QUERIES = ["cordless drill", "drill bits", "interior paint", "paint roller", "garden hose", "light bulb",
+           "ceiling fan", "pipe fitting", "kitchen faucet", "wood screws", "spray paint", "impact driver",
+           "shower head", "drywall anchors", "pipe wrench", "hose nozzle", "paint brush", "drill battery"]
+REUSED = "unchanged since its last run"
+
+
+def _grade(query: str, title: str) -> float:
+    words = query.split()
+    hits = sum(w in title.lower() for w in words)
+    return 1.0 if hits == len(words) else 0.5 if hits else 0.0
+
+
+@pytest.fixture
+def workspace(tmp_path, minilm_tokenizer, client, monkeypatch):
+    """A generic dataset over the 30 test products, a tiny cross-encoder, a config with unique cluster names."""
+    assert {split_of(q) for q in QUERIES} == {"train", "validation", "test"}
+    tiny_cross_encoder(minilm_tokenizer).save_pretrained(tmp_path / "tiny-bert")
+    minilm_tokenizer.save_pretrained(tmp_path / "tiny-bert")
+    (tmp_path / "catalog.jsonl").write_text("".join(json.dumps({"id": f"p{i}", "title": t}) + "\n"
+                                                    for i, t in enumerate(PRODUCTS)), encoding="utf-8")
+    with (tmp_path / "judgments.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["query", "product_id", "grade"])
+        for n, query in enumerate(QUERIES):
+            ranked = sorted(range(len(PRODUCTS)), key=lambda i: -_grade(query, PRODUCTS[i]))
+            for i in {*ranked[:3], (n * 7) % len(PRODUCTS), (n * 11 + 5) % len(PRODUCTS)}:
+                writer.writerow([query, f"p{i}", _grade(query, PRODUCTS[i])])
+    suffix = uuid.uuid4().hex[:8]
+    tiny = str(tmp_path / "tiny-bert")
+    config = {
+        "data": {"kind": "generic", "path": str(tmp_path / "judgments.csv"), "catalog": str(tmp_path / "catalog.jsonl")},
+        "template": {"fields": ["title"], "max_tokens": 32},
+        "deploy": {"index": f"run-test-{suffix}", "model_name": f"run-test-{suffix}", "pipeline": f"run-{suffix}"},
+        "teacher": {"model": tiny, "views": [tiny], "max_steps": 3, "queries_per_batch": 4},
+        "student": {"model": "teacher", "max_steps": 2, "queries_per_batch": 4, "human_weight": 0.5},
+        "augment": {"top_k": 5, "queries_per_part": 3},
+        "evaluate": {"max_queries": None},
+    }
+    (tmp_path / "reranker.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)  # runs/ and steps.json land here
+    yield tmp_path, config
+    ml = MLCommons(client)
+    for model in ml.list_models():
+        if model.name.startswith(config["deploy"]["model_name"]):
+            ml.delete(model.model_id)
+    for name in ("", "-int8", "-human"):
+        client.search_pipeline.delete(id=config["deploy"]["pipeline"] + name, ignore=[404])
+    client.indices.delete(index=config["deploy"]["index"], ignore_unavailable=True)
+
+
+def _run(opensearch) -> str:
+    result = CliRunner().invoke(cli, ["--url", opensearch.url, "run"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return " ".join(result.output.split())
+
+
+def test_main_job_runs_end_to_end_then_reuses_and_reruns_only_what_changed(opensearch, workspace):
+    root, config = workspace
+    out = _run(opensearch)
+    assert REUSED not in out
+    results = json.loads((root / "runs/evaluate.json").read_text())
+    pipeline = config["deploy"]["pipeline"]
+    assert set(results["systems"]) == {"random", "bm25", pipeline, f"{pipeline}-int8", f"{pipeline}-human",
+                                       "teacher (offline)"}
+    assert results["queries"] == sum(split_of(q) == "test" for q in QUERIES)
+    assert f"{pipeline} - bm25" in results["differences"] and f"{pipeline} - {pipeline}-human" in results["differences"]
+    student = json.loads((root / "runs/student/reranker.json").read_text())
+    human = json.loads((root / "runs/student-human/reranker.json").read_text())
+    assert student["base_model"] == human["base_model"] == str(Path("runs/teacher") / "cross_encoder")
+    assert student["sources"] == ["augmented", "judged"] and human["sources"] == ["human"]
+
+    assert _run(opensearch).count(REUSED) == 6  # teacher, label, augment, both students, export
+
+    config["student"]["human_weight"] = 1.0
+    (root / "reranker.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    out = _run(opensearch)
+    assert out.count(REUSED) == 3  # teacher, label and augment stay; both students and the export rerun
+    assert "student saved to" in out
