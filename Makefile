@@ -16,7 +16,7 @@ PIP_OFFLINE := $(BIN)/python -m pip install -q --no-index --find-links $(WHEELHO
 DATA ?= ../shared/data/homedepot/train.csv.zip
 KIND ?= homedepot
 
-.PHONY: install test unit run up down status bench bench-distill clean
+.PHONY: install test unit run up down status bench bench-scaling clean
 
 install: $(VENV)/.installed
 
@@ -53,8 +53,8 @@ status: install
 bench: install
 	$(BIN)/python benchmarks/search_latency.py
 
-bench-distill: install
-	$(BIN)/python benchmarks/distillation.py --data $(DATA)
+bench-scaling: install
+	$(BIN)/python benchmarks/scaling.py --data $(DATA) --kind $(KIND)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -145,3 +145,17 @@ def test_ensemble_teacher_trains_fits_its_view_and_teaches_with_human_term(works
         "--output", str(runs / "student-ens"))
     meta = json.loads((runs / "student-ens/reranker.json").read_text())
     assert meta["pairs_seen"] >= 12 and meta["steps"] <= 6
+
+
+def test_ensemble_teacher_trains_by_its_own_epochs_not_the_students_budget(workspace, tmp_path):
+    """The teacher's cross-encoder sees teacher.epochs of the labels, whatever student.max_pairs says."""
+    config = yaml.safe_load((workspace / "reranker.yaml").read_text())
+    config["teacher"] = {"kind": "ensemble", "model": str(workspace / "tiny-bert"), "views": [], "epochs": 2.0,
+                         "queries_per_batch": 5, "output": str(tmp_path / "teacher")}
+    config["student"]["max_pairs"] = 5
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    result = CliRunner().invoke(cli, ["--config", str(tmp_path / "c.yaml"), "train-teacher"])
+    assert result.exit_code == 0, result.output
+    losses = json.loads((tmp_path / "teacher/cross_encoder/reranker.json").read_text())["losses"]
+    train_queries = sum(split_of(w) == "train" for w in WORDS)
+    assert len(losses) == 2 * -(-train_queries // 5)  # two epochs of whole-query batches

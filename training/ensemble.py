@@ -135,7 +135,7 @@ def train_ensemble_teacher(cfg, template, human: Sequence, validation: Sequence,
     work = Path(tempfile.mkdtemp(prefix=f".{output.name}.work.", dir=output.parent if output.parent.exists() else None))
     try:
         ce_cfg = StudentConfig(model=cfg.model, loss="pointwise", learning_rate=cfg.learning_rate, epochs=cfg.epochs,
-                               max_steps=cfg.max_steps, queries_per_batch=cfg.queries_per_batch,
+                               max_steps=cfg.max_steps, max_pairs=None, queries_per_batch=cfg.queries_per_batch,
                                output=str(work / "cross_encoder"), seed=cfg.seed)
         report = train_student(ce_cfg, template, human, progress=progress, device=device,
                                name="teacher-cross-encoder", provenance={"sources": ["human"]})
