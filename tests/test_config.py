@@ -1,6 +1,8 @@
 """Config loading: defaults, YAML, environment and flag overrides, and clear errors."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
@@ -76,3 +78,12 @@ def test_run_finds_every_step_it_chains(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["run"])
     assert result.exit_code == 2, result.output
     assert "no dataset given" in result.output and "Traceback" not in result.output
+
+
+def test_every_config_profile_loads_and_raises_budgets():
+
+    profiles = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))
+    assert profiles
+    for path in profiles:
+        loaded = load_config(path)
+        assert loaded.student.max_pairs is None or loaded.student.max_pairs > Config().student.max_pairs
