@@ -8,8 +8,8 @@ human-label student, the node and its index), then
 
 1. mines and labels augmented pairs from the dataset's training queries as the
    query log, at ``--top-k`` (resumable, in its own folder);
-2. for each point in ``--points`` trains the configured student (same init,
-   loss and ``student.max_pairs`` budget as the main job) on the judged pairs
+2. for each point in ``--points`` trains the configured student (same init
+   and loss as the main job; budget ``--max-pairs``, default ``student.max_pairs``) on the judged pairs
    plus that many augmented pairs (whole queries, nested samples, one seed);
 3. scores each student, the teacher and the human-label student on the whole
    test split offline, with 95% bootstrap intervals over queries.
@@ -65,6 +65,8 @@ def main() -> None:
     parser.add_argument("--kind", default="homedepot")
     parser.add_argument("--points", default="0,5000,20000,50000", help="Augmented pairs per student.")
     parser.add_argument("--top-k", type=int, default=10, help="Hits mined per logged query.")
+    parser.add_argument("--max-pairs", type=int, default=None,
+                        help="Each student's budget in pairs seen (default: student.max_pairs of the config).")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks/results/scaling-work")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
@@ -97,8 +99,9 @@ def main() -> None:
 
     # 2-3. students per point, then every system on the test split
     lists = judged_lists(dataset, "test", config.template, config.data.split_fractions, config.data.split_salt)
-    student_cfg = override(config.student, model=str(teacher_dir / "cross_encoder")) \
-        if config.student.model == "teacher" else config.student
+    student_cfg = override(config.student, max_pairs=args.max_pairs)
+    if student_cfg.model == "teacher":
+        student_cfg = override(student_cfg, model=str(teacher_dir / "cross_encoder"))
 
     def score(path: Path) -> dict:
         tick = time.monotonic()
