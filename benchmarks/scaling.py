@@ -65,6 +65,8 @@ def main() -> None:
     parser.add_argument("--kind", default="homedepot")
     parser.add_argument("--points", default="0,5000,20000,50000", help="Augmented pairs per student.")
     parser.add_argument("--top-k", type=int, default=10, help="Hits mined per logged query.")
+    parser.add_argument("--max-queries", type=int, default=None,
+                        help="Most frequent training queries to mine (default: all).")
     parser.add_argument("--max-pairs", type=int, default=None,
                         help="Each student's budget in pairs seen (default: student.max_pairs of the config).")
     parser.add_argument("--seed", type=int, default=0)
@@ -88,7 +90,7 @@ def main() -> None:
     # 1. mine and label augmented pairs (all training queries as the log), resumable
     tick = time.monotonic()
     augmented_dir = args.work / "augmented"
-    _mine(config, teacher_dir, dataset, augmented_dir, args.top_k)
+    _mine(config, teacher_dir, dataset, augmented_dir, args.top_k, args.max_queries)
     augmented = read_pairs([augmented_dir])
     judged = read_pairs([judged_file])
     timings["mine and label"] = round(time.monotonic() - tick, 1)
@@ -125,14 +127,15 @@ def main() -> None:
               f"pairwise {entry['metrics']['pairwise_accuracy'][0]:.4f} ({train_seconds:.0f}s)", flush=True)
     timings["total"] = round(time.monotonic() - started, 1)
     data = {"dataset": dataset.name, "test_queries": len(lists), "student": dataclasses.asdict(student_cfg),
-            "teacher": str(teacher_dir), "top_k": args.top_k, "seed": args.seed, "timings_s": timings, **results}
+            "teacher": str(teacher_dir), "top_k": args.top_k, "mined_queries": args.max_queries, "seed": args.seed,
+            "timings_s": timings, **results}
     args.out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.out / "scaling.json", data)
     _plot(data, args.out / "scaling.png")
     print(f"wrote {args.out / 'scaling.json'} and {args.out / 'scaling.png'}")
 
 
-def _mine(config, teacher_dir: Path, dataset, out: Path, top_k: int) -> None:
+def _mine(config, teacher_dir: Path, dataset, out: Path, top_k: int, max_queries: int | None) -> None:
     """`reranker augment` over every training query of the dataset, into ``out`` (resumes)."""
     import json
 
@@ -143,7 +146,8 @@ def _mine(config, teacher_dir: Path, dataset, out: Path, top_k: int) -> None:
     log = out.parent / "query-log.jsonl"
     text = "".join(json.dumps({"user_query": j.query}) + "\n" for j in dataset.judgments)
     atomic_write(log, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-    cfg = dataclasses.replace(config.augment, logs=(str(log),), top_k=top_k, output=str(out), max_queries=None)
+    cfg = dataclasses.replace(config.augment, logs=(str(log),), top_k=top_k, output=str(out),
+                              max_queries=max_queries)
     report = augment(connect(config.cluster), config.deploy.index, cfg, config.data, config.template,
                      load_teacher(teacher_dir), judged_pairs(dataset), score_batch_size=config.teacher.score_batch_size)
     print(f"augmented: {report.pairs_total} pairs from {report.queries} queries "
