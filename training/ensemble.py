@@ -24,7 +24,7 @@ import numpy as np
 
 from reranker_core.template import ProductTemplate
 
-from .metrics import evaluate_rankings
+from .metrics import evaluate_rankings, split_scores
 from .models import ModelError, read_meta
 
 Progress = Callable[[int, int], None]
@@ -41,22 +41,16 @@ class Member:
     mean: float        # subtracted before scaling (validation mean)
 
 
-def fit_weight(base: Sequence[float], view: Sequence[float], lists_sizes: Sequence[int],
-               labels: Sequence[Sequence[float]], metric: str = "pairwise_accuracy") -> tuple[float, dict[float, float]]:
+def fit_weight(base: Sequence[float], view: Sequence[float], labels: Sequence[Sequence[float]],
+               metric: str = "pairwise_accuracy") -> tuple[float, dict[float, float]]:
     """The grid weight w maximizing ``metric`` of z(base) + w·z(view) on validation lists; ties go to smaller w.
 
-    ``base`` and ``view`` hold the scores of the lists' pairs, list after list,
-    ``lists_sizes`` their lengths. Returns the weight and the metric per weight.
+    ``base`` and ``view`` hold the scores of the lists' pairs, list after list;
+    ``labels`` each list's labels. Returns the weight and the metric per weight.
     """
     b, v = np.asarray(base, dtype=float), np.asarray(view, dtype=float)
     zb, zv = (b - b.mean()) / (b.std() or 1.0), (v - v.mean()) / (v.std() or 1.0)
-    curve: dict[float, float] = {}
-    for w in WEIGHT_GRID:
-        combined, pos, ranked = zb + w * zv, 0, []
-        for n, lab in zip(lists_sizes, labels):
-            ranked.append((lab, combined[pos:pos + n].tolist()))
-            pos += n
-        curve[w] = evaluate_rankings(ranked)[metric]
+    curve = {w: evaluate_rankings(split_scores(labels, (zb + w * zv).tolist()))[metric] for w in WEIGHT_GRID}
     best = max(WEIGHT_GRID, key=lambda w: (curve[w], -w))
     return best, curve
 
@@ -125,9 +119,9 @@ def train_ensemble_teacher(cfg, template, human: Sequence, validation: Sequence,
 
     from reranker_core.config import StudentConfig
 
-    from .onnx_scorer import ZipScorer
     from .export import export_student
     from .models import write_checkpoint
+    from .onnx_scorer import ZipScorer
     from .student import train_student
     from .views import BiEncoderView
 
@@ -141,13 +135,13 @@ def train_ensemble_teacher(cfg, template, human: Sequence, validation: Sequence,
                                name="teacher-cross-encoder", provenance={"sources": ["human"]})
         export_student(work / "cross_encoder", work / "cross_encoder.zip")
         pairs = [(j.query, t) for j in validation for t in j.texts]
-        sizes, labels = [len(j.texts) for j in validation], [j.labels for j in validation]
+        labels = [j.labels for j in validation]
         base = ZipScorer(work / "cross_encoder.zip").score(pairs)
         members = [Member("cross_encoder", "cross_encoder.zip", 1.0, 0.0)]
         fits = {}
         for spec in cfg.views if pairs else ():  # no validation queries: nothing to fit views on
             view = BiEncoderView(spec).score(pairs)
-            weight, curve = fit_weight(base, view, sizes, labels)
+            weight, curve = fit_weight(base, view, labels)
             a, mean = coefficient(weight, base, view)
             members.append(Member("bi_encoder", spec, a, mean))
             fits[spec] = {"weight": weight, "validation_pairwise_accuracy": [[w, v] for w, v in curve.items()]}

@@ -15,7 +15,7 @@ from typing import Protocol
 from reranker_core.template import ProductTemplate
 
 from .datasets import Dataset, group_by_query
-from .metrics import RankedList, evaluate_rankings, random_baseline
+from .metrics import RankedList, evaluate_rankings, random_baseline, split_scores
 from .models import read_meta
 
 Progress = Callable[[int, int], None]
@@ -74,12 +74,7 @@ def judged_lists(dataset: Dataset, split: str, template: ProductTemplate,
 def ranked_lists(scorer: Scorer, lists: Sequence[JudgedList], progress: Progress | None = None) -> list[RankedList]:
     """``scorer``'s (labels, scores) for each list, in ``lists`` order."""
     pairs = [(j.query, t) for j in lists for t in j.texts]
-    scores = scorer.score(pairs, progress=progress)
-    ranked, pos = [], 0
-    for j in lists:
-        ranked.append((j.labels, scores[pos:pos + len(j.texts)]))
-        pos += len(j.texts)
-    return ranked
+    return split_scores([j.labels for j in lists], scorer.score(pairs, progress=progress))
 
 
 def evaluate_scorer(scorer: Scorer, lists: Sequence[JudgedList], ks: Sequence[int] = (5, 10),

@@ -50,6 +50,15 @@ def rank_by_scores(labels: Sequence[float], scores: Sequence[float]) -> list[flo
     return [labels[i] for i in order]
 
 
+def split_scores(label_lists: Sequence[Sequence[float]], scores: Sequence[float]) -> list[RankedList]:
+    """(labels, scores) per list from scores given list after list, as flat pair batches are scored."""
+    ranked, pos = [], 0
+    for labels in label_lists:
+        ranked.append((labels, list(scores[pos:pos + len(labels)])))
+        pos += len(labels)
+    return ranked
+
+
 def evaluate_rankings(lists: Iterable[RankedList], ks: Sequence[int] = (5, 10),
                       relevant_threshold: float = 0.75) -> dict[str, float]:
     """Mean NDCG@k, MRR and micro pairwise accuracy over judged lists.

@@ -27,7 +27,7 @@ class BiEncoderView:
             self.model = AutoModel.from_pretrained(source, dtype=torch.float32).eval()
         except (OSError, ValueError) as err:
             raise ModelError(f"cannot load bi-encoder {spec!r} ({str(err).splitlines()[0]})",
-                             "set teacher.bi_encoder to a sentence-transformers folder or pkg: spec") from err
+                             "list a sentence-transformers folder or pkg: spec in teacher.views") from err
         self.spec, self.max_tokens, self.name = spec, max_tokens, name or f"bi-encoder {spec}"
 
     @torch.no_grad()
