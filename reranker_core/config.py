@@ -173,6 +173,7 @@ class StudentConfig:
     """The BERT-style cross-encoder distilled from the teacher's within-query margins."""
 
     model: str = "teacher"                # "teacher": the ensemble teacher's cross-encoder; or a path / pkg: spec
+    layers: int | None = None             # keep this many of the init's encoder layers (evenly spaced); null: all
     loss: str = "margin_mse"              # margin_mse: teacher-scored pairs; pointwise: human soft labels
     human_weight: float = 0.5             # margin_mse: + this x BCE against the human label where a pair has one
     learning_rate: float = 3e-5
@@ -187,6 +188,8 @@ class StudentConfig:
         if self.loss not in ("margin_mse", "pointwise"):
             raise ConfigError(f"student.loss {self.loss!r} is unknown", "use margin_mse or pointwise")
         _positive(self, "student", "learning_rate", "epochs", "queries_per_batch")
+        if self.layers is not None and self.layers < 1:
+            raise ConfigError(f"student.layers is {self.layers}", "use a positive layer count, or null for all")
         if self.human_weight < 0 or (self.max_pairs is not None and self.max_pairs <= 0):
             raise ConfigError("student.human_weight must be >= 0 and student.max_pairs positive or null",
                               "fix the student section of reranker.yaml")

@@ -25,6 +25,8 @@ MAX_IR_VERSION = 9
 TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "config.json"
 _INT64 = 7  # onnx.TensorProto.INT64
+#: Operators that onnxruntime's dynamic quantization writes: their presence marks an int8 model.
+_INT8_OPS = {"DynamicQuantizeLinear", "MatMulInteger", "QLinearMatMul", "DynamicQuantizeMatMul", "QAttention"}
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,11 @@ class ModelArtifact:
     sha256: str
     max_length: int
     hf_config: dict[str, Any]
+    precision: str = "fp32"   # "int8" when the graph holds quantized operators
+
+    @property
+    def layers(self) -> int | None:
+        return self.hf_config.get("num_hidden_layers")
 
     def total_chunks(self, chunk_size: int) -> int:
         return max(1, math.ceil(self.size_bytes / chunk_size))
@@ -88,7 +95,8 @@ def validate_zip(path: Path) -> ModelArtifact:
             raise ModelZipError(f"{path}: {root_onnx[0]} is not a readable ONNX model ({type(err).__name__})",
                                 "re-export it; the file may be truncated") from err
     _check_graph(path, model)
-    return ModelArtifact(path, root_onnx[0], path.stat().st_size, sha256_of(path), max_length, hf_config)
+    precision = "int8" if any(node.op_type in _INT8_OPS for node in model.graph.node) else "fp32"
+    return ModelArtifact(path, root_onnx[0], path.stat().st_size, sha256_of(path), max_length, hf_config, precision)
 
 
 def _check_tokenizer(path: Path, raw: bytes) -> int:

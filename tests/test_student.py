@@ -14,6 +14,7 @@ from reranker_core.template import ProductTemplate
 from training.export import export_student, quantize_int8
 from training.models import read_meta
 from training.onnx_scorer import OnnxZipScorer
+from training.models import ModelError
 from training.student import MAX_CANDIDATES, CrossEncoder, StudentExample, query_batches, train_student
 
 from .conftest import tiny_cross_encoder
@@ -145,7 +146,7 @@ def _ranks(values: list[float]) -> list[int]:
 def test_int8_zip_is_valid_smaller_and_ranks_like_fp32(margin_student, tmp_path):
     fp32 = export_student(margin_student.path, tmp_path / "fp32.zip").path
     int8 = quantize_int8(fp32, tmp_path / "int8.zip")
-    validate_zip(int8)
+    assert (validate_zip(fp32).precision, validate_zip(int8).precision) == ("fp32", "int8")  # shown by `models list`
     assert int8.stat().st_size < 0.5 * fp32.stat().st_size  # weights to 8 bits: about a quarter
 
     a, b = OnnxZipScorer(fp32), OnnxZipScorer(int8)
@@ -176,3 +177,24 @@ def test_max_pairs_budget_sets_the_number_of_steps(tiny_bert, tmp_path):
     report = train_student(cfg, TEMPLATE, MARGIN_EXAMPLES, device="cpu")
     meta = read_meta(report.path)
     assert report.steps == 6 and meta["pairs_seen"] == 80
+
+
+def test_layers_cut_the_encoder_to_evenly_spaced_layers_that_train_and_export(minilm_tokenizer, tmp_path):
+    import torch
+
+    deep = tmp_path / "deep"
+    source = tiny_cross_encoder(minilm_tokenizer, layers=4)
+    source.save_pretrained(deep)
+    minilm_tokenizer.save_pretrained(deep)
+    cut = CrossEncoder.from_base(str(deep), TEMPLATE, layers=2).model
+    assert cut.config.num_hidden_layers == 2 and len(cut.bert.encoder.layer) == 2
+    for kept, original in ((0, 0), (1, 3)):  # first and last layers survive
+        assert torch.equal(cut.bert.encoder.layer[kept].output.dense.weight,
+                           source.bert.encoder.layer[original].output.dense.weight)
+    cfg = StudentConfig(model=str(deep), layers=2, output=str(tmp_path / "small"), max_steps=3, queries_per_batch=4)
+    report = train_student(cfg, TEMPLATE, MARGIN_EXAMPLES, device="cpu")
+    assert CrossEncoder.load(report.path).model.config.num_hidden_layers == 2
+    export_student(report.path, tmp_path / "small.zip")
+    assert validate_zip(tmp_path / "small.zip").hf_config["num_hidden_layers"] == 2
+    with pytest.raises(ModelError, match="has 4"):
+        CrossEncoder.from_base(str(deep), TEMPLATE, layers=5)

@@ -45,8 +45,8 @@ class CrossEncoder:
         self.model, self.tokenizer, self.template, self.name = model, tokenizer, template, name
 
     @classmethod
-    def from_base(cls, spec: str, template: ProductTemplate) -> CrossEncoder:
-        """A fresh one-logit head on a pretrained encoder (MiniLM-L6 by default)."""
+    def from_base(cls, spec: str, template: ProductTemplate, layers: int | None = None) -> CrossEncoder:
+        """A one-logit head on a pretrained encoder (MiniLM-L6 by default), cut to ``layers`` layers."""
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         source = resolve_model(spec)
@@ -56,6 +56,8 @@ class CrossEncoder:
         except (OSError, ValueError) as err:
             raise ModelError(f"cannot load student model {spec!r} ({str(err).splitlines()[0]})",
                              "set student.model to a local BERT-style checkpoint or pkg: spec") from err
+        if layers is not None:
+            keep_layers(model, layers)
         return cls(model, tokenizer, template)
 
     @classmethod
@@ -106,6 +108,26 @@ class CrossEncoder:
         return out
 
 
+def keep_layers(model, count: int) -> list[int]:
+    """Cut the encoder to ``count`` evenly spaced layers, first and last kept (a smaller, faster student).
+
+    Evenly spaced layers of a trained encoder are a better start than its
+    bottom ones: each keeps its place in the original computation.
+    """
+    encoder = getattr(model.base_model, "encoder", None)
+    stack = getattr(encoder, "layer", None)
+    if not isinstance(stack, torch.nn.ModuleList):
+        raise ModelError(f"student.layers needs a BERT-style encoder, not {type(model).__name__}",
+                         "set student.layers to null")
+    total = len(stack)
+    if count > total:
+        raise ModelError(f"student.layers is {count} but the model has {total}", f"use at most {total}")
+    kept = [0] if count == 1 else [round(i * (total - 1) / (count - 1)) for i in range(count)]
+    encoder.layer = torch.nn.ModuleList(stack[i] for i in kept)
+    model.config.num_hidden_layers = count
+    return kept
+
+
 def query_batches(examples: Sequence[StudentExample], queries_per_batch: int, seed: int) -> list[list[int]]:
     """Row indices grouped into batches of whole queries, shuffled with ``seed``; long lists are sampled."""
     groups: dict[str, list[int]] = {}
@@ -133,7 +155,7 @@ def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Seque
     if not examples:
         raise ModelError("no training examples for the student", "label pairs with the teacher first")
     torch.manual_seed(cfg.seed)
-    student = CrossEncoder.from_base(cfg.model, template)
+    student = CrossEncoder.from_base(cfg.model, template, cfg.layers)
     model = student.model.to(device or default_device())
     batches = query_batches(examples, cfg.queries_per_batch, cfg.seed)
     per_epoch = len(batches)

@@ -4,8 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich import box
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from reranker_core.config import override
 from reranker_core.errors import RerankerError
@@ -68,15 +69,29 @@ def models() -> None:
 
 
 @models.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table (for scripts).")
 @pass_ctx
-def models_list(ctx: Context) -> None:
-    """Registered models, newest first."""
-    from ..mlcommons.client import MLCommons
+def models_list(ctx: Context, as_json: bool) -> None:
+    """Registered models, newest first: size, precision, layers, state and the pipelines that use each."""
+    import dataclasses
+    import json
 
-    table = Table("name", "version", "function", "state", "sha256")
-    table.add_column("model id", no_wrap=True)
-    for m in MLCommons(ctx.client()).list_models():
-        table.add_row(m.name, m.version, m.function_name, m.state, (m.content_hash or "")[:12], m.model_id)
+    from ..mlcommons.client import MLCommons
+    from ..mlcommons.pipeline import pipelines_by_model
+
+    client = ctx.client()
+    found = MLCommons(client).list_models()
+    used_by = pipelines_by_model(client)
+    if as_json:
+        rows = [{**dataclasses.asdict(m), "pipelines": used_by.get(m.model_id, [])} for m in found]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(Column("model / id", no_wrap=True), Column("MB", justify="right", no_wrap=True), "dtype", "layers",
+                  "state", Column("pipelines", overflow="fold"), box=box.SIMPLE_HEAD, pad_edge=False)
+    for m in found:  # the id under the name keeps a row within 80 columns
+        size = f"{m.size_bytes / 1e6:.1f}" if m.size_bytes else "?"
+        table.add_row(f"{m.name} v{m.version}\n[dim]{m.model_id}[/dim]", size, m.precision or "?",
+                      str(m.layers or "?"), m.state, "\n".join(used_by.get(m.model_id, [])) or "-")
     console.print(table)
 
 

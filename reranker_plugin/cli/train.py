@@ -126,6 +126,9 @@ def label(ctx: Context, teacher_dir: Path, data: Path | None, kind: str | None, 
 @click.option("--output", type=click.Path(path_type=Path), help="Checkpoint directory [student.output].")
 @click.option("--model", help="Encoder to start from; 'teacher': the ensemble teacher's cross-encoder "
               "[student.model].")
+@click.option("--layers", type=click.IntRange(min=1),
+              help="Keep this many of the encoder's layers, evenly spaced: a smaller, faster student "
+              "[student.layers; default all].")
 @click.option("--max-steps", type=int, help="Stop after this many steps [student.max_steps].")
 @click.option("--epochs", type=float, help="Passes over the pairs [student.epochs].")
 @click.option("--max-pairs", type=int, help="Budget in pairs seen; overrides --epochs [student.max_pairs].")

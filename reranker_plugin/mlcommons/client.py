@@ -5,6 +5,7 @@ One ``wait_for_task`` serves all polling; every refusal by the cluster becomes a
 """
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,9 @@ class ModelInfo:
     function_name: str
     content_hash: str | None
     group_id: str | None
+    size_bytes: int | None = None
+    precision: str | None = None       # recorded at registration by `reranker deploy`; None for others
+    layers: int | None = None
 
 
 def _require_id(model_id: str) -> str:
@@ -40,6 +44,15 @@ def _require_id(model_id: str) -> str:
     if not model_id:
         raise RerankerError("the model id is empty", "pass an id from `reranker models list`")
     return model_id
+
+
+def _all_config(source: dict[str, Any]) -> dict[str, Any]:
+    """The model's ``model_config.all_config`` JSON (any model may lack it or hold something else)."""
+    try:
+        found = json.loads((source.get("model_config") or {}).get("all_config") or "{}")
+    except (TypeError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def _reason(err: TransportError) -> str:
@@ -92,9 +105,12 @@ class MLCommons:
         models = []
         for hit in result["hits"]["hits"]:
             src = hit["_source"]
+            hf_config = _all_config(src)
             models.append(ModelInfo(hit["_id"], src.get("name", ""), str(src.get("model_version", "")),
                                     src.get("model_state", "UNKNOWN"), src.get("algorithm", ""),
-                                    src.get("model_content_hash_value"), src.get("model_group_id")))
+                                    src.get("model_content_hash_value"), src.get("model_group_id"),
+                                    src.get("model_content_size_in_bytes"), hf_config.get("precision"),
+                                    hf_config.get("num_hidden_layers")))
         return models
 
     def get_model(self, model_id: str) -> dict[str, Any] | None:

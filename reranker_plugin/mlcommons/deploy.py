@@ -41,7 +41,8 @@ def register_meta_body(artifact: ModelArtifact, cfg: DeployConfig, group_id: str
         "name": cfg.model_name,
         "version": cfg.model_version,
         "function_name": "TEXT_SIMILARITY",
-        "description": f"cross-encoder reranker, sha256 {artifact.sha256[:12]}",
+        "description": f"cross-encoder reranker, {artifact.precision}, {artifact.layers or '?'} layers, "
+                       f"max {artifact.max_length} tokens, sha256 {artifact.sha256[:12]}",
         "model_format": "ONNX",
         "model_group_id": group_id,
         "model_content_size_in_bytes": artifact.size_bytes,
@@ -51,7 +52,8 @@ def register_meta_body(artifact: ModelArtifact, cfg: DeployConfig, group_id: str
             "model_type": artifact.hf_config.get("model_type", "bert"),
             "embedding_dimension": 1,
             "framework_type": "huggingface_transformers",
-            "all_config": json.dumps(artifact.hf_config or {"model_type": "bert"}),
+            # ML Commons keeps all_config as an opaque string: it carries the precision to `reranker models list`
+            "all_config": json.dumps({"model_type": "bert", **artifact.hf_config, "precision": artifact.precision}),
         },
     }
 

@@ -51,6 +51,22 @@ def pipeline_model_id(body: dict[str, Any] | None) -> str | None:
     return None
 
 
+def pipelines_by_model(client: OpenSearch) -> dict[str, list[str]]:
+    """Model id -> names of the search pipelines whose rerank processor uses it."""
+    try:
+        bodies = client.search_pipeline.get()
+    except NotFoundError:  # no pipeline at all
+        return {}
+    except TransportError as err:
+        raise ClusterError(f"listing search pipelines failed: {err.error}", "check the cluster") from err
+    found: dict[str, list[str]] = {}
+    for name, body in sorted(bodies.items()):
+        model_id = pipeline_model_id(body)
+        if model_id:
+            found.setdefault(model_id, []).append(name)
+    return found
+
+
 def set_default_pipeline(client: OpenSearch, index: str, name: str) -> None:
     """Make ``name`` the index's default search pipeline, so plain searches are reranked."""
     try:

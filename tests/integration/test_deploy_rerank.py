@@ -1,6 +1,7 @@
 """Deploy a real tiny cross-encoder into ML Commons and rerank through neural-search."""
 from __future__ import annotations
 
+import json
 import time
 import warnings
 import zipfile
@@ -142,7 +143,11 @@ def test_undeploy_and_delete_leave_nothing(opensearch, client, products_index, u
     assert deploy_cli(opensearch, tiny_zip, products_index, unique_names).exit_code == 0
     model_id = pipeline_model_id(get_pipeline(client, unique_names["pipeline"]))
     listed = run_cli(opensearch, "models", "list")
-    assert model_id in listed.output
+    assert model_id in listed.output and "fp32" in listed.output
+    rows = {m["model_id"]: m for m in json.loads(run_cli(opensearch, "models", "list", "--json").output)}
+    row = rows[model_id]
+    assert (row["precision"], row["layers"], row["state"]) == ("fp32", 2, "DEPLOYED")
+    assert row["size_bytes"] == tiny_zip.stat().st_size and row["pipelines"] == [unique_names["pipeline"]]
 
     assert run_cli(opensearch, "models", "undeploy", "--", model_id).exit_code == 0
     ml = MLCommons(client)
