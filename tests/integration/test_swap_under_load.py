@@ -1,0 +1,86 @@
+"""Zero-downtime model swap: 20 concurrent search clients keep searching while a new model is deployed."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from reranker_core.config import ClusterConfig, DeployConfig
+from reranker_core.model_zip import validate_zip
+from reranker_plugin.connection import connect
+from reranker_plugin.jobs.search import search
+from reranker_plugin.mlcommons.client import MLCommons
+from reranker_plugin.mlcommons.deploy import deploy
+from training.export import export_cross_encoder
+from training.onnx_scorer import OnnxZipScorer
+
+from ..conftest import tiny_cross_encoder
+
+pytestmark = pytest.mark.integration
+
+CLIENTS = 20
+QUERIES = ("cordless drill", "white paint", "pipe", "garden hose", "light bulb")
+AFTER_SWAP_S = 2.0  # keep the load on this long after the pipeline switched
+
+
+def test_deploy_and_pipeline_switch_under_20_clients_fail_no_search(opensearch, client, products_index,
+                                                                    unique_names, tiny_zip, minilm_tokenizer,
+                                                                    tmp_path):
+    other_zip = tmp_path / "other.zip"
+    export_cross_encoder(tiny_cross_encoder(minilm_tokenizer, seed=1), minilm_tokenizer, other_zip,
+                         [("cordless drill", "18V cordless drill kit")], max_length=64)
+    cfg = DeployConfig(model_name=unique_names["model"], index=products_index, pipeline=unique_names["pipeline"],
+                       document_fields=("title",))
+    first = deploy(client, validate_zip(tiny_zip), cfg)
+
+    # each query's top reranked score under either model, computed locally on the same BM25 page
+    top_score = {}
+    for name, path in (("old", tiny_zip), ("new", other_zip)):
+        scorer = OnnxZipScorer(path)
+        for query in QUERIES:
+            page = search(client, products_index, query, ("title",), 10, None)
+            top_score[name, query] = max(scorer.score(query, [h.text for h in page]))
+
+    stop = threading.Event()
+    results: list[tuple[float, str, float]] = []   # (finished at, query, top score)
+    failures: list[str] = []
+    lock = threading.Lock()
+
+    def load(worker: int) -> None:
+        own = connect(ClusterConfig(url=opensearch.url))
+        n = worker
+        while not stop.is_set():
+            query = QUERIES[n % len(QUERIES)]
+            n += 1
+            try:
+                hits = search(own, products_index, query, ("title",), 10, unique_names["pipeline"])
+                with lock:
+                    results.append((time.monotonic(), query, hits[0].score))
+            except Exception as err:  # noqa: BLE001 - every failure counts, whatever its type
+                with lock:
+                    failures.append(f"{type(err).__name__}: {err}")
+
+    threads = [threading.Thread(target=load, args=(i,), daemon=True) for i in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.0)
+    second = deploy(client, validate_zip(other_zip), cfg)  # register, upload, deploy, test, switch the pipeline
+    switched_at = time.monotonic()
+    time.sleep(AFTER_SWAP_S)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert second.previous_model_id == first.model_id != second.model_id
+    assert len(results) > 2 * CLIENTS  # the load was real: every client searched before and after the switch
+    assert not failures, f"{len(failures)} of {len(failures) + len(results)} searches failed: {failures[:3]}"
+    served = []
+    for finished, query, score in results:  # every answer was reranked by one of the two models
+        model = [m for m in ("old", "new") if score == pytest.approx(top_score[m, query], abs=1e-4)]
+        assert model, f"{query!r} answered with score {score}, from neither model"
+        served.append((finished, model[0]))
+    assert any(m == "old" for _, m in served) and any(m == "new" for _, m in served)
+    late = [m for finished, m in served if finished > switched_at + 0.5]
+    assert late and set(late) == {"new"}  # once switched, the new model serves everything
+    assert MLCommons(client).get_model(first.model_id)["model_state"] == "DEPLOYED"  # in-flight searches were safe
