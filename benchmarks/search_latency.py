@@ -193,11 +193,44 @@ def _profile(client, index: str, fields: tuple[str, ...], queries: list[str], mo
             started = time.perf_counter()
             search(client, index, query, fields, k, target)
             sink.append((time.perf_counter() - started) * 1000)
+    levels = _optimization_levels(path, [(q, t) for q in queries[:10] for t in (h.text for h in search(
+        client, index, q, fields, k, None))])
     per_hit = {"onnx graph (onnxruntime, in process)": percentiles(graph),
                "ML Commons _predict (tokenize + DJL + graph)": percentiles(predict),
                "rerank pipeline minus BM25": percentiles([(p - b) / k for p, b in zip(pipe, plain)])}
     return {"model": name, "k": k, "queries": len(graph), "per_hit_ms": per_hit,
+            "graph_ms_by_onnxruntime_optimization": levels,
             "pair_tokens": percentiles(lengths) | {"max": max(lengths)}}
+
+
+def _optimization_levels(path: Path, pairs: list[tuple[str, str]]) -> dict[str, float]:
+    """Median per-pair graph time at each onnxruntime optimization level (ML Commons' session uses the default, all)."""
+    import statistics
+
+    import onnxruntime as ort
+
+    scorer, graph = OnnxZipScorer(path), _graph_bytes(path)
+    found = {}
+    for name, level in (("disabled", ort.GraphOptimizationLevel.ORT_DISABLE_ALL),
+                        ("basic", ort.GraphOptimizationLevel.ORT_ENABLE_BASIC),
+                        ("all (default)", ort.GraphOptimizationLevel.ORT_ENABLE_ALL)):
+        options = ort.SessionOptions()
+        options.graph_optimization_level = level
+        scorer.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        scorer.score(pairs[0][0], [pairs[0][1]])  # the first run allocates
+        times = []
+        for query, text in pairs:
+            started = time.perf_counter()
+            scorer.score(query, [text])
+            times.append((time.perf_counter() - started) * 1000)
+        found[name] = round(statistics.median(times), 2)
+    return found
+
+
+def _graph_bytes(path: Path) -> bytes:
+    from reranker_core.model_zip import read_member
+
+    return read_member(path, validate_zip(path).onnx_name)
 
 
 def _plot(results: dict, path: Path) -> None:
