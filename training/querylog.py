@@ -111,6 +111,8 @@ def _query_line(line_no: int, record: Mapping[str, Any], fields: tuple[str, ...]
     value = record[name]
     if not isinstance(value, str):
         return LogLine(line_no, None, f"{name} is not a string")
+    if _undecodable([value]):  # valid JSON may escape a lone surrogate; no index or file can take it
+        return LogLine(line_no, None, f"{name} is not valid Unicode")
     query = value.strip()
     if not query:
         return LogLine(line_no, None, f"empty {name}")
