@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -272,20 +274,76 @@ T = TypeVar("T")
 
 def build(cls: type[T], values: dict[str, Any] | None, section: str) -> T:
     """Instantiate a config dataclass, naming any unknown or mistyped key."""
-    values = dict(values or {})
+    if values is None:
+        values = {}
     if not isinstance(values, dict):
-        raise ConfigError(f"section {section!r} must be a mapping", "see reranker.yaml in the repository")
-    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(values) - known)
+        raise ConfigError(f"section {section!r} must be a mapping, not {type(values).__name__}",
+                          "see reranker.yaml in the repository")
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(map(str, values)) - set(hints))
     if unknown:
         raise ConfigError(
-            f"unknown key(s) {', '.join(unknown)} in section {section!r}",
-            f"valid keys: {', '.join(sorted(known))}",
+            f"unknown key(s) {', '.join(k if k.isidentifier() else repr(k) for k in unknown)} in section {section!r}",
+            f"valid keys: {', '.join(sorted(hints))}",
         )
+    checked = {key: _typed(value, hints[key], f"{section}.{key}") for key, value in values.items()}
     try:
-        return cls(**values)
-    except TypeError as err:
-        raise ConfigError(f"bad value in section {section!r}: {err}", "see reranker.yaml in the repository") from err
+        return cls(**checked)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"bad value in section {section!r}: {err}".replace("\n", " "),
+                          "see reranker.yaml in the repository") from err
+
+
+def _typed(value: Any, hint: Any, where: str) -> Any:
+    """``value`` as the field's annotated type (YAML lists become tuples), or a ConfigError naming the key.
+
+    A value of the wrong type would otherwise be accepted here and fail later, deep in a long run.
+    """
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _typed(value, inner[0], where) if len(inner) == 1 else value
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    elif origin is tuple and isinstance(value, (list, tuple)):
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_typed(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+        if len(value) == len(args):
+            return tuple(_typed(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    elif origin is dict and isinstance(value, dict):
+        numeric_keys = args[0] is str  # YAML reads `3: 1.0` with an int key; grades are matched as text
+        return {(str(k) if numeric_keys and isinstance(k, (int, float)) and not isinstance(k, bool)
+                 else _typed(k, args[0], f"{where} key")): _typed(v, args[1], f"{where}[{k!r}]")
+                for k, v in value.items()}
+    else:
+        return value
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    raise ConfigError(f"{where} is {shown} ({type(value).__name__}), expected {_type_name(hint)}",
+                      f"fix {where} in the config file")
+
+
+def _type_name(hint: Any) -> str:
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    if hint in names:
+        return names[hint]
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is tuple:
+        return f"a list of {len(args)} values" if Ellipsis not in args else f"a list of {_type_name(args[0])}s"
+    if typing.get_origin(hint) is dict:
+        return "a mapping"
+    return str(hint)
 
 
 def load_config(path: Path | None) -> Config:
@@ -302,10 +360,13 @@ def load_config(path: Path | None) -> Config:
                               "fix the syntax") from err
         if not isinstance(raw, dict):
             raise ConfigError(f"config file {source} must hold a mapping of sections", "see reranker.yaml")
-    unknown = sorted(set(raw) - set(SECTIONS))
+    unknown = sorted(repr(k) if not (isinstance(k, str) and k.isidentifier()) else k for k in raw if k not in SECTIONS)
     if unknown:
         raise ConfigError(f"unknown section(s) {', '.join(unknown)} in {source}", f"valid: {', '.join(SECTIONS)}")
-    cluster = dict(raw.get("cluster") or {})
+    cluster = raw.get("cluster") or {}
+    if not isinstance(cluster, dict):
+        raise ConfigError(f"section 'cluster' must be a mapping, not {type(cluster).__name__}", "see reranker.yaml")
+    cluster = dict(cluster)
     for env, key in (("OPENSEARCH_URL", "url"), ("OPENSEARCH_USER", "username"), ("OPENSEARCH_PASSWORD", "password")):
         if os.environ.get(env):
             cluster[key] = os.environ[env]
