@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,44 +60,58 @@ def sha256_of(path: Path) -> str:
 
 def validate_zip(path: Path) -> ModelArtifact:
     """Check ``path`` against the contract; raise :class:`ModelZipError` naming the first violation."""
-    import onnx  # lazy: keeps `reranker --help` fast
-
     path = Path(path)
     if not path.is_file():
         raise ModelZipError(f"model zip {path} does not exist", "pass the zip written by `reranker export`")
     try:
         zf = zipfile.ZipFile(path)
-    except zipfile.BadZipFile as err:
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
         raise ModelZipError(f"{path} is not a zip file", "re-export it with `reranker export`") from err
-    with zf:
-        names = [n for n in zf.namelist() if not n.endswith("/")]
-        onnx_files = [n for n in names if n.lower().endswith(".onnx")]
-        root_onnx = [n for n in onnx_files if "/" not in n]
-        if not onnx_files:
-            raise ModelZipError(f"{path} holds no .onnx file", "the zip needs exactly one model.onnx at its root")
-        if len(onnx_files) > 1:
-            raise ModelZipError(f"{path} holds {len(onnx_files)} .onnx files ({', '.join(onnx_files)})",
-                                "keep exactly one; ML Commons cannot choose")
-        if not root_onnx:
-            raise ModelZipError(f"{path}: {onnx_files[0]} is inside a folder", "put the .onnx at the zip root")
-        if TOKENIZER_FILE not in names:
-            raise ModelZipError(f"{path} has no {TOKENIZER_FILE} at its root",
-                                "add the model's fast-tokenizer file (tokenizer.save / export)")
-        max_length = _check_tokenizer(path, zf.read(TOKENIZER_FILE))
-        hf_config: dict[str, Any] = {}
-        if CONFIG_FILE in names:
-            try:
-                hf_config = json.loads(zf.read(CONFIG_FILE))
-            except (ValueError, UnicodeDecodeError) as err:
-                raise ModelZipError(f"{path}: {CONFIG_FILE} is not valid JSON", "re-export the model") from err
-        try:
-            model = onnx.load_model_from_string(zf.read(root_onnx[0]))
-        except Exception as err:  # onnx raises DecodeError and friends
-            raise ModelZipError(f"{path}: {root_onnx[0]} is not a readable ONNX model ({type(err).__name__})",
-                                "re-export it; the file may be truncated") from err
+    try:
+        with zf:
+            onnx_name, max_length, hf_config, model = _read_members(path, zf)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ModelZipError(f"{path} is damaged ({reason})", "copy or re-export the zip; it did not arrive whole") from err
     _check_graph(path, model)
     precision = "int8" if any(node.op_type in _INT8_OPS for node in model.graph.node) else "fp32"
-    return ModelArtifact(path, root_onnx[0], path.stat().st_size, sha256_of(path), max_length, hf_config, precision)
+    return ModelArtifact(path, onnx_name, path.stat().st_size, sha256_of(path), max_length, hf_config, precision)
+
+
+def _read_members(path: Path, zf: zipfile.ZipFile) -> tuple[str, int, dict[str, Any], Any]:
+    """The checked members: ONNX file name, truncation length, HF config and the loaded graph."""
+    import onnx  # lazy: keeps `reranker --help` fast
+
+    names = [n for n in zf.namelist() if not n.endswith("/")]
+    onnx_files = [n for n in names if n.lower().endswith(".onnx")]
+    root_onnx = [n for n in onnx_files if "/" not in n]
+    if not onnx_files:
+        raise ModelZipError(f"{path} holds no .onnx file", "the zip needs exactly one model.onnx at its root")
+    if len(onnx_files) > 1:
+        raise ModelZipError(f"{path} holds {len(onnx_files)} .onnx files ({', '.join(onnx_files)})",
+                            "keep exactly one; ML Commons cannot choose")
+    if not root_onnx:
+        raise ModelZipError(f"{path}: {onnx_files[0]} is inside a folder", "put the .onnx at the zip root")
+    if TOKENIZER_FILE not in names:
+        raise ModelZipError(f"{path} has no {TOKENIZER_FILE} at its root",
+                            "add the model's fast-tokenizer file (tokenizer.save / export)")
+    max_length = _check_tokenizer(path, zf.read(TOKENIZER_FILE))
+    hf_config: dict[str, Any] = {}
+    if CONFIG_FILE in names:
+        raw_config = zf.read(CONFIG_FILE)
+        try:
+            hf_config = json.loads(raw_config)
+        except (ValueError, UnicodeDecodeError) as err:
+            raise ModelZipError(f"{path}: {CONFIG_FILE} is not valid JSON", "re-export the model") from err
+        if not isinstance(hf_config, dict):
+            raise ModelZipError(f"{path}: {CONFIG_FILE} is not a JSON object", "re-export the model")
+    raw_graph = zf.read(root_onnx[0])
+    try:
+        model = onnx.load_model_from_string(raw_graph)
+    except Exception as err:  # onnx raises DecodeError and friends
+        raise ModelZipError(f"{path}: {root_onnx[0]} is not a readable ONNX model ({type(err).__name__})",
+                            "re-export it; the file may be truncated") from err
+    return root_onnx[0], max_length, hf_config, model
 
 
 def _check_tokenizer(path: Path, raw: bytes) -> int:
