@@ -178,7 +178,7 @@ def train_student(ctx: Context, pairs: tuple[Path, ...], data: Path | None, kind
 
 # -------------------------------------------------------------- export
 @cli.command("export")
-@click.argument("student_dir", type=click.Path(path_type=Path))
+@click.argument("student_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), help="Zip to write [<student_dir>.zip].")
 @click.option("--int8", is_flag=True, help="Also write an int8 dynamically quantized zip (<out>-int8.zip) and "
               "report its NDCG change on the validation split (needs --data).")
@@ -192,7 +192,7 @@ def export(ctx: Context, student_dir: Path, out: Path | None, int8: bool, data: 
     ctx.quiet_models()
     from training.export import export_student, quantize_int8
 
-    out = out or student_dir.with_suffix(".zip")
+    out = out or student_dir.resolve().with_suffix(".zip")
     report = export_student(student_dir, out)
     console.print(f"{report.path}: {report.path.stat().st_size / 1e6:.1f} MB, max |torch - onnxruntime| = "
                   f"{report.max_abs_diff:.2e} over {report.pairs_checked} real pairs")
