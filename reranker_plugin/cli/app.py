@@ -57,6 +57,13 @@ pass_ctx = click.make_pass_decorator(Context)
 class _Group(click.Group):
     """Turns a :class:`RerankerError` anywhere below into one line on stderr and its exit code."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """No argument may hold a NUL byte: no path, URL or query can, and the OS would raise deep inside."""
+        bad = next((a for a in args if "\x00" in a), None)
+        if bad is not None:
+            raise click.UsageError(f"argument {bad!r} holds a NUL byte; remove it", ctx)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
