@@ -1,0 +1,51 @@
+"""Fuzzed UBI `ubi_queries` documents in a real index: every document the cluster accepted comes back from the
+reader as its query or as a counted malformed line — none lost, none invented."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reranker_plugin.jobs.ubi import iter_ubi_queries
+from reranker_plugin.node.assets import load_json
+from training.querylog import MalformedReport
+
+pytestmark = pytest.mark.integration
+
+text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
+user_query = st.one_of(text, st.just("   "), st.none(), st.integers(), st.booleans(), st.lists(text, max_size=2))
+doc = st.fixed_dictionaries({"user_query": user_query}, optional={"query_id": st.text("abc123", max_size=6)})
+
+
+def _expected(source: dict) -> str | None:
+    value = source.get("user_query")
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(docs=st.lists(doc, max_size=25), batch_size=st.integers(1, 7))
+def test_ubi_documents_come_back_as_queries_or_counted_malformed(client, docs, batch_size):
+    index = f"ubi-fuzz-{uuid.uuid4().hex[:8]}"
+    client.indices.create(index=index, body=load_json("ubi-queries-index.json"))
+    try:
+        accepted = []
+        for i, source in enumerate(docs):
+            body = {k: v for k, v in source.items() if v is not None}
+            body["timestamp"] = 1_700_000_000_000 + i  # the reader pages oldest first
+            try:
+                client.index(index=index, id=str(i), body=body)
+                accepted.append(body)
+            except Exception:  # noqa: BLE001 - a doc the mapping refuses never entered the log
+                pass
+        client.indices.refresh(index=index)
+        report = MalformedReport()
+        lines = list(iter_ubi_queries(client, index, batch_size=batch_size))
+        for line in lines:
+            report.add(index, line)
+        assert [line.query for line in lines] == [_expected(b) for b in accepted]
+        assert report.total == len(accepted) and report.malformed == sum(_expected(b) is None for b in accepted)
+    finally:
+        client.indices.delete(index=index, ignore_unavailable=True)
