@@ -37,3 +37,7 @@ class ModelZipError(RerankerError):
 
 class DeployError(RerankerError):
     """Registering or deploying a model failed (after rollback)."""
+
+
+class OutputError(RerankerError):
+    """An output could not be written (disk full, file too large, no permission); the previous one is untouched."""

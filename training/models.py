@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from reranker_core.errors import RerankerError
+from reranker_core.files import disk_failure, output_error
 
 META_FILE = "reranker.json"
 
@@ -87,8 +88,11 @@ def read_meta(path: Path) -> dict[str, Any]:
 def write_checkpoint(target: Path, save: Callable[[Path], None], meta: dict[str, Any]) -> None:
     """Write a checkpoint directory atomically: ``save(tmp)`` then swap, so a crash leaves the old one intact."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    except OSError as err:
+        raise output_error(target, err) from err
     try:
         save(tmp)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
@@ -98,6 +102,8 @@ def write_checkpoint(target: Path, save: Callable[[Path], None], meta: dict[str,
             os.replace(target, old)
         os.replace(tmp, target)
         shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        if disk_failure(err):
+            raise output_error(target, err) from err
         raise

@@ -9,6 +9,7 @@ libraries (torch, transformers) are imported inside commands only, so
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
@@ -55,7 +56,12 @@ pass_ctx = click.make_pass_decorator(Context)
 
 
 class _Group(click.Group):
-    """Turns a :class:`RerankerError` anywhere below into one line on stderr and its exit code."""
+    """Turns a :class:`RerankerError` anywhere below into one line on stderr and its exit code.
+
+    An ``OSError`` that escaped (a full disk under a library's own file write,
+    say) gets the same one line: the user needs the file and the reason, not a
+    traceback. Outputs are written atomically, so the previous ones are intact.
+    """
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         """No argument may hold a NUL byte: no path, URL or query can, and the OS would raise deep inside."""
@@ -68,8 +74,17 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except RerankerError as err:
-            err_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
-            ctx.exit(err.exit_code)
+            self._fail(ctx, str(err), err.exit_code)
+        except OSError as err:
+            where = f" ({err.filename})" if err.filename else ""
+            fix = ("free disk space, then rerun; finished outputs are untouched"
+                   if err.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT) else "check the path and its permissions")
+            self._fail(ctx, f"{err.strerror or err}{where} — {fix}", 1)
+
+    @staticmethod
+    def _fail(ctx: click.Context, message: str, code: int) -> None:
+        err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+        ctx.exit(code)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

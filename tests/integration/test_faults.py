@@ -1,0 +1,203 @@
+"""Fault campaign on the real node: the CLI killed mid-step, a full disk, a cluster that cannot be reached.
+
+Each case checks what the user sees (exit code, one line) and what is left: a
+rerun of the same command converges to the result of an uninterrupted run, no
+half-written file is taken for a finished one, no orphan model stays deployed.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from reranker_core.model_zip import validate_zip
+from reranker_plugin.mlcommons.client import MLCommons
+from reranker_plugin.mlcommons.pipeline import get_pipeline, pipeline_model_id
+from training.onnx_scorer import OnnxZipScorer
+from training.student import CrossEncoder
+
+from ..conftest import tiny_cross_encoder
+from .conftest import PRODUCTS
+from .faults import kill_when, record, run_cli
+
+pytestmark = pytest.mark.integration
+
+QUERIES = ["cordless drill", "white paint", "garden hose", "pipe fitting", "light bulb", "screws", "faucet"]
+PAIRS = [("cordless drill", "Makita 18V LXT cordless hammer drill"), ("white paint", "paint roller kit 9 in")]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, minilm_tokenizer) -> Path:
+    """A project folder: generic judgments + catalog, a tiny BERT to start students from, and its config."""
+    root = tmp_path_factory.mktemp("faults")
+    with (root / "catalog.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "title"])
+        writer.writerows([f"p{i}", t] for i, t in enumerate(PRODUCTS))
+    with (root / "judgments.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["query", "product_id", "grade"])
+        for q, query in enumerate(QUERIES * 6):
+            for i in range(len(PRODUCTS)):
+                if (i + q) % 5 == 0:
+                    writer.writerow([f"{query} {q}", f"p{i}", round(((i * 7 + q) % 4) / 3, 3)])
+    tiny_cross_encoder(minilm_tokenizer).save_pretrained(root / "tiny-bert")
+    minilm_tokenizer.save_pretrained(root / "tiny-bert")
+    config = {"data": {"kind": "generic", "path": "judgments.csv", "catalog": "catalog.csv"},
+              "template": {"max_tokens": 64},
+              "student": {"model": str(root / "tiny-bert"), "loss": "pointwise", "max_steps": 300,
+                          "max_pairs": None, "output": "runs/student"},
+              "deploy": {"chunk_size_bytes": 40_000}}
+    (root / "reranker.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    return root
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _student_scores(path: Path) -> list[float]:
+    return CrossEncoder.load(path).score(PAIRS)
+
+
+def test_train_student_killed_mid_run_leaves_no_checkpoint_and_a_rerun_equals_an_uninterrupted_run(
+        opensearch, workdir):
+    started = time.monotonic()
+    reference = run_cli(workdir, opensearch.url, "train-student", "--output", "runs/reference")
+    assert reference.code == 0, reference.err
+    duration = time.monotonic() - started
+    killed_at = kill_when(workdir, opensearch.url, ("train-student",), after_s=0.8 * duration)
+    assert not (workdir / "runs/student/reranker.json").exists()  # nothing that looks finished
+    rerun = run_cli(workdir, opensearch.url, "train-student")
+    assert rerun.code == 0, rerun.err
+    assert _student_scores(workdir / "runs/student") == pytest.approx(_student_scores(workdir / "runs/reference"),
+                                                                      abs=1e-5)
+    record("train-student", f"SIGKILL after {killed_at:.1f}s of {duration:.1f}s",
+           "nothing (killed); the rerun exits 0", "no checkpoint until the rerun; rerun = uninterrupted run (1e-5)")
+
+
+def test_export_killed_leaves_no_partial_zip_and_disk_full_keeps_the_previous_zip(opensearch, workdir):
+    if not (workdir / "runs/student/reranker.json").exists():
+        assert run_cli(workdir, opensearch.url, "train-student").code == 0
+    target = workdir / "runs/student.zip"
+    target.unlink(missing_ok=True)
+    kill_when(workdir, opensearch.url, ("export", "runs/student"), after_s=2.5)
+    assert not target.exists() or validate_zip(target)  # absent, or whole
+    done = run_cli(workdir, opensearch.url, "export", "runs/student")
+    assert done.code == 0, done.err
+    before = _sha(target)
+    local = OnnxZipScorer(target).score(PAIRS[0][0], [PAIRS[0][1]])
+    record("export", "SIGKILL at 2.5 s", "nothing (killed); the rerun exits 0", "no zip, or a whole one; never half")
+
+    full = run_cli(workdir, opensearch.url, "export", "runs/student", file_size_limit=200_000)
+    assert full.code == 1 and "Traceback" not in full.err, full.err
+    assert "File too large" in full.last_line and "untouched" in full.last_line
+    assert _sha(target) == before and OnnxZipScorer(target).score(PAIRS[0][0], [PAIRS[0][1]]) == local
+    assert not [p for p in target.parent.iterdir() if p.name.startswith(".student.zip.")]  # no temp file left
+    record("export", "disk full (200 kB file limit) while writing the zip", full.last_line,
+           "the previous zip, byte for byte; no temp file")
+
+
+def test_train_student_on_a_full_disk_keeps_the_previous_checkpoint(opensearch, workdir):
+    if not (workdir / "runs/student/reranker.json").exists():
+        assert run_cli(workdir, opensearch.url, "train-student").code == 0
+    before = _student_scores(workdir / "runs/student")
+    full = run_cli(workdir, opensearch.url, "train-student", "--max-steps", "3", file_size_limit=100_000)
+    assert full.code == 1 and "Traceback" not in full.err, full.err
+    assert "runs/student" in full.last_line and "disk" in full.last_line
+    assert _student_scores(workdir / "runs/student") == before
+    record("train-student", "disk full (100 kB file limit) while saving the checkpoint", full.last_line,
+           "the previous checkpoint, unchanged")
+
+
+def test_deploy_killed_during_chunk_upload_then_rerun_converges(opensearch, client, workdir, tiny_zip,
+                                                                products_index, unique_names):
+    ml = MLCommons(client)
+    args = ("deploy", str(tiny_zip), "--name", unique_names["model"], "--index", products_index, "--field", "title",
+            "--pipeline", unique_names["pipeline"])
+
+    def uploading() -> bool:
+        client.indices.refresh(index=".plugins-ml-model", ignore_unavailable=True)
+        return any(m.name == unique_names["model"] for m in ml.list_models())
+
+    kill_when(workdir, opensearch.url, args, ready=uploading)
+    half = [m for m in ml.list_models() if m.name == unique_names["model"]]
+    assert get_pipeline(client, unique_names["pipeline"]) is None  # nothing serves the half model
+    done = run_cli(workdir, opensearch.url, *args)
+    assert done.code == 0, done.err
+    client.indices.refresh(index=".plugins-ml-model", ignore_unavailable=True)
+    models = [m for m in ml.list_models() if m.name == unique_names["model"]]
+    served = pipeline_model_id(get_pipeline(client, unique_names["pipeline"]))
+    assert [m.model_id for m in models] == [served] and models[0].state == "DEPLOYED"  # the half one is gone
+    record("deploy", f"SIGKILL during chunk upload (model {half[0].state if half else 'not listed yet'})",
+           "nothing (killed); the rerun exits 0",
+           "rerun deletes the half-registered model; one model deployed, the pipeline on it")
+
+
+def test_deploy_killed_after_upload_then_rerun_converges(opensearch, client, workdir, tiny_zip, products_index,
+                                                         unique_names):
+    ml = MLCommons(client)
+    args = ("deploy", str(tiny_zip), "--name", unique_names["model"], "--index", products_index, "--field", "title",
+            "--pipeline", unique_names["pipeline"])
+    phase: list[str] = []
+
+    def uploaded() -> bool:
+        client.indices.refresh(index=".plugins-ml-model", ignore_unavailable=True)
+        states = [m.state for m in ml.list_models() if m.name == unique_names["model"]]
+        if states and states[0] != "REGISTERING":
+            phase.append(states[0])
+            return True
+        return False
+
+    kill_when(workdir, opensearch.url, args, ready=uploaded)
+    done = run_cli(workdir, opensearch.url, *args)
+    assert done.code == 0, done.err
+    client.indices.refresh(index=".plugins-ml-model", ignore_unavailable=True)
+    models = [m for m in ml.list_models() if m.name == unique_names["model"]]
+    assert len(models) == 1 and models[0].state == "DEPLOYED"
+    assert pipeline_model_id(get_pipeline(client, unique_names["pipeline"])) == models[0].model_id
+    record("deploy", f"SIGKILL after the upload (model {phase[0]})", "nothing (killed); the rerun exits 0",
+           "rerun reuses the uploaded model; one model deployed, the pipeline on it")
+
+
+def test_index_catalog_killed_mid_bulk_then_rerun_indexes_every_product_once(opensearch, client, tmp_path):
+    index = f"faults-catalog-{int(time.time() * 1000)}"
+    catalog = tmp_path / "catalog.csv"
+    with catalog.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "title"])
+        writer.writerows([f"p{i}", f"{PRODUCTS[i % len(PRODUCTS)]} model {i}"] for i in range(40_000))
+    args = ("index-catalog", str(catalog), "--index", index)
+    try:
+        def some_indexed() -> bool:
+            if not client.indices.exists(index=index):
+                return False
+            client.indices.refresh(index=index)
+            return client.count(index=index)["count"] > 0
+
+        kill_when(tmp_path, opensearch.url, args, ready=some_indexed)
+        client.indices.refresh(index=index)
+        partial = client.count(index=index)["count"]
+        done = run_cli(tmp_path, opensearch.url, *args)
+        assert done.code == 0, done.err
+        client.indices.refresh(index=index)
+        assert client.count(index=index)["count"] == 40_000
+        assert client.get(index=index, id="p39999")["_source"]["title"].endswith("model 39999")
+        record("index-catalog", f"SIGKILL mid-bulk ({partial} of 40,000 indexed)", "nothing (killed); the rerun "
+               "exits 0", "rerun indexes every product exactly once (ids are the _id)")
+    finally:
+        client.indices.delete(index=index, ignore_unavailable=True)
+
+
+@pytest.mark.parametrize("url, cause", [("http://127.0.0.1:9", "closed port"),
+                                        ("https://127.0.0.1:{port}", "TLS to a plain-HTTP node")])
+def test_unreachable_or_misconfigured_cluster_is_one_line(opensearch, workdir, url, cause):
+    port = opensearch.url.rsplit(":", 1)[-1].rstrip("/")
+    done = run_cli(workdir, url.format(port=port), "models", "list", timeout=120)
+    assert done.code == 1 and "Traceback" not in done.err, done.err
+    assert len(done.err.strip().splitlines()) == 1 and "127.0.0.1" in done.last_line
+    record("any cluster command", cause, done.last_line, "nothing written")
