@@ -16,7 +16,7 @@ PIP_OFFLINE := $(BIN)/python -m pip install -q --no-index --find-links $(WHEELHO
 DATA ?= ../shared/data/homedepot/train.csv.zip
 KIND ?= homedepot
 
-.PHONY: install test unit run up down status bench bench-scaling clean
+.PHONY: install test unit run up down status bench bench-load bench-faults bench-scaling clean
 
 install: $(VENV)/.installed
 
@@ -52,6 +52,12 @@ status: install
 
 bench: install
 	$(BIN)/python benchmarks/search_latency.py --data $(DATA) --kind $(KIND)
+
+bench-load: install
+	$(BIN)/python benchmarks/concurrency.py --data $(DATA) --kind $(KIND)
+
+bench-faults: install
+	$(BIN)/python benchmarks/faults.py
 
 bench-scaling: install
 	$(BIN)/python benchmarks/scaling.py --data $(DATA) --kind $(KIND)

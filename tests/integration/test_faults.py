@@ -170,7 +170,7 @@ def test_index_catalog_killed_mid_bulk_then_rerun_indexes_every_product_once(ope
     with catalog.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["id", "title"])
-        writer.writerows([f"p{i}", f"{PRODUCTS[i % len(PRODUCTS)]} model {i}"] for i in range(40_000))
+        writer.writerows([f"p{i}", f"{PRODUCTS[i % len(PRODUCTS)]} model {i}"] for i in range(20_000))
     args = ("index-catalog", str(catalog), "--index", index)
     try:
         def some_indexed() -> bool:
@@ -185,9 +185,9 @@ def test_index_catalog_killed_mid_bulk_then_rerun_indexes_every_product_once(ope
         done = run_cli(tmp_path, opensearch.url, *args)
         assert done.code == 0, done.err
         client.indices.refresh(index=index)
-        assert client.count(index=index)["count"] == 40_000
-        assert client.get(index=index, id="p39999")["_source"]["title"].endswith("model 39999")
-        record("index-catalog", f"SIGKILL mid-bulk ({partial} of 40,000 indexed)", "nothing (killed); the rerun "
+        assert client.count(index=index)["count"] == 20_000
+        assert client.get(index=index, id="p19999")["_source"]["title"].endswith("model 19999")
+        record("index-catalog", f"SIGKILL mid-bulk ({partial} of 20,000 indexed)", "nothing (killed); the rerun "
                "exits 0", "rerun indexes every product exactly once (ids are the _id)")
     finally:
         client.indices.delete(index=index, ignore_unavailable=True)

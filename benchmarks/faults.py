@@ -1,0 +1,67 @@
+"""Fault campaign runner: runs the fault and fuzz tests on the real node and tabulates what each case left.
+
+Every case in ``tests/integration/test_faults.py`` (and the swap-under-load
+test) appends a row — the fault, what the user saw, what was left on disk and in
+the cluster — to a JSON-lines file this script names; the fuzz tests report
+their generated-input counts. The script writes ``benchmarks/results/faults.json``
+and regenerates the table between the ``faults`` markers in README.md.
+
+    .venv/bin/python benchmarks/faults.py
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from reranker_core.files import atomic_write, write_json_atomic  # noqa: E402
+
+TESTS = ["tests/integration/test_faults.py", "tests/integration/test_swap_under_load.py"]
+START, END = "<!-- faults:start (benchmarks/faults.py writes this table) -->", "<!-- faults:end -->"
+
+
+def main() -> None:
+    out = ROOT / "benchmarks/results"
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        rows_file = Path(tmp) / "rows.jsonl"
+        rows_file.touch()
+        started = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *TESTS],
+                              cwd=ROOT, env={**os.environ, "RERANKER_FAULTS_JSON": str(rows_file)},
+                              capture_output=True, text=True)
+        rows = [json.loads(line) for line in rows_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-300:]
+    result = {"cases": rows, "pytest": summary, "passed": done.returncode == 0,
+              "wall_s": round(time.monotonic() - started, 1)}
+    write_json_atomic(out / "faults.json", result)
+    _write_readme_table(rows)
+    print(f"{len(rows)} fault cases, pytest: {summary}; wrote {out / 'faults.json'} and the README table")
+    sys.exit(done.returncode)
+
+
+def _write_readme_table(rows: list[dict]) -> None:
+    lines = [START, "", "| command | fault | what the user sees | what is left |", "|---|---|---|---|"]
+    for row in rows:
+        cells = [row["case"], row["fault"], row["user_sees"], row["left"]]
+        lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
+    lines += ["", END]
+    readme = ROOT / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    block = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
+    if not block.search(text):
+        sys.exit(f"error: README.md has no {START} ... {END} block to fill")
+    new = block.sub(lambda _: "\n".join(lines), text)
+    atomic_write(readme, lambda tmp: tmp.write_text(new, encoding="utf-8"))
+
+
+if __name__ == "__main__":
+    main()
