@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -201,3 +202,19 @@ def test_unreachable_or_misconfigured_cluster_is_one_line(opensearch, workdir, u
     assert done.code == 1 and "Traceback" not in done.err, done.err
     assert len(done.err.strip().splitlines()) == 1 and "127.0.0.1" in done.last_line
     record("any cluster command", cause, done.last_line, "nothing written")
+
+
+def test_evaluate_offline_killed_leaves_no_partial_results(opensearch, workdir):
+    if not (workdir / "runs/student/reranker.json").exists():
+        assert run_cli(workdir, opensearch.url, "train-student").code == 0
+    results = workdir / "runs/evaluate-offline.json"
+    results.unlink(missing_ok=True)
+    killed_at = kill_when(workdir, opensearch.url, ("evaluate-offline", "runs/student", "--split", "train"),
+                          after_s=3.0)
+    assert not results.exists() or json.loads(results.read_text())  # absent, or a whole JSON document
+    done = run_cli(workdir, opensearch.url, "evaluate-offline", "runs/student", "--split", "train")
+    assert done.code == 0, done.err
+    data = json.loads(results.read_text())
+    assert data["queries"] > 0 and len(data["systems"]) == 2  # random order and the student
+    record("evaluate-offline", f"SIGKILL after {killed_at:.1f}s", "nothing (killed); the rerun exits 0",
+           "no results file, or a whole one")
