@@ -35,6 +35,7 @@ from reranker_core.config import load_config, override  # noqa: E402
 from reranker_core.files import atomic_write, write_json_atomic  # noqa: E402
 from reranker_core.model_zip import validate_zip  # noqa: E402
 from reranker_plugin.connection import connect  # noqa: E402
+from reranker_plugin.mlcommons.client import MLCommons  # noqa: E402
 from reranker_plugin.mlcommons.deploy import deploy  # noqa: E402
 from training.datasets import load_dataset  # noqa: E402
 from training.evaluate import judged_lists  # noqa: E402
@@ -123,7 +124,10 @@ def main() -> None:
     swapper.start()
     under_swap = run_osb(exe, "rerank-only", params, config.cluster.url, args.out / "osb-swap.csv")
     swapper.join()
-    deploy(client, validate_zip(args.model), cfg)  # leave the first model serving, as before the run
+    ml = MLCommons(client)  # free the node: ML Commons caps deployed models per node
+    client.search_pipeline.delete(id=PIPELINE, ignore=[404])
+    for model_id in {first.model_id, swap.get("model_id")} - {None}:
+        ml.delete(str(model_id))
 
     results = {"clients": args.clients, "duration_s": args.duration, "warmup_s": args.warmup, "k": args.k,
                "queries": len(lists), "model": {"zip": str(args.model), "model_id": first.model_id},

@@ -45,6 +45,8 @@ def main() -> None:
               "wall_s": round(time.monotonic() - started, 1)}
     write_json_atomic(out / "faults.json", result)
     _write_readme_table(rows)
+    if done.returncode:
+        print(done.stdout[-6000:])
     print(f"{len(rows)} fault cases, pytest: {summary}; wrote {out / 'faults.json'} and the README table")
     sys.exit(done.returncode)
 

@@ -140,6 +140,9 @@ def main() -> None:
     # 4. where the time goes, for the first model at K=20 (or the closest K)
     profile = _profile(client, index, fields, queries[:50], next(iter(models.items())), pipelines,
                        min(ks, key=lambda k: abs(k - 20)))
+    for model_id, pipeline in pipelines.values():  # free the node: ML Commons caps deployed models per node
+        client.search_pipeline.delete(id=pipeline, ignore=[404])
+        MLCommons(client).delete(model_id)
 
     results = {
         "machine": "2 cores" if _cores() == 2 else f"{_cores()} cores",

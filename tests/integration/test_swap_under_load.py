@@ -44,7 +44,7 @@ def test_deploy_and_pipeline_switch_under_20_clients_fail_no_search(opensearch, 
             top_score[name, query] = max(scorer.score(query, [h.text for h in page]))
 
     stop = threading.Event()
-    results: list[tuple[float, str, float]] = []   # (finished at, query, top score)
+    results: list[tuple[float, str, float]] = []   # (started at, query, top score)
     failures: list[str] = []
     lock = threading.Lock()
 
@@ -54,10 +54,11 @@ def test_deploy_and_pipeline_switch_under_20_clients_fail_no_search(opensearch, 
         while not stop.is_set():
             query = QUERIES[n % len(QUERIES)]
             n += 1
+            sent = time.monotonic()
             try:
                 hits = search(own, products_index, query, ("title",), 10, unique_names["pipeline"])
                 with lock:
-                    results.append((time.monotonic(), query, hits[0].score))
+                    results.append((sent, query, hits[0].score))
             except Exception as err:  # noqa: BLE001 - every failure counts, whatever its type
                 with lock:
                     failures.append(f"{type(err).__name__}: {err}")
@@ -77,13 +78,13 @@ def test_deploy_and_pipeline_switch_under_20_clients_fail_no_search(opensearch, 
     assert len(results) > 2 * CLIENTS  # the load was real: every client searched before and after the switch
     assert not failures, f"{len(failures)} of {len(failures) + len(results)} searches failed: {failures[:3]}"
     served = []
-    for finished, query, score in results:  # every answer was reranked by one of the two models
+    for sent, query, score in results:  # every answer was reranked by one of the two models
         model = [m for m in ("old", "new") if score == pytest.approx(top_score[m, query], abs=1e-4)]
         assert model, f"{query!r} answered with score {score}, from neither model"
-        served.append((finished, model[0]))
+        served.append((sent, model[0]))
     assert any(m == "old" for _, m in served) and any(m == "new" for _, m in served)
-    late = [m for finished, m in served if finished > switched_at + 0.5]
-    assert late and set(late) == {"new"}  # once switched, the new model serves everything
+    late = [m for sent, m in served if sent > switched_at]
+    assert late and set(late) == {"new"}  # a search sent after the switch is served by the new model
     assert MLCommons(client).get_model(first.model_id)["model_state"] == "DEPLOYED"  # in-flight searches were safe
     record("deploy", f"new model deployed and switched in under {CLIENTS} concurrent search clients",
            f"0 failed of {len(results)} searches; every answer reranked", "old model still deployed (undeploy it "
