@@ -9,7 +9,7 @@ from urllib.parse import unquote, urlsplit
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import AuthenticationException
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
-from opensearchpy.exceptions import NotFoundError, TransportError
+from opensearchpy.exceptions import NotFoundError, SSLError, TransportError
 
 from reranker_core.config import ClusterConfig
 from reranker_core.errors import ClusterError
@@ -67,6 +67,10 @@ def connect(cfg: ClusterConfig, wait_s: float = 0.0) -> OpenSearch:
         except AuthenticationException as err:
             raise ClusterError(f"OpenSearch at {cfg.url} rejected the credentials",
                                "set cluster.username/password or OPENSEARCH_USER/OPENSEARCH_PASSWORD") from err
+        except SSLError as err:  # reachable, but TLS failed: the fix is the scheme or the CA, not the node
+            raise ClusterError(f"TLS handshake with {cfg.url} failed",
+                               "use http:// if the cluster has no TLS, else give its CA bundle "
+                               "(cluster.ca_certs) or set cluster.verify_certs") from err
         except (OSConnectionError, TransportError) as err:
             if time.monotonic() >= deadline:
                 raise ClusterError(f"cannot reach OpenSearch at {cfg.url} ({type(err).__name__})",
