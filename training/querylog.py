@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from training.datasets import DataError, normalize_query
+from training.datasets import DataError, normalize_query, valid_unicode
 
 FALLBACK_QUERY_FIELDS = ("query", "search_term")
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
@@ -111,7 +111,7 @@ def _query_line(line_no: int, record: Mapping[str, Any], fields: tuple[str, ...]
     value = record[name]
     if not isinstance(value, str):
         return LogLine(line_no, None, f"{name} is not a string")
-    if _undecodable([value]):  # valid JSON may escape a lone surrogate; no index or file can take it
+    if not valid_unicode(value):  # valid JSON may escape a lone surrogate; no index or file can take it
         return LogLine(line_no, None, f"{name} is not valid Unicode")
     query = value.strip()
     if not query:
@@ -151,20 +151,10 @@ def _csv_rows(reader: Any, index: int, column: str) -> Iterator[LogLine]:
             continue
         if index >= len(row):
             yield LogLine(reader.line_num, None, f"no {column} value")
-        elif _undecodable(row):
+        elif not valid_unicode(row):
             yield LogLine(reader.line_num, None, "not UTF-8")
         else:
             yield _query_line(reader.line_num, {column: row[index]}, (column,))
-
-
-def _undecodable(row: list[str]) -> bool:
-    """surrogateescape turns bytes that are not UTF-8 into lone surrogates, which cannot be re-encoded."""
-    try:
-        for value in row:
-            value.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 class QueryCounter:

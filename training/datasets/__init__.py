@@ -13,7 +13,7 @@ from pathlib import Path
 from reranker_core.config import DATA_KINDS
 
 from .base import (DEFAULT_FRACTIONS, DEFAULT_SALT, SPLITS, DataError, Dataset, Judgment, grade_distribution,
-                   group_by_query, map_grade, normalize_query, read_table, split_of)
+                   group_by_query, map_grade, normalize_query, read_table, split_of, valid_unicode)
 from .esci import ESCI_GRADES, load_esci
 from .generic import load_generic, read_catalog
 from .homedepot import homedepot_soft_label, load_homedepot
@@ -23,7 +23,7 @@ __all__ = [
     "DATA_KINDS", "DEFAULT_FRACTIONS", "DEFAULT_SALT", "ESCI_GRADES", "SPLITS", "WANDS_GRADES", "DataError",
     "Dataset", "Judgment", "grade_distribution", "group_by_query", "homedepot_soft_label", "load_dataset",
     "load_esci", "load_generic", "load_homedepot", "load_wands", "map_grade", "normalize_query", "read_catalog",
-    "read_table", "split_of",
+    "read_table", "split_of", "valid_unicode",
 ]
 
 

@@ -199,14 +199,18 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[str, Row]]:
             if not isinstance(row, dict):
                 raise DataError(f"{path} line {number}: expected a JSON object, got {type(row).__name__}",
                                 "write one JSON object per line")
-            if not _valid_unicode(row):
+            if not valid_unicode(row):
                 raise DataError(f"{path} line {number}: a string escapes a lone surrogate (not valid Unicode)",
                                 "write \\uD800-\\uDFFF escapes only in pairs, or the characters as UTF-8")
             yield f"line {number}", row
 
 
-def _valid_unicode(value: Any) -> bool:
-    """JSON may escape half of a surrogate pair; such a string can be neither indexed nor written as UTF-8."""
+def valid_unicode(value: Any) -> bool:
+    """Whether every string in ``value`` (nested lists and dicts too) can be written as UTF-8.
+
+    JSON may escape half of a surrogate pair, and CSV read with ``surrogateescape``
+    keeps bad bytes as lone surrogates; such a string can be neither indexed nor saved.
+    """
     if isinstance(value, str):
         try:
             value.encode("utf-8")
@@ -214,9 +218,9 @@ def _valid_unicode(value: Any) -> bool:
             return False
         return True
     if isinstance(value, dict):
-        return all(_valid_unicode(k) and _valid_unicode(v) for k, v in value.items())
+        return all(valid_unicode(k) and valid_unicode(v) for k, v in value.items())
     if isinstance(value, list):
-        return all(_valid_unicode(v) for v in value)
+        return all(valid_unicode(v) for v in value)
     return True
 
 
