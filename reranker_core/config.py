@@ -2,8 +2,9 @@
 
 A config file (``reranker.yaml`` in the working directory, or ``--config``) holds
 sections named after the dataclasses below; command-line flags override fields.
-Environment: ``OPENSEARCH_URL``, ``OPENSEARCH_USER`` and ``OPENSEARCH_PASSWORD``
-override the ``cluster`` section, so CI and tests can point anywhere.
+Environment: ``OPENSEARCH_URL``, ``OPENSEARCH_USER``, ``OPENSEARCH_PASSWORD`` and
+``OPENSEARCH_CA_CERTS`` override the ``cluster`` section, so CI and tests can
+point anywhere and a password never has to appear on a command line.
 """
 from __future__ import annotations
 
@@ -49,14 +50,16 @@ class LocalNodeConfig:
 
     home: str | None = None
     port: int = 9200
+    secure_port: int = 9201  # the secured 2.19 node (`cluster up --secure`), so both can run side by side
     heap: str = "2g"
     java_home: str | None = None
     run_as_user: str = "nobody"
     start_timeout_s: float = 240.0
 
     def __post_init__(self) -> None:
-        if not 1 <= self.port <= 65535:
-            raise ConfigError(f"local_node.port {self.port} is out of range", "use a port in 1..65535")
+        for key in ("port", "secure_port"):
+            if not 1 <= getattr(self, key) <= 65535:
+                raise ConfigError(f"local_node.{key} {getattr(self, key)} is out of range", "use a port in 1..65535")
         if not self.heap[:-1].isdigit() or self.heap[-1] not in "mg":
             raise ConfigError(f"local_node.heap {self.heap!r} is not like 2g or 512m", "set e.g. heap: 2g")
 
@@ -367,7 +370,8 @@ def load_config(path: Path | None) -> Config:
     if not isinstance(cluster, dict):
         raise ConfigError(f"section 'cluster' must be a mapping, not {type(cluster).__name__}", "see reranker.yaml")
     cluster = dict(cluster)
-    for env, key in (("OPENSEARCH_URL", "url"), ("OPENSEARCH_USER", "username"), ("OPENSEARCH_PASSWORD", "password")):
+    for env, key in (("OPENSEARCH_URL", "url"), ("OPENSEARCH_USER", "username"), ("OPENSEARCH_PASSWORD", "password"),
+                     ("OPENSEARCH_CA_CERTS", "ca_certs")):
         if os.environ.get(env):
             cluster[key] = os.environ[env]
     return Config(**{name: build(cls, cluster if name == "cluster" else raw.get(name), name)

@@ -1,13 +1,15 @@
 """Build an opensearch-py client from config and check the cluster can rerank."""
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from opensearchpy import OpenSearch
-from opensearchpy.exceptions import AuthenticationException
+from opensearchpy import OpenSearch, Transport
+from opensearchpy.exceptions import AuthenticationException, AuthorizationException
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.exceptions import NotFoundError, SSLError, TransportError
 
@@ -17,6 +19,34 @@ from reranker_core.errors import ClusterError
 #: Plugins the rerank path needs on every node.
 REQUIRED_PLUGINS = ("opensearch-ml", "opensearch-neural-search")
 UNREACHABLE_FIX = "start one with `reranker cluster up` or set OPENSEARCH_URL"
+PERMISSION_FIX = ("grant it to the user's role: the reranker_deployer role in opensearch/security/roles.yml "
+                  "lists every permission reranker needs")
+
+
+class PermissionDenied(ClusterError):
+    """The security plugin refused a request (HTTP 403): the user's roles lack a permission."""
+
+
+class _PermissionAwareTransport(Transport):
+    """Every 403, whichever call hit it, becomes one line naming the user and the missing permission."""
+
+    def perform_request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().perform_request(method, url, *args, **kwargs)
+        except AuthorizationException as err:
+            raise PermissionDenied(_refusal(method, url, err), PERMISSION_FIX) from err
+
+
+def _refusal(method: str, url: str, err: AuthorizationException) -> str:
+    """'user X may not ... (no permission for [action])' from the security plugin's reason text."""
+    info = err.info if isinstance(err.info, dict) else {}
+    error = info.get("error", {})
+    reason = str(error.get("reason") if isinstance(error, dict) else error or err.error)
+    action = re.search(r"no permissions for \[([^\]]*)\]", reason)
+    user = re.search(r"User \[name=([^,\]]*)", reason)
+    who = f"user {user.group(1)!r}" if user else "the user"
+    what = f"no permission for [{action.group(1)}]" if action else reason[:200]
+    return f"OpenSearch refused {method} {url.split('?')[0]} for {who}: {what}"
 
 
 @contextmanager
@@ -53,6 +83,7 @@ def make_client(cfg: ClusterConfig) -> OpenSearch:
         ssl_show_warn=cfg.verify_certs,
         ca_certs=cfg.ca_certs,
         timeout=cfg.timeout_s,
+        transport_class=_PermissionAwareTransport,
     )
 
 
@@ -70,7 +101,7 @@ def connect(cfg: ClusterConfig, wait_s: float = 0.0) -> OpenSearch:
         except SSLError as err:  # reachable, but TLS failed: the fix is the scheme or the CA, not the node
             raise ClusterError(f"TLS handshake with {cfg.url} failed",
                                "use http:// if the cluster has no TLS, else give its CA bundle "
-                               "(cluster.ca_certs) or set cluster.verify_certs") from err
+                               "(cluster.ca_certs or OPENSEARCH_CA_CERTS) or set cluster.verify_certs") from err
         except (OSConnectionError, TransportError) as err:
             if time.monotonic() >= deadline:
                 raise ClusterError(f"cannot reach OpenSearch at {cfg.url} ({type(err).__name__})",

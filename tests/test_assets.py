@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from reranker_plugin.mlcommons.pipeline import pipeline_model_id, render_pipeline
@@ -21,11 +22,20 @@ def test_compose_uses_the_pinned_version_and_ml_settings():
     assert opensearch_version().count(".") == 2
 
 
-def test_recipe_pins_every_plugin_it_installs():
-    recipe = load_yaml("local-node.yml")
-    version = opensearch_version()
+@pytest.mark.parametrize("name", ["local-node.yml", "secure-node.yml"])
+def test_recipe_pins_every_plugin_it_installs(name):
+    recipe = load_yaml(name)
+    version = recipe.get("version") or opensearch_version()
     names = {f"{p['artifact']}-{p['version'].replace('{v}', version)}.zip" for p in recipe["plugins"]}
     assert names <= set(recipe["pinned_sha256"])
+    assert set(recipe.get("modules") or {}) <= set(recipe["required_modules"])
+
+
+def test_secure_recipe_maps_users_only_to_roles_that_exist():
+    recipe = load_yaml("secure-node.yml")
+    defined = {name for name in load_yaml("security/roles.yml") if name != "_meta"} | {"all_access"}
+    assert {role for roles in recipe["security"]["users"].values() for role in roles} <= defined
+    assert "opensearch-security" in {p["artifact"] for p in recipe["plugins"]}
 
 
 def test_pipeline_template_renders_model_and_fields():

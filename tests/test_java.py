@@ -20,3 +20,20 @@ def test_missing_java_is_a_clear_error(tmp_path, monkeypatch):
     assert java_version(old) == 17
     with pytest.raises(LocalNodeError, match="no Java 21\\+ found"):
         find_java(None, 21)
+
+
+def test_max_version_skips_a_too_new_jdk(tmp_path, monkeypatch):
+    import reranker_plugin.node.local as cluster
+
+    monkeypatch.setattr(cluster, "JVM_ROOT", tmp_path)
+    monkeypatch.delenv("OPENSEARCH_JAVA_HOME", raising=False)
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    for version in ("17.0.15", "25.0.3"):
+        home = tmp_path / f"jdk-{version.split('.')[0]}"
+        (home / "bin").mkdir(parents=True)
+        (home / "bin" / "java").touch()
+        (home / "release").write_text(f'JAVA_VERSION="{version}"\n')
+    assert find_java(None, 17).name == "jdk-25"
+    assert find_java(None, 17, 21).name == "jdk-17"
+    with pytest.raises(LocalNodeError, match="no Java 21-21 found"):
+        find_java(None, 21, 21)

@@ -13,40 +13,78 @@ from .app import Context, cli, console, pass_ctx
 
 @cli.group()
 def cluster() -> None:
-    """Run a local single-node OpenSearch (ML Commons + neural-search) built from Maven Central."""
+    """Run a local single-node OpenSearch (ML Commons + neural-search) built from Maven Central.
+
+    \b
+    Plain: OpenSearch 3.6 (.env) over HTTP on 9200.
+    --secure: OpenSearch 2.19.1 with the security plugin over HTTPS on 9201.
+    """
 
 
-def _local_node(ctx: Context, port: int | None = None):
+def _local_node(ctx: Context, secure: bool, port: int | None = None):
     from ..node.local import LocalNode
 
-    return LocalNode(override(ctx.config.local_node, port=port))
+    key = "secure_port" if secure else "port"
+    return LocalNode(override(ctx.config.local_node, **{key: port}), secure=secure)
+
+
+secure_option = click.option(
+    "--secure", is_flag=True,
+    help="The secured node instead: OpenSearch 2.19.1 with the security plugin (HTTPS, basic auth, a restricted "
+         "role), on local_node.secure_port (9201).")
 
 
 @cluster.command("up")
-@click.option("--port", type=int, help="HTTP port (default from local_node.port: 9200).")
+@click.option("--port", type=int, help="HTTP port (default local_node.port: 9200, or secure_port: 9201).")
+@secure_option
 @pass_ctx
-def cluster_up(ctx: Context, port: int | None) -> None:
+def cluster_up(ctx: Context, port: int | None, secure: bool) -> None:
     """Download (once), assemble and start the node; a no-op if it already runs."""
     started = time.monotonic()
+    node = _local_node(ctx, secure, port)
     with console.status("starting the local OpenSearch node…"):
-        status = _local_node(ctx, port).up()
+        status = node.up()
     console.print(f"OpenSearch {status.version} up at {status.url} (pid {status.pid}, {status.health}) "
                   f"in {time.monotonic() - started:.1f}s")
+    if node.credentials is not None:
+        console.print(f"users: {', '.join(node.credentials.passwords)} (roles in opensearch/secure-node.yml); "
+                      f"to use it as the restricted user:\n"
+                      f"  export OPENSEARCH_URL={status.url} OPENSEARCH_CA_CERTS={node.credentials.ca_certs} "
+                      f"OPENSEARCH_USER=reranker\n"
+                      f"  export OPENSEARCH_PASSWORD=$(reranker cluster password reranker)", soft_wrap=True)
 
 
 @cluster.command("down")
+@secure_option
 @pass_ctx
-def cluster_down(ctx: Context) -> None:
+def cluster_down(ctx: Context, secure: bool) -> None:
     """Stop the local node (its data is kept)."""
-    stopped = _local_node(ctx).down()
+    stopped = _local_node(ctx, secure).down()
     console.print("stopped" if stopped else "not running")
 
 
-@cluster.command("status")
+@cluster.command("password")
+@click.argument("user")
 @pass_ctx
-def cluster_status(ctx: Context) -> None:
+def cluster_password(ctx: Context, user: str) -> None:
+    """Print the generated password of USER on the secured node (for $(…), so it never sits on a command line)."""
+    from reranker_core.errors import LocalNodeError
+
+    credentials = _local_node(ctx, True).credentials
+    if credentials is None:
+        raise LocalNodeError("the secured node has no credentials yet", "run `reranker cluster up --secure` first")
+    if user not in credentials.passwords:
+        raise LocalNodeError(f"the secured node has no user {user!r}",
+                             f"use one of {', '.join(credentials.passwords)}")
+    click.echo(credentials.passwords[user])
+
+
+@cluster.command("status")
+@secure_option
+@pass_ctx
+def cluster_status(ctx: Context, secure: bool) -> None:
     """Show whether the local node runs, its health and plugins; exit 1 if it is down."""
-    status = _local_node(ctx).status()
+    status = _local_node(ctx, secure).status()
     console.print(f"url: {status.url}\nrunning: {status.running} (pid {status.pid})\nhealth: {status.health}\n"
                   f"version: {status.version}\nplugins: {', '.join(status.plugins) or '-'}\nlog: {status.log_file}")
     if not status.health:
@@ -55,7 +93,8 @@ def cluster_status(ctx: Context) -> None:
 
 @cluster.command("logs")
 @click.option("-n", "--lines", default=50, show_default=True, help="How many lines from the end.")
+@secure_option
 @pass_ctx
-def cluster_logs(ctx: Context, lines: int) -> None:
+def cluster_logs(ctx: Context, lines: int, secure: bool) -> None:
     """Print the end of the local node's log."""
-    click.echo("".join(_local_node(ctx).tail_logs(lines)), nl=False)
+    click.echo("".join(_local_node(ctx, secure).tail_logs(lines)), nl=False)

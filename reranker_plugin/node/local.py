@@ -2,7 +2,9 @@
 
 This is the embedded default for users without Docker and what tests use where no
 Docker engine runs. The recipe (artifacts, DJL natives, node settings) lives in
-``opensearch/local-node.yml``; the version in ``.env``.
+``opensearch/local-node.yml``; the version in ``.env``. ``secure=True`` uses
+``opensearch/secure-node.yml`` instead: OpenSearch 2.19.1 with the security
+plugin (HTTPS, basic auth, a restricted role; see ``security.py``).
 
 Layout under ``home`` (``local_node.home``, default ``~/.cache/reranker``, or
 ``/var/cache/reranker`` for root, whose home the node's user cannot enter)::
@@ -11,9 +13,11 @@ Layout under ``home`` (``local_node.home``, default ``~/.cache/reranker``, or
     opensearch-<v>/dist/         the installed node (core + plugins)
     opensearch-<v>/data/         index data, and ml_cache/ seeded with libtorch
     opensearch-<v>/logs/         logs and the pid file
+    opensearch-<v>/security/     CA, certificates, generated passwords (secured node)
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -36,6 +40,7 @@ from reranker_core.config import LocalNodeConfig
 from reranker_core.errors import LocalNodeError
 from reranker_core.files import atomic_write
 
+from . import security
 from .assets import load_json, load_yaml, opensearch_version
 from .maven import Artifact, MavenCache
 
@@ -75,6 +80,10 @@ class NodeLayout:
     def maven(self) -> Path:
         return self.home / "maven"
 
+    @property
+    def security(self) -> Path:
+        return self.root / "security"
+
 
 @dataclass(frozen=True)
 class NodeStatus:
@@ -101,30 +110,55 @@ def default_home() -> Path:
 class LocalNode:
     """Assemble, start, stop and inspect the local node."""
 
-    def __init__(self, cfg: LocalNodeConfig) -> None:
+    def __init__(self, cfg: LocalNodeConfig, secure: bool = False) -> None:
         self.cfg = cfg
-        self.recipe: dict[str, Any] = load_yaml("local-node.yml")
-        self.version = opensearch_version()
+        self.secure = secure
+        self.recipe: dict[str, Any] = load_yaml("secure-node.yml" if secure else "local-node.yml")
+        self.version = str(self.recipe.get("version") or opensearch_version())
         self.layout = NodeLayout(Path(cfg.home) if cfg.home else default_home(), self.version)
         self.host = self.recipe["node"]["host"]
-        self.url = f"http://{self.host}:{cfg.port}"
+        self.port = cfg.secure_port if secure else cfg.port
+        self.url = f"{'https' if secure else 'http'}://{self.host}:{self.port}"
+
+    @property
+    def credentials(self) -> security.Credentials | None:
+        """The secured node's CA bundle and passwords (None for the plain node, or before the first `up`)."""
+        return security.Credentials.load(self.layout.security) if self.secure else None
+
+    def _request(self, method: str, path: str, timeout: float = 5.0, **kwargs: Any) -> requests.Response:
+        """One HTTP call to the node; to the secured one as its admin user, trusting its own CA."""
+        creds = self.credentials
+        if creds is not None:
+            kwargs.update(verify=str(creds.ca_certs), auth=(security.ADMIN_USER, creds.passwords[security.ADMIN_USER]))
+        return requests.request(method, f"{self.url}{path}", timeout=timeout, **kwargs)
+
+    def _get(self, path: str, timeout: float = 5.0) -> requests.Response:
+        return self._request("GET", path, timeout)
 
     # ----------------------------------------------------------------- public
     def up(self) -> NodeStatus:
         """Assemble the node if needed, start it unless running, apply ML settings. Idempotent."""
         if self._pid() is not None and self._http_ok():
-            self._apply_ml_settings()
+            self._configure()
             return self.status()
-        java_home = find_java(self.cfg.java_home, int(self.recipe["java"]["min_version"]))
-        if _port_taken(self.host, self.cfg.port):
+        java = self.recipe["java"]
+        java_home = find_java(self.cfg.java_home, int(java["min_version"]), java.get("max_version"))
+        if _port_taken(self.host, self.port):
+            key = "secure_port" if self.secure else "port"
             raise LocalNodeError(
-                f"port {self.cfg.port} on {self.host} is taken by another process",
-                "stop it, or set local_node.port in reranker.yaml (and cluster.url to match)",
+                f"port {self.port} on {self.host} is taken by another process",
+                f"stop it, or set local_node.{key} in reranker.yaml (and cluster.url to match)",
             )
         self._assemble(java_home)
         self._start(java_home)
-        self._apply_ml_settings()
+        self._configure()
         return self.status()
+
+    def _configure(self) -> None:
+        """What a running node gets on every `up`: ML Commons settings and, when secured, the roles."""
+        if self.secure:
+            self._apply_security_roles()
+        self._apply_ml_settings()
 
     def down(self, timeout_s: float = 60.0) -> bool:
         """Stop the node; returns False if it was not running."""
@@ -146,9 +180,9 @@ class LocalNode:
         plugins: tuple[str, ...] = ()
         if self._http_ok():
             try:
-                health = requests.get(f"{self.url}/_cluster/health", timeout=5).json()["status"]
-                version = requests.get(self.url, timeout=5).json()["version"]["number"]
-                rows = requests.get(f"{self.url}/_cat/plugins?format=json", timeout=5).json()
+                health = self._get("/_cluster/health").json()["status"]
+                version = self._get("").json()["version"]["number"]
+                rows = self._get("/_cat/plugins?format=json").json()
                 plugins = tuple(sorted({r["component"] for r in rows}))
             except (requests.RequestException, KeyError, ValueError):
                 pass
@@ -180,31 +214,50 @@ class LocalNode:
         maven = MavenCache(self.recipe["maven_repository"], layout.maven, self.recipe.get("pinned_sha256"))
         djl = self.recipe["djl"]
         torch_dir = layout.data / "ml_cache" / djl["cache_dir"].replace("{torch}", djl["torch"])
+        stamp, wanted = layout.root / "assembled-from.sha256", self._recipe_fingerprint()
+        if stamp.is_file() and stamp.read_text(encoding="utf-8").strip() != wanted:
+            log.info("the recipe changed since the node was assembled: reassembling (data is kept)")
+            shutil.rmtree(layout.dist, ignore_errors=True)
+            shutil.rmtree(torch_dir.parent, ignore_errors=True)
         if layout.dist.joinpath("bin", "opensearch").is_file() and torch_dir.is_dir():
             self._prepare_dirs()
             return
         core = self._artifact(self.recipe["core"])
         plugins = [self._artifact(p) for p in self.recipe["plugins"]]
         libtorch, jni = self._artifact(djl["libtorch"]), self._artifact(djl["jni"])
-        paths = maven.fetch_all([core, *plugins, libtorch, jni])
-        core_zip, plugin_zips, libtorch_jar, jni_jar = paths[0], paths[1:-2], paths[-2], paths[-1]
+        modules = {name: [self._artifact(j) for j in spec["jars"]]
+                   for name, spec in (self.recipe.get("modules") or {}).items()}
+        module_jars = [jar for jars in modules.values() for jar in jars]
+        paths = maven.fetch_all([core, *plugins, *module_jars, libtorch, jni])
+        core_zip, plugin_zips, libtorch_jar, jni_jar = paths[0], paths[1:len(plugins) + 1], paths[-2], paths[-1]
+        jar_paths = dict(zip(module_jars, paths[len(plugins) + 1:-2]))
         layout.root.mkdir(parents=True, exist_ok=True)
         if not layout.dist.joinpath("bin", "opensearch").is_file():
-            self._install_dist(core_zip, plugin_zips, java_home)
+            built = {name: [jar_paths[j] for j in jars] for name, jars in modules.items()}
+            self._install_dist(core_zip, built, plugin_zips, java_home)
         if not torch_dir.is_dir():
             self._seed_djl(torch_dir, libtorch_jar, djl["libtorch"]["member_prefix"], jni_jar,
                            djl["jni"]["member"], djl["djl_api"])
+        atomic_write(stamp, lambda tmp: tmp.write_text(wanted + "\n", encoding="utf-8"))
         self._prepare_dirs()
 
-    def _install_dist(self, core_zip: Path, plugin_zips: list[Path], java_home: Path) -> None:
+    def _recipe_fingerprint(self) -> str:
+        """Hash of what assembly reads from the recipe, so an edited recipe reassembles the node."""
+        parts = {key: self.recipe.get(key) for key in ("core", "plugins", "modules", "djl", "version")}
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+    def _install_dist(self, core_zip: Path, module_jars: dict[str, list[Path]], plugin_zips: list[Path],
+                      java_home: Path) -> None:
         staging = Path(tempfile.mkdtemp(dir=self.layout.root, prefix=".dist-"))
         try:
             _extract(core_zip, staging, strip_top=True)
             modules = staging / "modules"
+            for name, jars in module_jars.items():
+                self._build_module(modules / name, name, self.recipe["modules"][name], jars)
             missing = [m for m in self.recipe["required_modules"] if not (modules / m).is_dir()]
             if missing:
                 raise LocalNodeError(f"core zip {core_zip.name} lacks module(s) {', '.join(missing)}",
-                                     "pin a 3.x version in .env whose integ-test zip bundles them")
+                                     "pin a version whose integ-test zip bundles them")
             env = self._java_env(java_home)
             for plugin in plugin_zips:
                 log.info("installing plugin %s", plugin.name)
@@ -220,6 +273,18 @@ class LocalNode:
             staging.replace(self.layout.dist)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+    def _build_module(self, target: Path, name: str, spec: dict[str, Any], jars: list[Path]) -> None:
+        """A core module from its Maven jars: the jars, a plugin descriptor and the permissions it needs."""
+        target.mkdir(parents=True)
+        for jar in jars:
+            shutil.copyfile(jar, target / jar.name)
+        descriptor = {"name": name, "description": spec["description"], "version": self.version,
+                      "opensearch.version": self.version, "java.version": "11", "classname": spec["classname"],
+                      "extended.plugins": "", "has.native.controller": "false"}
+        (target / "plugin-descriptor.properties").write_text(
+            "".join(f"{k}={v}\n" for k, v in descriptor.items()), encoding="utf-8")
+        (target / "plugin-security.policy").write_text(spec.get("policy") or "grant {};\n", encoding="utf-8")
 
     def _seed_djl(self, torch_dir: Path, libtorch_jar: Path, prefix: str, jni_jar: Path, member: str,
                   djl_api: str) -> None:
@@ -245,10 +310,14 @@ class LocalNode:
         settings = dict(self.recipe["node"]["settings"])
         settings.update({
             "network.host": self.host,
-            "http.port": self.cfg.port,
+            "http.port": self.port,
             "path.data": str(layout.data),
             "path.logs": str(layout.logs),
         })
+        if self.secure:
+            security.ensure_material(layout.security, self.recipe["security"]["users"])
+            security.install(layout.security, layout.dist / "config")
+            settings.update(security.node_settings())
         config = layout.dist / "config" / "opensearch.yml"
         text = "".join(f"{key}: {json.dumps(value)}\n" for key, value in settings.items())
         header = "# written by `reranker cluster up`; edit opensearch/local-node.yml instead\n"
@@ -304,10 +373,24 @@ class LocalNode:
                 raise LocalNodeError(f"OpenSearch did not answer on {self.url} within {self.cfg.start_timeout_s:.0f}s",
                                      f"see {self.log_file}; raise local_node.start_timeout_s on slow machines")
             time.sleep(1.0)
-        _wait_for_yellow(self.url, self.cfg.start_timeout_s)
+        self._wait_for_yellow()
+
+    def _wait_for_yellow(self) -> None:
+        timeout_s = self.cfg.start_timeout_s
+        try:
+            self._get(f"/_cluster/health?wait_for_status=yellow&timeout={int(timeout_s)}s", timeout=timeout_s + 5)
+        except requests.RequestException as err:
+            raise LocalNodeError(f"cluster at {self.url} did not turn yellow", "see `reranker cluster logs`") from err
+
+    def _apply_security_roles(self) -> None:
+        for path, body in security.role_requests(self.recipe["security"]["users"]):
+            response = self._request("PUT", path, 30, json=body)
+            if response.status_code not in (200, 201):
+                raise LocalNodeError(f"putting {path} failed: {response.text[:200]}",
+                                     "check opensearch/security/roles.yml against the security plugin's role format")
 
     def _apply_ml_settings(self) -> None:
-        response = requests.put(f"{self.url}/_cluster/settings", json=load_json("ml-settings.json"), timeout=30)
+        response = self._request("PUT", "/_cluster/settings", 30, json=load_json("ml-settings.json"))
         if response.status_code != 200:
             raise LocalNodeError(f"applying ML Commons settings failed: {response.text[:200]}",
                                  f"see {self.log_file}")
@@ -321,7 +404,7 @@ class LocalNode:
 
     def _http_ok(self) -> bool:
         try:
-            return requests.get(self.url, timeout=2).status_code == 200
+            return self._get("", timeout=2).status_code == 200
         except requests.RequestException:
             return False
 
@@ -347,18 +430,20 @@ def java_version(home: Path) -> int | None:
     return int(match.group(2)) if major == 1 and match.group(2) else major
 
 
-def find_java(explicit: str | None, min_version: int) -> Path:
-    """First JDK >= ``min_version`` among config, OPENSEARCH_JAVA_HOME, JAVA_HOME, /usr/lib/jvm."""
+def find_java(explicit: str | None, min_version: int, max_version: int | None = None) -> Path:
+    """First JDK in ``min_version..max_version`` among config, OPENSEARCH_JAVA_HOME, JAVA_HOME, /usr/lib/jvm."""
     candidates = [Path(p) for p in (explicit, os.environ.get("OPENSEARCH_JAVA_HOME"), os.environ.get("JAVA_HOME")) if p]
     if JVM_ROOT.is_dir():
         candidates += sorted((p for p in JVM_ROOT.iterdir() if p.is_dir()), key=lambda p: -(java_version(p) or 0))
     for home in candidates:
         version = java_version(home)
-        if version is not None and version >= min_version and (home / "bin" / "java").is_file():
+        fits = version is not None and version >= min_version and (max_version is None or version <= max_version)
+        if fits and (home / "bin" / "java").is_file():
             return home
     looked = ", ".join(str(c) for c in candidates) or "nowhere"
-    raise LocalNodeError(f"no Java {min_version}+ found (looked at: {looked})",
-                         f"install a JDK {min_version}+ or set OPENSEARCH_JAVA_HOME / local_node.java_home")
+    wanted = f"{min_version}-{max_version}" if max_version else f"{min_version}+"
+    raise LocalNodeError(f"no Java {wanted} found (looked at: {looked})",
+                         f"install a JDK {wanted} or set OPENSEARCH_JAVA_HOME / local_node.java_home")
 
 
 def _port_taken(host: str, port: int) -> bool:
@@ -378,13 +463,6 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except (FileNotFoundError, IndexError):
         return True
-
-
-def _wait_for_yellow(url: str, timeout_s: float) -> None:
-    try:
-        requests.get(f"{url}/_cluster/health?wait_for_status=yellow&timeout={int(timeout_s)}s", timeout=timeout_s + 5)
-    except requests.RequestException as err:
-        raise LocalNodeError(f"cluster at {url} did not turn yellow", "see `reranker cluster logs`") from err
 
 
 def _extract(archive: Path, dest: Path, strip_top: bool) -> None:

@@ -16,6 +16,8 @@ import pytest
 import yaml
 
 from reranker_core.model_zip import validate_zip
+from training.ensemble import load_teacher
+from training.pairs import read_pairs
 from reranker_plugin.mlcommons.client import MLCommons
 from reranker_plugin.mlcommons.pipeline import get_pipeline, pipeline_model_id
 from training.onnx_scorer import OnnxZipScorer
@@ -52,6 +54,7 @@ def workdir(tmp_path_factory, minilm_tokenizer) -> Path:
               "template": {"max_tokens": 64},
               "student": {"model": str(root / "tiny-bert"), "loss": "pointwise", "max_steps": 300,
                           "max_pairs": None, "output": "runs/student"},
+              "teacher": {"model": str(root / "tiny-bert"), "views": [], "max_steps": 120, "output": "runs/teacher"},
               "deploy": {"chunk_size_bytes": 40_000}}
     (root / "reranker.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     return root
@@ -218,3 +221,108 @@ def test_evaluate_offline_killed_leaves_no_partial_results(opensearch, workdir):
     assert data["queries"] > 0 and len(data["systems"]) == 2  # random order and the student
     record("evaluate-offline", f"SIGKILL after {killed_at:.1f}s", "nothing (killed); the rerun exits 0",
            "no results file, or a whole one")
+
+
+# ------------------------------------------------- teacher, label, augment, evaluate
+def _teacher(opensearch, workdir) -> Path:
+    """The workdir's tiny teacher, trained once for the cases that need one."""
+    if not (workdir / "runs/teacher/reranker.json").exists():
+        done = run_cli(workdir, opensearch.url, "train-teacher")
+        assert done.code == 0, done.err
+    return workdir / "runs/teacher"
+
+
+def _rows(path: Path) -> list[tuple]:
+    return sorted((r["query"], r["product_id"], round(float(r["teacher_score"]), 5)) for r in read_pairs([path]))
+
+
+def test_train_teacher_killed_then_rerun_equals_an_uninterrupted_run(opensearch, workdir):
+    started = time.monotonic()
+    reference = run_cli(workdir, opensearch.url, "train-teacher", "--output", "runs/teacher-reference")
+    assert reference.code == 0, reference.err
+    duration = time.monotonic() - started
+    target = workdir / "runs/teacher-killed"
+    killed_at = kill_when(workdir, opensearch.url, ("train-teacher", "--output", str(target)), after_s=0.6 * duration)
+    assert not (target / "reranker.json").exists()
+    rerun = run_cli(workdir, opensearch.url, "train-teacher", "--output", str(target))
+    assert rerun.code == 0, rerun.err
+    expected = load_teacher(workdir / "runs/teacher-reference").score(PAIRS)
+    assert load_teacher(target).score(PAIRS) == pytest.approx(expected, abs=1e-5)
+    record("train-teacher", f"SIGKILL after {killed_at:.1f}s of {duration:.1f}s", "nothing (killed); the rerun exits 0",
+           "no teacher until the rerun; rerun = uninterrupted run (1e-5)")
+
+
+def test_label_killed_or_on_a_full_disk_never_leaves_a_partial_pairs_file(opensearch, workdir):
+    teacher = _teacher(opensearch, workdir)
+    reference = workdir / "runs/pairs/reference.parquet"
+    started = time.monotonic()
+    assert run_cli(workdir, opensearch.url, "label", str(teacher), "--out", str(reference)).code == 0
+    duration = time.monotonic() - started
+    target = workdir / "runs/pairs/judged-train.parquet"
+    target.unlink(missing_ok=True)
+    killed_at = kill_when(workdir, opensearch.url, ("label", str(teacher), "--out", str(target)),
+                          after_s=0.7 * duration)
+    assert not target.exists() or _rows(target) == _rows(reference)  # absent, or whole
+    assert run_cli(workdir, opensearch.url, "label", str(teacher), "--out", str(target)).code == 0
+    assert _rows(target) == _rows(reference)
+    record("label", f"SIGKILL after {killed_at:.1f}s of {duration:.1f}s", "nothing (killed); the rerun exits 0",
+           "no pairs file, or a whole one; rerun = uninterrupted run")
+
+    before = _sha(target)
+    full = run_cli(workdir, opensearch.url, "label", str(teacher), "--out", str(target), file_size_limit=2_000)
+    assert full.code == 1 and "Traceback" not in full.err, full.err
+    assert "File too large" in full.last_line or "disk" in full.last_line
+    assert _sha(target) == before
+    assert not [p for p in target.parent.iterdir() if p.name.startswith(".")]  # no temp file left
+    record("label", "disk full (2 kB file limit) while writing the pairs", full.last_line,
+           "the previous pairs file, byte for byte; no temp file")
+
+
+def test_augment_killed_then_resumed_writes_each_pair_once(opensearch, workdir, products_index):
+    teacher = _teacher(opensearch, workdir)
+    words = sorted({w.lower() for title in PRODUCTS for w in title.split() if w.isalpha() and len(w) > 3})
+    log = workdir / "augment-log.jsonl"
+    queries = [f"{a} {b}" for a in words for b in words if a < b][:400]
+    log.write_text("".join(json.dumps({"user_query": q}) + "\n" for q in queries), encoding="utf-8")
+    common = ("augment", str(teacher), "--log", str(log), "--index", products_index, "--top-k", "5")
+    started = time.monotonic()
+    reference = run_cli(workdir, opensearch.url, *common, "--output", "runs/augment-reference")
+    assert reference.code == 0, reference.err
+    duration = time.monotonic() - started
+    target = workdir / "runs/augment-killed"
+    killed_at = kill_when(workdir, opensearch.url, (*common, "--output", str(target)),
+                          ready=lambda: any(target.glob("part-*.parquet")), timeout=duration * 3)
+    parts_at_kill = len(list(target.glob("part-*.parquet")))
+    rerun = run_cli(workdir, opensearch.url, *common, "--output", str(target))
+    assert rerun.code == 0, rerun.err
+    got, expected = _rows(target), _rows(workdir / "runs/augment-reference")
+    assert got == expected and len(set(got)) == len(got)  # every pair, once, same scores
+    record("augment", f"SIGKILL after {killed_at:.1f}s of {duration:.1f}s ({parts_at_kill} part(s) written)",
+           "nothing (killed); the rerun resumes and exits 0",
+           f"finished parts kept; rerun = uninterrupted run ({len(got)} pairs, none twice)")
+
+
+def test_evaluate_killed_leaves_no_partial_results(opensearch, client, workdir, tiny_zip, products_index,
+                                                   unique_names):
+    assert run_cli(workdir, opensearch.url, "deploy", str(tiny_zip), "--name", unique_names["model"], "--index",
+                   products_index, "--field", "title", "--pipeline", unique_names["pipeline"]).code == 0
+    args = ("evaluate", "--index", products_index, "--pipeline", unique_names["pipeline"], "--split", "train")
+    started = time.monotonic()
+    reference = run_cli(workdir, opensearch.url, *args, "--json", "runs/evaluate-reference.json")
+    assert reference.code == 0, reference.err
+    duration = time.monotonic() - started
+    results = workdir / "runs/evaluate-killed.json"
+    def searched() -> int:
+        return client.indices.stats(index=products_index, metric="search")["_all"]["primaries"]["search"]["query_total"]
+
+    before = searched()
+    killed_at = kill_when(workdir, opensearch.url, (*args, "--json", str(results)), ready=lambda: searched() > before)
+    assert not results.exists() or json.loads(results.read_text())  # absent, or a whole JSON document
+    done = run_cli(workdir, opensearch.url, *args, "--json", str(results))
+    assert done.code == 0, done.err
+
+    expected = json.loads((workdir / "runs/evaluate-reference.json").read_text())["systems"]
+    assert json.loads(results.read_text())["systems"] == expected
+    record("evaluate", f"SIGKILL mid-search, after {killed_at:.1f}s of {duration:.1f}s",
+           "nothing (killed); the rerun exits 0",
+           "no results file, or a whole one; rerun = uninterrupted run")
