@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opensearchpy import OpenSearch
+from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.exceptions import NotFoundError, TransportError
 
 from reranker_core.errors import ClusterError, DeployError, RerankerError
@@ -56,6 +57,8 @@ def _all_config(source: dict[str, Any]) -> dict[str, Any]:
 
 
 def _reason(err: TransportError) -> str:
+    if isinstance(err, OSConnectionError):
+        return f"the connection was lost ({type(err).__name__})"
     info = err.info if isinstance(err.info, dict) else {}
     error = info.get("error", info)
     if isinstance(error, dict):
@@ -74,6 +77,10 @@ class MLCommons:
         """``request(**kwargs)``, one ``client.plugins.ml`` method; ``method path`` names it if the cluster refuses."""
         try:
             return request(**kwargs)
+        except OSConnectionError as err:  # the node went away mid-call
+            raise ClusterError(f"lost OpenSearch during {method} {path} ({type(err).__name__})",
+                               "check that it is up (`reranker cluster status`), then rerun: "
+                               "what was half done is resumed or removed") from err
         except TransportError as err:
             raise ClusterError(f"{method} {path} failed: {_reason(err)}",
                                "check `reranker cluster logs` or the cluster's logs") from err

@@ -215,6 +215,8 @@ class LocalNode:
         djl = self.recipe["djl"]
         torch_dir = layout.data / "ml_cache" / djl["cache_dir"].replace("{torch}", djl["torch"])
         stamp, wanted = layout.root / "assembled-from.sha256", self._recipe_fingerprint()
+        if not stamp.is_file() and layout.dist.is_dir():  # assembled before stamps existed: take it as current
+            atomic_write(stamp, lambda tmp: tmp.write_text(wanted + "\n", encoding="utf-8"))
         if stamp.is_file() and stamp.read_text(encoding="utf-8").strip() != wanted:
             log.info("the recipe changed since the node was assembled: reassembling (data is kept)")
             shutil.rmtree(layout.dist, ignore_errors=True)
@@ -250,7 +252,7 @@ class LocalNode:
                       java_home: Path) -> None:
         staging = Path(tempfile.mkdtemp(dir=self.layout.root, prefix=".dist-"))
         try:
-            _extract(core_zip, staging, strip_top=True)
+            extract_zip(core_zip, staging, strip_top=True)
             modules = staging / "modules"
             for name, jars in module_jars.items():
                 self._build_module(modules / name, name, self.recipe["modules"][name], jars)
@@ -465,7 +467,7 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def _extract(archive: Path, dest: Path, strip_top: bool) -> None:
+def extract_zip(archive: Path, dest: Path, strip_top: bool) -> None:
     """Unzip keeping Unix permissions (zipfile drops them, and bin/ must stay executable)."""
     with zipfile.ZipFile(archive) as zf:
         for info in zf.infolist():

@@ -189,6 +189,7 @@ def test_node_killed_during_deploy_then_restart_and_rerun_converges(secure_node,
     _, err = proc.communicate(timeout=300)
     line = [x for x in err.strip().splitlines() if x.strip()][-1]
     assert proc.returncode != 0 and "Traceback" not in err and line.startswith("error:")
+    assert "{}" not in line and ("lost" in line or "cannot reach" in line), line
     secure_node.up()
     again = cli(env, *deploy_args(tiny_zip, product_index, names))
     assert again.returncode == 0, again.stderr
