@@ -16,7 +16,7 @@ PIP_OFFLINE := $(BIN)/python -m pip install -q --no-index --find-links $(WHEELHO
 DATA ?= ../shared/data/homedepot/train.csv.zip
 KIND ?= homedepot
 
-.PHONY: install test unit run up down status bench bench-load bench-faults bench-scaling clean
+.PHONY: install test unit run up down status bench bench-load bench-faults bench-scaling bench-ray clean
 
 install: $(VENV)/.installed
 
@@ -58,6 +58,9 @@ bench-load: install
 
 bench-faults: install
 	$(BIN)/python benchmarks/faults.py
+
+bench-ray: install
+	$(BIN)/python benchmarks/ray_throughput.py --data $(DATA) --kind $(KIND)
 
 bench-scaling: install
 	$(BIN)/python benchmarks/scaling.py --data $(DATA) --kind $(KIND)

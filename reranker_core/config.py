@@ -229,6 +229,29 @@ class AugmentConfig:
                               'e.g. {"size": {{size}}, "query": {"match": {"title": "{{query}}"}}}')
 
 
+ENGINES = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Where `augment` and `label` run: in this process, or as a Ray Data pipeline on a Ray cluster."""
+
+    kind: str = "local"                   # local | ray
+    ray_address: str | None = None        # ray://head:10001, auto (a `ray start` cluster here), None: a local Ray
+    search_concurrency: int = 2           # ray: retrieval actors = searches in flight against OpenSearch
+    scoring_actors: int = 1               # ray: teacher replicas, each loading the model once
+    cpus_per_actor: float = 1.0           # ray: CPUs each teacher replica reserves
+    gpus_per_actor: float = 0.0           # ray: GPUs each teacher replica reserves (e.g. 1 on GPU workers)
+    pairs_per_task: int = 512             # ray, label: judged pairs per scoring task
+
+    def __post_init__(self) -> None:
+        if self.kind not in ENGINES:
+            raise ConfigError(f"engine.kind {self.kind!r} is unknown", f"use one of {', '.join(ENGINES)}")
+        _positive(self, "engine", "search_concurrency", "scoring_actors", "pairs_per_task")
+        if self.cpus_per_actor < 0 or self.gpus_per_actor < 0:
+            raise ConfigError("engine.cpus_per_actor and gpus_per_actor must be >= 0", "e.g. 1 and 0")
+
+
 @dataclass(frozen=True)
 class EvaluateConfig:
     """Evaluation on held-out judged queries (offline and through the cluster)."""
@@ -256,6 +279,7 @@ class Config:
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
     @property

@@ -23,8 +23,10 @@ def test_yaml_values_env_and_flags(tmp_path, monkeypatch):
     path = tmp_path / "c.yaml"
     path.write_text("cluster: {url: 'http://a:1'}\ndeploy: {index: shop, document_fields: [title, brand]}\n")
     monkeypatch.setenv("OPENSEARCH_URL", "https://u:p@b:9443")
+    monkeypatch.setenv("OPENSEARCH_CA_CERTS", "/etc/ca.pem")
     cfg = load_config(path)
     assert cfg.cluster.url == "https://u:p@b:9443"
+    assert cfg.cluster.ca_certs == "/etc/ca.pem"
     assert cfg.deploy.document_fields == ("title", "brand")
     assert override(cfg.deploy, index="other", pipeline=None).index == "other"
 
@@ -36,6 +38,9 @@ def test_yaml_values_env_and_flags(tmp_path, monkeypatch):
     ("deploy: {document_fields: []}\n", "document_fields is empty"),
     ("local_node: {heap: lots}\n", "is not like 2g or 512m"),
     ("cluster: [unclosed\n", "is not valid UTF-8 YAML"),
+    ("engine: {kind: spark}\n", "engine.kind 'spark' is unknown"),
+    ("engine: {scoring_actors: 0}\n", "engine.scoring_actors must be positive"),
+    ("local_node: {secure_port: 0}\n", "local_node.secure_port 0 is out of range"),
 ])
 def test_bad_config_is_named(tmp_path, text, message, monkeypatch):
     monkeypatch.delenv("OPENSEARCH_URL", raising=False)
@@ -87,3 +92,12 @@ def test_every_config_profile_loads_and_raises_budgets():
     for path in profiles:
         loaded = load_config(path)
         assert loaded.student.max_pairs is None or loaded.student.max_pairs > Config().student.max_pairs
+
+
+def test_ray_address_flag_implies_the_ray_engine():
+    from reranker_plugin.cli.app import with_engine
+
+    joined = with_engine(Config(), None, "ray://head:10001").engine
+    assert (joined.kind, joined.ray_address) == ("ray", "ray://head:10001")
+    assert with_engine(Config(), None, None).engine.kind == "local"
+    assert with_engine(Config(), "ray", None).engine.ray_address is None  # a Ray started on this machine

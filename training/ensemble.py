@@ -159,6 +159,14 @@ def train_ensemble_teacher(cfg, template, human: Sequence, validation: Sequence,
         shutil.rmtree(work, ignore_errors=True)
 
 
+def teacher_name(path: Path) -> str:
+    """The name a teacher stamps on its pairs, read without loading its weights."""
+    meta = read_meta(path)
+    if meta.get("role") != "teacher":
+        raise ModelError(f"{path} holds a {meta.get('role')}, not a teacher", "pass the train-teacher output")
+    return meta.get("name", Path(path).name)
+
+
 def load_teacher(path: Path):
     """Any teacher checkpoint: an ensemble (``kind: ensemble``) or an LLM classifier (``kind: llm``)."""
     meta = read_meta(path)

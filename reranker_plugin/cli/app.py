@@ -167,6 +167,21 @@ kind_option = click.option("--kind", type=click.Choice(DATA_KINDS),
                            help="Dataset format [data.kind].")
 
 
+def engine_options(command):
+    """--engine and --ray-address: where augment / label run."""
+    command = click.option("--ray-address",
+                           help="Ray cluster to join: ray://head:10001 or auto [engine.ray_address; "
+                                "unset: a Ray started on this machine].")(command)
+    return click.option("--engine", type=click.Choice(["local", "ray"]),
+                        help="Run here, or as a Ray Data pipeline on a Ray cluster [engine.kind].")(command)
+
+
+def with_engine(config, engine: str | None, ray_address: str | None):
+    """``config`` with the engine flags applied (a --ray-address implies --engine ray)."""
+    kind = engine or ("ray" if ray_address else None)
+    return override(config, engine=override(config.engine, kind=kind, ray_address=ray_address))
+
+
 def report_comparison(ranked: dict, pairs: list[tuple[str, str]], title: str, out: Path,
                       relevant_threshold: float) -> dict:
     """Print each system's metrics with 95% bootstrap intervals and the paired differences in ``pairs``;

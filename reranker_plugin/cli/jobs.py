@@ -8,8 +8,8 @@ import click
 from reranker_core.config import override
 from reranker_core.errors import RerankerError
 
-from .app import (Context, cli, console, data_option, err_console, kind_option, load_data, pass_ctx,
-                  progress_bar, report_comparison, with_data)
+from .app import (Context, cli, console, data_option, engine_options, err_console, kind_option, load_data,
+                  pass_ctx, progress_bar, report_comparison, with_data, with_engine)
 
 
 @cli.command("index-catalog")
@@ -57,29 +57,38 @@ def index_catalog(ctx: Context, catalog: Path | None, data: Path | None, kind: s
 @click.option("--max-malformed-fraction", type=float,
               help="Abort above this share of unreadable log lines [augment.max_malformed_fraction].")
 @click.option("--restart", is_flag=True, help="Discard earlier parts instead of resuming.")
+@engine_options
 @pass_ctx
 def augment(ctx: Context, teacher_dir: Path, logs: tuple[Path, ...], data: Path | None, kind: str | None,
-            index: str | None, restart: bool, **flags) -> None:
+            index: str | None, restart: bool, engine: str | None, ray_address: str | None, **flags) -> None:
     """Mine (query, product) pairs from query logs via the live index and label them with the teacher.
 
     Evaluation queries (validation / test split) are excluded and, when a
-    dataset is configured, human-judged pairs are skipped. Resumes by default.
+    dataset is configured, human-judged pairs are skipped. Resumes by default,
+    from parts written by either engine.
     """
     ctx.quiet_models()
-    from training.ensemble import load_teacher
-
     from ..jobs.augment import augment as run
     from ..jobs.augment import judged_pairs
 
     flags["output"] = str(flags["output"]) if flags["output"] else None
-    config = with_data(ctx.config, data, kind)
+    config = with_engine(with_data(ctx.config, data, kind), engine, ray_address)
     cfg = override(config.augment, logs=tuple(map(str, logs)) or None, **flags)
     judged = judged_pairs(load_data(config)) if cfg.skip_judged and config.data.path else frozenset()
-    teacher = load_teacher(teacher_dir)
     client = ctx.client()
+    index = index or config.deploy.index
     with progress_bar("mining and labeling", "pairs") as update:
-        report = run(client, index or config.deploy.index, cfg, config.data, config.template, teacher, judged,
-                     restart, update, config.teacher.score_batch_size)
+        if config.engine.kind == "ray":
+            from ..jobs.ray_engine import RayLabeler
+
+            labeler = RayLabeler(config.engine, config.cluster, index, cfg, config.template, teacher_dir, judged,
+                                 config.teacher.score_batch_size, update)
+            report = run(client, index, cfg, config.data, config.template, None, restart=restart, labeler=labeler)
+        else:
+            from training.ensemble import load_teacher
+
+            report = run(client, index, cfg, config.data, config.template, load_teacher(teacher_dir), judged,
+                         restart, update, config.teacher.score_batch_size)
     if report.malformed:
         err_console.print(f"{report.malformed} of {report.log_lines} log lines malformed; e.g. "
                           + "; ".join(report.malformed_samples[:3]), highlight=False)

@@ -13,8 +13,8 @@ import click
 
 from reranker_core.config import override
 
-from .app import (Context, cli, console, data_option, kind_option, load_data, pass_ctx,
-                  progress_bar, report_comparison, with_data)
+from .app import (Context, cli, console, data_option, engine_options, kind_option, load_data, pass_ctx,
+                  progress_bar, report_comparison, with_data, with_engine)
 
 PAIRS_DIR = Path("runs/pairs")
 
@@ -89,26 +89,37 @@ def train_teacher(ctx: Context, data: Path | None, kind: str | None, kind_: str 
 @click.option("--split", default="train", show_default=True, type=click.Choice(["train", "validation", "test"]))
 @click.option("--max-queries", type=int, help="Label at most this many of the split's queries (seeded sample).")
 @click.option("--out", type=click.Path(path_type=Path), help="Pairs file [runs/pairs/judged-<split>.parquet].")
+@engine_options
 @pass_ctx
 def label(ctx: Context, teacher_dir: Path, data: Path | None, kind: str | None, split: str,
-          max_queries: int | None, out: Path | None) -> None:
+          max_queries: int | None, out: Path | None, engine: str | None, ray_address: str | None) -> None:
     """Score a split's judged pairs with the teacher once, for the student to distil."""
     ctx.quiet_models()
+    from reranker_core.template import ProductTemplate
+    from training.ensemble import load_teacher, teacher_name
+    from training.models import read_meta
     from training.pairs import write_pairs
-    from training.ensemble import load_teacher
     from training.teacher import teacher_examples
 
-    config = with_data(ctx.config, data, kind)
+    config = with_engine(with_data(ctx.config, data, kind), engine, ray_address)
     dataset = load_data(config)
-    teacher = load_teacher(teacher_dir)
+    on_ray = config.engine.kind == "ray"
+    teacher = None if on_ray else load_teacher(teacher_dir)
+    template = teacher.template if teacher else ProductTemplate(**read_meta(teacher_dir)["template"])
     judged = dataset.split(split, config.data.split_fractions, config.data.split_salt)
-    examples = teacher_examples(judged, dataset.products, teacher.template, "binary", dataset.grade_levels,
+    examples = teacher_examples(judged, dataset.products, template, "binary", dataset.grade_levels,
                                 max_queries, config.teacher.seed)
+    pairs = [(e.query, e.text) for e in examples]
     with progress_bar("labeling judged pairs", "pairs") as update:
-        scored = teacher.score_with_distribution([(e.query, e.text) for e in examples],
-                                                 config.teacher.score_batch_size, update)
+        if teacher is None:
+            from ..jobs.ray_engine import score_on_ray
+
+            scored = score_on_ray(config.engine, teacher_dir, pairs, config.teacher.score_batch_size, update)
+        else:
+            scored = teacher.score_with_distribution(pairs, config.teacher.score_batch_size, update)
+    name = teacher.name if teacher else teacher_name(teacher_dir)
     rows = [{"query": e.query, "product_id": e.product_id, "text": e.text, "teacher_score": score,
-             "teacher_probs": probs, "teacher": teacher.name, "source": "judged", "label": e.label}
+             "teacher_probs": probs, "teacher": name, "source": "judged", "label": e.label}
             for e, (score, probs) in zip(examples, scored)]
     out = write_pairs(out or PAIRS_DIR / f"judged-{split}.parquet", rows)
     console.print(f"{len(rows)} teacher-scored pairs ({len({r['query'] for r in rows})} queries) -> {out}")

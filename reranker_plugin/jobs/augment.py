@@ -9,6 +9,10 @@ Work is cut into parts of ``queries_per_part`` queries in a fixed order (most
 frequent first). Each part is one Parquet file written atomically, and a
 manifest fingerprints the query list, so an interrupted run resumes at the first
 missing part and never writes a pair twice. Memory is bounded by one part.
+
+Who turns a part into its file is a :class:`PartLabeler`: :class:`LocalLabeler`
+in this process, or ``ray_engine.RayLabeler`` on a Ray cluster. Both write the
+same parts under the same manifest, so either resumes the other's run.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from opensearchpy import OpenSearch
 
@@ -53,6 +57,61 @@ class LoggedQuery:
     text: str
     normalized: str
     frequency: int
+
+
+@dataclass(frozen=True)
+class PartDone:
+    """One part written: its pairs, the judged pairs it skipped, and the teacher's seconds on it."""
+
+    number: int
+    pairs: int
+    skipped: int
+    labeling_s: float
+
+
+class PartLabeler(Protocol):
+    """Turns parts of logged queries into Parquet files (retrieve, skip judged, label, write atomically)."""
+
+    teacher_name: str
+
+    def run(self, todo: Sequence[tuple[int, Sequence[LoggedQuery]]], out: Path) -> Iterator[PartDone]: ...
+
+
+class LocalLabeler:
+    """This process: one search at a time, the teacher loaded here."""
+
+    def __init__(self, client: OpenSearch, index: str, cfg: AugmentConfig, template: ProductTemplate,
+                 teacher: PairScorer, judged: set[tuple[str, str]] | frozenset = frozenset(),
+                 score_batch_size: int = 32, progress: Progress | None = None) -> None:
+        self.client, self.index, self.cfg, self.template = client, index, cfg, template
+        self.teacher, self.judged, self.score_batch_size, self.progress = teacher, judged, score_batch_size, progress
+        self.teacher_name = teacher.name
+
+    def run(self, todo: Sequence[tuple[int, Sequence[LoggedQuery]]], out: Path) -> Iterator[PartDone]:
+        estimate = sum(len(part) for _, part in todo) * min(self.cfg.top_k, self.cfg.per_query or self.cfg.top_k)
+        pairs = 0
+        for number, part in todo:
+            rows, skipped = part_rows(self.client, self.index, self.cfg, self.template, part, self.judged)
+            base = pairs
+            progress = self.progress
+            tick = time.monotonic()
+            label_rows(rows, self.teacher, self.score_batch_size,
+                       (lambda done, _n: progress(min(base + done, estimate), estimate)) if progress else None)
+            labeling = time.monotonic() - tick
+            write_pairs(out / part_name(number), rows)
+            pairs += len(rows)
+            yield PartDone(number, len(rows), skipped, labeling)
+
+
+def part_name(number: int) -> str:
+    return f"part-{number:05d}.parquet"
+
+
+def label_rows(rows: list[dict], teacher: PairScorer, batch_size: int, progress: Progress | None = None) -> None:
+    """Add the teacher's score and probabilities to each mined row, in place."""
+    scored = teacher.score_with_distribution([(r["query"], r["text"]) for r in rows], batch_size, progress)
+    for row, (score, probs) in zip(rows, scored):
+        row.update(teacher_score=score, teacher_probs=probs, teacher=teacher.name, source="augmented")
 
 
 @dataclass(frozen=True)
@@ -159,12 +218,18 @@ def fingerprint(queries: Sequence[LoggedQuery], cfg: AugmentConfig, template: Pr
 
 
 def augment(client: OpenSearch, index: str, cfg: AugmentConfig, data: DataConfig, template: ProductTemplate,
-            teacher: PairScorer, judged: set[tuple[str, str]] | frozenset = frozenset(), restart: bool = False,
-            progress: Progress | None = None, score_batch_size: int = 32) -> AugmentReport:
+            teacher: PairScorer | None, judged: set[tuple[str, str]] | frozenset = frozenset(), restart: bool = False,
+            progress: Progress | None = None, score_batch_size: int = 32,
+            labeler: PartLabeler | None = None) -> AugmentReport:
     """Mine, label and write pairs into ``cfg.output`` (resuming unless ``restart``); see the module docstring.
 
     ``judged`` holds (normalized query, product id) pairs with human labels, skipped when ``cfg.skip_judged``.
+    The parts are done by ``labeler`` when given (e.g. on Ray), else here with ``teacher``.
     """
+    if labeler is None:
+        if teacher is None:
+            raise ValueError("augment needs a teacher or a labeler")
+        labeler = LocalLabeler(client, index, cfg, template, teacher, judged, score_batch_size, progress)
     started = time.monotonic()
     queries, malformed, excluded, distinct = collect_queries(log_lines(client, cfg), data, cfg.max_queries,
                                                              cfg.max_malformed_fraction)
@@ -173,27 +238,14 @@ def augment(client: OpenSearch, index: str, cfg: AugmentConfig, data: DataConfig
                           "check the log source and augment.query_field")
     out = Path(cfg.output)
     parts = [queries[i:i + cfg.queries_per_part] for i in range(0, len(queries), cfg.queries_per_part)]
-    stamp = fingerprint(queries, cfg, template, index, teacher.name)
+    stamp = fingerprint(queries, cfg, template, index, labeler.teacher_name)
     done_before = _prepare(out, stamp, len(parts), restart)
+    todo = [(number, part) for number, part in enumerate(parts) if not (out / part_name(number)).exists()]
     written = pairs = skipped = 0
-    per_query = min(cfg.top_k, cfg.per_query or cfg.top_k)
-    estimate = len(queries) * per_query  # hits can be fewer than top_k, so the bar may end early
     labeling = 0.0
-    for number, part in enumerate(parts):
-        target = out / f"part-{number:05d}.parquet"
-        if target.exists():
-            continue
-        rows, part_skipped = _part_rows(client, index, cfg, template, part, judged)
-        base = pairs
-        tick = time.monotonic()
-        scored = teacher.score_with_distribution(
-            [(r["query"], r["text"]) for r in rows], score_batch_size,
-            (lambda done, _n: progress(min(base + done, estimate), estimate)) if progress else None)
-        labeling += time.monotonic() - tick
-        for row, (score, probs) in zip(rows, scored):
-            row.update(teacher_score=score, teacher_probs=probs, teacher=teacher.name, source="augmented")
-        write_pairs(target, rows)
-        written, pairs, skipped = written + 1, pairs + len(rows), skipped + part_skipped
+    for done in labeler.run(todo, out):
+        written, pairs, skipped = written + 1, pairs + done.pairs, skipped + done.skipped
+        labeling += done.labeling_s
     seconds = time.monotonic() - started
     total = _count_rows(out)
     report = AugmentReport(malformed.total, malformed.malformed, malformed.samples, distinct,
@@ -204,8 +256,9 @@ def augment(client: OpenSearch, index: str, cfg: AugmentConfig, data: DataConfig
     return report
 
 
-def _part_rows(client: OpenSearch, index: str, cfg: AugmentConfig, template: ProductTemplate,
-               part: Sequence[LoggedQuery], judged: set[tuple[str, str]] | frozenset) -> tuple[list[dict], int]:
+def part_rows(client: OpenSearch, index: str, cfg: AugmentConfig, template: ProductTemplate,
+              part: Sequence[LoggedQuery], judged: set[tuple[str, str]] | frozenset) -> tuple[list[dict], int]:
+    """A part's candidate rows (unlabeled) and how many judged pairs were skipped."""
     rows, skipped = [], 0
     for q in part:
         hits = retrieve(client, index, cfg, template, q)

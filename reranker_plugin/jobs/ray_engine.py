@@ -1,0 +1,192 @@
+"""`augment` and `label` as Ray Data pipelines on a Ray cluster (``engine.kind: ray``).
+
+Augment: parts of logged queries flow through retrieval actors
+(``engine.search_concurrency`` of them, one search in flight each, so the search
+cluster sees a bounded load) into teacher actors (``engine.scoring_actors``,
+the model loaded once per actor, ``cpus_per_actor`` / ``gpus_per_actor`` each),
+which label a part and write its Parquet file atomically. Parts, their names
+and the manifest are the local engine's, so a run resumes across engines, and a
+task Ray retries after a worker dies rewrites a whole part, never half of one.
+
+Label: the judged pairs, in tasks of ``engine.pairs_per_task``, through the
+same kind of teacher actors; the driver writes the one pairs file, in order.
+
+Workers need this package installed (as the driver has it), and must reach the
+OpenSearch cluster and the teacher directory (a shared path, or the same path).
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from reranker_core.config import AugmentConfig, ClusterConfig, EngineConfig
+from reranker_core.errors import ClusterError, RerankerError
+from reranker_core.template import ProductTemplate
+from training.ensemble import teacher_name
+from training.pairs import write_pairs
+
+from ..connection import make_client
+from .augment import LoggedQuery, PartDone, Progress, label_rows, part_name, part_rows
+
+
+def start_ray(engine: EngineConfig) -> None:
+    """Join ``engine.ray_address`` (or start Ray on this machine when it is None); one line when it cannot."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    where = engine.ray_address or "a new local Ray instance"
+    try:
+        if engine.ray_address is None:
+            ray.init(log_to_driver=False, include_dashboard=False, logging_level="ERROR")
+        else:
+            ray.init(address=engine.ray_address, log_to_driver=False, logging_level="ERROR")
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        raise ClusterError(f"cannot join the Ray cluster at {where} ({type(err).__name__})",
+                           "start one with `ray start --head`, or fix engine.ray_address / --ray-address") from err
+    from ray.data import DataContext
+
+    DataContext.get_current().enable_progress_bars = False  # the CLI shows its own
+
+
+class _Retriever:
+    """A Ray actor holding one OpenSearch client: a part's queries -> its candidate rows (unlabeled)."""
+
+    def __init__(self, cluster: ClusterConfig, index: str, cfg: AugmentConfig, template: ProductTemplate,
+                 judged: frozenset) -> None:
+        self.client, self.index, self.cfg, self.template, self.judged = (make_client(cluster), index, cfg,
+                                                                         template, judged)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
+        out: dict[str, list] = {"part": [], "rows": [], "skipped": []}
+        for number, queries in zip(batch["part"], batch["queries"]):
+            part = [LoggedQuery(**q) for q in json.loads(queries)]
+            rows, skipped = part_rows(self.client, self.index, self.cfg, self.template, part, self.judged)
+            out["part"].append(int(number))
+            out["rows"].append(json.dumps(rows))
+            out["skipped"].append(skipped)
+        return out
+
+
+class _TeacherActor:
+    """A Ray actor that loads the teacher once."""
+
+    def __init__(self, teacher_dir: str, batch_size: int) -> None:
+        from training.ensemble import load_teacher
+
+        self.teacher, self.batch_size = load_teacher(Path(teacher_dir)), batch_size
+
+
+class _PartWriter(_TeacherActor):
+    """Label a part's rows and write its Parquet file (atomically) into ``out``."""
+
+    def __init__(self, teacher_dir: str, batch_size: int, out: str) -> None:
+        super().__init__(teacher_dir, batch_size)
+        self.out = Path(out)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
+        done: dict[str, list] = {"part": [], "pairs": [], "skipped": [], "labeling_s": []}
+        for number, rows_json, skipped in zip(batch["part"], batch["rows"], batch["skipped"]):
+            rows = json.loads(rows_json)
+            tick = time.monotonic()
+            label_rows(rows, self.teacher, self.batch_size)
+            done["labeling_s"].append(time.monotonic() - tick)
+            write_pairs(self.out / part_name(int(number)), rows)
+            done["part"].append(int(number))
+            done["pairs"].append(len(rows))
+            done["skipped"].append(int(skipped))
+        return done
+
+
+class _ChunkScorer(_TeacherActor):
+    """Score a chunk of (query, text) pairs."""
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
+        scored = [json.dumps(self.teacher.score_with_distribution(json.loads(p), self.batch_size))
+                  for p in batch["pairs"]]
+        return {"chunk": [int(c) for c in batch["chunk"]], "scored": scored}
+
+
+def _teacher_pool(engine: EngineConfig) -> dict[str, Any]:
+    resources: dict[str, Any] = {"concurrency": engine.scoring_actors, "num_cpus": engine.cpus_per_actor}
+    if engine.gpus_per_actor:
+        resources["num_gpus"] = engine.gpus_per_actor
+    return resources
+
+
+def _rows(dataset) -> Iterator[dict[str, Any]]:
+    """The dataset's output rows; an error raised inside a worker comes back as its own one-line error."""
+    from ray.exceptions import RayError, RayTaskError
+
+    try:
+        yield from dataset.iter_rows()
+    except RayTaskError as err:
+        cause = err.as_instanceof_cause()
+        if isinstance(cause, RerankerError):
+            raise RerankerError(cause.message, cause.fix) from err
+        raise RerankerError(f"a Ray task failed: {str(err).splitlines()[0][:300]}",
+                            "see the Ray logs (/tmp/ray/session_latest/logs)") from err
+    except RayError as err:
+        raise ClusterError(f"the Ray job failed ({type(err).__name__}: {str(err).splitlines()[0][:200]})",
+                           "check the Ray cluster; rerunning resumes from the parts already written") from err
+
+
+class RayLabeler:
+    """augment's :class:`~.augment.PartLabeler` on Ray (see the module docstring)."""
+
+    def __init__(self, engine: EngineConfig, cluster: ClusterConfig, index: str, cfg: AugmentConfig,
+                 template: ProductTemplate, teacher_dir: Path, judged: set[tuple[str, str]] | frozenset = frozenset(),
+                 score_batch_size: int = 32, progress: Progress | None = None) -> None:
+        self.engine, self.cluster, self.index, self.cfg, self.template = engine, cluster, index, cfg, template
+        self.teacher_dir, self.judged = Path(teacher_dir).resolve(), frozenset(judged)
+        self.score_batch_size, self.progress = score_batch_size, progress
+        self.teacher_name = teacher_name(self.teacher_dir)
+
+    def run(self, todo: Sequence[tuple[int, Sequence[LoggedQuery]]], out: Path) -> Iterator[PartDone]:
+        if not todo:
+            return
+        start_ray(self.engine)
+        import ray.data
+
+        items = [{"part": n, "queries": json.dumps([asdict(q) for q in part])} for n, part in todo]
+        dataset = (ray.data.from_items(items, override_num_blocks=len(items))
+                   .map_batches(_Retriever, batch_size=1, concurrency=self.engine.search_concurrency, num_cpus=0,
+                                fn_constructor_kwargs={"cluster": self.cluster, "index": self.index, "cfg": self.cfg,
+                                                       "template": self.template, "judged": self.judged})
+                   .map_batches(_PartWriter, batch_size=1, **_teacher_pool(self.engine),
+                                fn_constructor_kwargs={"teacher_dir": str(self.teacher_dir),
+                                                       "batch_size": self.score_batch_size,
+                                                       "out": str(Path(out).resolve())}))
+        estimate = sum(len(part) for _, part in todo) * min(self.cfg.top_k, self.cfg.per_query or self.cfg.top_k)
+        pairs = 0
+        for row in _rows(dataset):
+            pairs += int(row["pairs"])
+            if self.progress:
+                self.progress(min(pairs, estimate), estimate)
+            yield PartDone(int(row["part"]), int(row["pairs"]), int(row["skipped"]), float(row["labeling_s"]))
+
+
+def score_on_ray(engine: EngineConfig, teacher_dir: Path, pairs: Sequence[tuple[str, str]], batch_size: int,
+                 progress: Progress | None = None) -> list[tuple[float, list[float]]]:
+    """``teacher.score_with_distribution(pairs)``, computed by a pool of teacher actors; same order."""
+    start_ray(engine)
+    import ray.data
+
+    size = engine.pairs_per_task
+    chunks = [list(pairs[i:i + size]) for i in range(0, len(pairs), size)]
+    if not chunks:
+        return []
+    items = [{"chunk": i, "pairs": json.dumps(chunk)} for i, chunk in enumerate(chunks)]
+    dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+        _ChunkScorer, batch_size=1, **_teacher_pool(engine),
+        fn_constructor_kwargs={"teacher_dir": str(Path(teacher_dir).resolve()), "batch_size": batch_size})
+    found: dict[int, list] = {}
+    for row in _rows(dataset):
+        found[int(row["chunk"])] = [(float(s), [float(p) for p in probs]) for s, probs in json.loads(row["scored"])]
+        if progress:
+            progress(sum(len(chunks[c]) for c in found), len(pairs))
+    return [scored for i in range(len(chunks)) for scored in found[i]]

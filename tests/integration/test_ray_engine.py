@@ -1,0 +1,161 @@
+"""`augment` and `label` on a real local Ray cluster: head + 2 worker nodes started by the fixture.
+
+The ray engine must write what the local engine writes (same pairs, same
+scores within float tolerance, same malformed-line count), survive a worker
+node killed mid-run, and resume from the manifest after the driver is killed,
+with no pair lost or written twice.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from training.pairs import read_pairs
+
+from .conftest import PRODUCTS
+from .faults import CLI, kill_when, record, run_cli
+from .test_faults import _teacher, workdir  # noqa: F401  (the fault campaign's project folder and tiny teacher)
+
+pytestmark = pytest.mark.integration
+
+STORE = 80 * 2**20  # object store per node: small, this machine runs OpenSearch too
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator:
+    """A head node that runs no work and two 1-CPU worker nodes, each its own raylet and worker processes."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "object_store_memory": STORE})
+    for _ in range(2):
+        cluster.add_node(num_cpus=1, object_store_memory=STORE)
+    cluster.wait_for_nodes()
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()
+
+
+@pytest.fixture(scope="module")
+def query_log(workdir: Path) -> Path:  # noqa: F811
+    """120 logged queries over the catalog's words, plus 3 malformed lines."""
+    words = sorted({w.lower() for title in PRODUCTS for w in title.split() if w.isalpha() and len(w) > 3})
+    queries = [f"{a} {b}" for a in words for b in words if a < b][:120]
+    lines = [json.dumps({"user_query": q}) for q in queries] + ["{not json", json.dumps({"other": 1}), "[]"]
+    path = workdir / "ray-log.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def rows(path: Path) -> list[tuple]:
+    return sorted((r["query"], r["product_id"], r["rank"], r["text"]) for r in read_pairs([path]))
+
+
+def scores(path: Path) -> dict[tuple[str, str], float]:
+    return {(r["query"], r["product_id"]): float(r["teacher_score"]) for r in read_pairs([path])}
+
+
+def same_pairs(got: Path, expected: Path) -> None:
+    assert rows(got) == rows(expected)
+    want = scores(expected)
+    assert scores(got) == pytest.approx(want, abs=1e-5)
+    assert len(read_pairs([got])) == len(want)  # no pair twice
+
+
+def augment_args(workdir: Path, log: Path, index: str, out: str, *engine: str) -> tuple[str, ...]:
+    teacher = workdir / "runs/teacher"
+    return ("augment", str(teacher), "--log", str(log), "--index", index, "--top-k", "5", "--output", out, *engine)
+
+
+@pytest.fixture(scope="module")
+def reference(opensearch, workdir, query_log, products_index_module) -> Path:  # noqa: F811
+    """The local engine's output: what every ray run must equal."""
+    _teacher(opensearch, workdir)
+    done = run_cli(workdir, opensearch.url, *augment_args(workdir, query_log, products_index_module,
+                                                           "runs/ray-reference", "--engine", "local"))
+    assert done.code == 0, done.err
+    return workdir / "runs/ray-reference"
+
+
+@pytest.fixture(scope="module")
+def products_index_module(client) -> Iterator[str]:
+    import uuid
+
+    from reranker_plugin.node.assets import load_json
+
+    name = f"products-ray-{uuid.uuid4().hex[:8]}"
+    client.indices.create(index=name, body=load_json("products-index.json"))
+    lines = []
+    for i, title in enumerate(PRODUCTS):
+        lines += [{"index": {"_index": name, "_id": f"p{i}"}}, {"product_id": f"p{i}", "title": title}]
+    assert not client.bulk(body=lines, refresh=True)["errors"]
+    yield name
+    client.indices.delete(index=name, ignore_unavailable=True)
+
+
+def test_ray_engine_writes_what_the_local_engine_writes(opensearch, workdir, query_log, reference,  # noqa: F811
+                                                        products_index_module, ray_cluster):
+    out = "runs/ray-equal"
+    done = run_cli(workdir, opensearch.url, *augment_args(workdir, query_log, products_index_module, out,
+                                                           "--ray-address", ray_cluster.address))
+    assert done.code == 0, done.err
+    same_pairs(workdir / out, reference)
+    local, ray = (json.loads((p / "report.json").read_text()) for p in (reference, workdir / out))
+    for key in ("log_lines", "malformed", "queries", "pairs_total", "skipped_judged"):
+        assert ray[key] == local[key], key
+    assert local["malformed"] == 3
+    assert json.loads((workdir / out / "manifest.json").read_text()) == json.loads(
+        (reference / "manifest.json").read_text())
+
+    teacher = str(workdir / "runs/teacher")
+    for engine, target in ((("--engine", "local"), "runs/label-local.parquet"),
+                           (("--ray-address", ray_cluster.address), "runs/label-ray.parquet")):
+        labeled = run_cli(workdir, opensearch.url, "label", teacher, "--out", target, *engine)
+        assert labeled.code == 0, labeled.err
+    same_pairs(workdir / "runs/label-ray.parquet", workdir / "runs/label-local.parquet")
+
+
+def test_a_worker_node_killed_mid_run_is_retried_and_the_output_is_complete(opensearch, workdir, query_log,  # noqa: F811
+                                                                            reference, products_index_module,
+                                                                            ray_cluster):
+    out = workdir / "runs/ray-worker-killed"
+    args = augment_args(workdir, query_log, products_index_module, str(out), "--ray-address", ray_cluster.address)
+    proc = subprocess.Popen([*CLI, "--url", opensearch.url, *args], cwd=workdir, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not any(out.glob("part-*.parquet")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "augment finished before a worker could be killed"
+    parts_before = len(list(out.glob("part-*.parquet")))
+    victim = ray_cluster.worker_nodes.__iter__().__next__()
+    ray_cluster.remove_node(victim, allow_graceful=False)  # SIGKILL its raylet and worker processes
+    try:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-2000:]
+        same_pairs(out, reference)
+    finally:
+        ray_cluster.add_node(num_cpus=1, object_store_memory=STORE)
+        ray_cluster.wait_for_nodes()
+    record("augment --engine ray", f"a Ray worker node SIGKILLed mid-run ({parts_before} part(s) written)",
+           "nothing: Ray restarts the actors elsewhere and the run exits 0",
+           "every pair once; equal to the local engine's output")
+
+
+def test_the_driver_killed_mid_run_resumes_from_the_manifest(opensearch, workdir, query_log, reference,  # noqa: F811
+                                                             products_index_module, ray_cluster):
+    out = workdir / "runs/ray-driver-killed"
+    args = augment_args(workdir, query_log, products_index_module, str(out), "--ray-address", ray_cluster.address)
+    killed_at = kill_when(workdir, opensearch.url, args, ready=lambda: any(out.glob("part-*.parquet")), timeout=300)
+    written = len(list(out.glob("part-*.parquet")))
+    done = run_cli(workdir, opensearch.url, *args)
+    assert done.code == 0, done.err
+    report = json.loads((out / "report.json").read_text())
+    assert report["parts_done_before"] >= written > 0  # resumed, did not redo the finished parts
+    same_pairs(out, reference)
+    record("augment --engine ray", f"the driver SIGKILLed after {killed_at:.1f}s ({written} part(s) written)",
+           "nothing (killed); the rerun resumes and exits 0", "finished parts kept; every pair once")
