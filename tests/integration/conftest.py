@@ -1,9 +1,12 @@
 """Fixtures that create (and afterwards delete) what integration tests touch in the cluster."""
 from __future__ import annotations
 
+import csv
 import uuid
+from pathlib import Path
 
 import pytest
+import yaml
 
 from reranker_plugin.mlcommons.client import MLCommons
 from reranker_plugin.node.assets import load_json
@@ -22,18 +25,56 @@ PRODUCTS = [
 ]
 
 
-@pytest.fixture
-def products_index(client):
-    """A fresh index holding the 30 products above; deleted afterwards."""
-    name = f"products-test-{uuid.uuid4().hex[:8]}"
+def create_products_index(client, prefix: str = "products-test") -> str:
+    """A new index ``<prefix>-<random>`` holding the 30 products above (ids p0..p29); returns its name."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
     client.indices.create(index=name, body=load_json("products-index.json"))
     lines = []
     for i, title in enumerate(PRODUCTS):
         lines += [{"index": {"_index": name, "_id": f"p{i}"}}, {"product_id": f"p{i}", "title": title}]
     result = client.bulk(body=lines, refresh=True)
     assert not result["errors"]
+    return name
+
+
+@pytest.fixture
+def products_index(client):
+    """A fresh index holding the 30 products above; deleted afterwards."""
+    name = create_products_index(client)
     yield name
     client.indices.delete(index=name, ignore_unavailable=True)
+
+
+JUDGED_QUERIES = ["cordless drill", "white paint", "garden hose", "pipe fitting", "light bulb", "screws", "faucet"]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, minilm_tokenizer) -> Path:
+    """A project folder for CLI runs: generic judgments + catalog, a tiny BERT to start models from, its config."""
+    from ..conftest import tiny_cross_encoder
+
+    root = tmp_path_factory.mktemp("project")
+    with (root / "catalog.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "title"])
+        writer.writerows([f"p{i}", t] for i, t in enumerate(PRODUCTS))
+    with (root / "judgments.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["query", "product_id", "grade"])
+        for q, query in enumerate(JUDGED_QUERIES * 6):
+            for i in range(len(PRODUCTS)):
+                if (i + q) % 5 == 0:
+                    writer.writerow([f"{query} {q}", f"p{i}", round(((i * 7 + q) % 4) / 3, 3)])
+    tiny_cross_encoder(minilm_tokenizer).save_pretrained(root / "tiny-bert")
+    minilm_tokenizer.save_pretrained(root / "tiny-bert")
+    config = {"data": {"kind": "generic", "path": "judgments.csv", "catalog": "catalog.csv"},
+              "template": {"max_tokens": 64},
+              "student": {"model": str(root / "tiny-bert"), "loss": "pointwise", "max_steps": 300,
+                          "max_pairs": None, "output": "runs/student"},
+              "teacher": {"model": str(root / "tiny-bert"), "views": [], "max_steps": 120, "output": "runs/teacher"},
+              "deploy": {"chunk_size_bytes": 40_000}}
+    (root / "reranker.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    return root
 
 
 @pytest.fixture

@@ -71,6 +71,14 @@ def kill_when(cwd: Path, url: str, args: tuple[str, ...], ready: Callable[[], bo
             proc.wait()
 
 
+def trained_teacher(cwd: Path, url: str) -> Path:
+    """The project's tiny teacher (``runs/teacher``), trained by the CLI on first use."""
+    if not (cwd / "runs/teacher/reranker.json").exists():
+        done = run_cli(cwd, url, "train-teacher")
+        assert done.code == 0, done.err
+    return cwd / "runs/teacher"
+
+
 def record(case: str, fault: str, user_sees: str, left: str) -> None:
     """Append one row of the campaign's table (when the runner asked for it)."""
     target = os.environ.get("RERANKER_FAULTS_JSON")

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from reranker_core.model_zip import validate_zip
 from training.ensemble import load_teacher
@@ -23,41 +22,12 @@ from reranker_plugin.mlcommons.pipeline import get_pipeline, pipeline_model_id
 from training.onnx_scorer import OnnxZipScorer
 from training.student import CrossEncoder
 
-from ..conftest import tiny_cross_encoder
 from .conftest import PRODUCTS
-from .faults import kill_when, record, run_cli
+from .faults import kill_when, record, run_cli, trained_teacher
 
 pytestmark = pytest.mark.integration
 
-QUERIES = ["cordless drill", "white paint", "garden hose", "pipe fitting", "light bulb", "screws", "faucet"]
 PAIRS = [("cordless drill", "Makita 18V LXT cordless hammer drill"), ("white paint", "paint roller kit 9 in")]
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory, minilm_tokenizer) -> Path:
-    """A project folder: generic judgments + catalog, a tiny BERT to start students from, and its config."""
-    root = tmp_path_factory.mktemp("faults")
-    with (root / "catalog.csv").open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["id", "title"])
-        writer.writerows([f"p{i}", t] for i, t in enumerate(PRODUCTS))
-    with (root / "judgments.csv").open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["query", "product_id", "grade"])
-        for q, query in enumerate(QUERIES * 6):
-            for i in range(len(PRODUCTS)):
-                if (i + q) % 5 == 0:
-                    writer.writerow([f"{query} {q}", f"p{i}", round(((i * 7 + q) % 4) / 3, 3)])
-    tiny_cross_encoder(minilm_tokenizer).save_pretrained(root / "tiny-bert")
-    minilm_tokenizer.save_pretrained(root / "tiny-bert")
-    config = {"data": {"kind": "generic", "path": "judgments.csv", "catalog": "catalog.csv"},
-              "template": {"max_tokens": 64},
-              "student": {"model": str(root / "tiny-bert"), "loss": "pointwise", "max_steps": 300,
-                          "max_pairs": None, "output": "runs/student"},
-              "teacher": {"model": str(root / "tiny-bert"), "views": [], "max_steps": 120, "output": "runs/teacher"},
-              "deploy": {"chunk_size_bytes": 40_000}}
-    (root / "reranker.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    return root
 
 
 def _sha(path: Path) -> str:
@@ -224,14 +194,6 @@ def test_evaluate_offline_killed_leaves_no_partial_results(opensearch, workdir):
 
 
 # ------------------------------------------------- teacher, label, augment, evaluate
-def _teacher(opensearch, workdir) -> Path:
-    """The workdir's tiny teacher, trained once for the cases that need one."""
-    if not (workdir / "runs/teacher/reranker.json").exists():
-        done = run_cli(workdir, opensearch.url, "train-teacher")
-        assert done.code == 0, done.err
-    return workdir / "runs/teacher"
-
-
 def _rows(path: Path) -> list[tuple]:
     return sorted((r["query"], r["product_id"], round(float(r["teacher_score"]), 5)) for r in read_pairs([path]))
 
@@ -253,7 +215,7 @@ def test_train_teacher_killed_then_rerun_equals_an_uninterrupted_run(opensearch,
 
 
 def test_label_killed_or_on_a_full_disk_never_leaves_a_partial_pairs_file(opensearch, workdir):
-    teacher = _teacher(opensearch, workdir)
+    teacher = trained_teacher(workdir, opensearch.url)
     reference = workdir / "runs/pairs/reference.parquet"
     started = time.monotonic()
     assert run_cli(workdir, opensearch.url, "label", str(teacher), "--out", str(reference)).code == 0
@@ -279,7 +241,7 @@ def test_label_killed_or_on_a_full_disk_never_leaves_a_partial_pairs_file(opense
 
 
 def test_augment_killed_then_resumed_writes_each_pair_once(opensearch, workdir, products_index):
-    teacher = _teacher(opensearch, workdir)
+    teacher = trained_teacher(workdir, opensearch.url)
     words = sorted({w.lower() for title in PRODUCTS for w in title.split() if w.isalpha() and len(w) > 3})
     log = workdir / "augment-log.jsonl"
     queries = [f"{a} {b}" for a in words for b in words if a < b][:400]

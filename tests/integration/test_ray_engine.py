@@ -17,9 +17,8 @@ import pytest
 
 from training.pairs import read_pairs
 
-from .conftest import PRODUCTS
-from .faults import CLI, kill_when, record, run_cli
-from .test_faults import _teacher, workdir  # noqa: F401  (the fault campaign's project folder and tiny teacher)
+from .conftest import PRODUCTS, create_products_index
+from .faults import CLI, kill_when, record, run_cli, trained_teacher
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +41,7 @@ def ray_cluster() -> Iterator:
 
 
 @pytest.fixture(scope="module")
-def query_log(workdir: Path) -> Path:  # noqa: F811
+def query_log(workdir: Path) -> Path:
     """120 logged queries over the catalog's words, plus 3 malformed lines."""
     words = sorted({w.lower() for title in PRODUCTS for w in title.split() if w.isalpha() and len(w) > 3})
     queries = [f"{a} {b}" for a in words for b in words if a < b][:120]
@@ -73,9 +72,9 @@ def augment_args(workdir: Path, log: Path, index: str, out: str, *engine: str) -
 
 
 @pytest.fixture(scope="module")
-def reference(opensearch, workdir, query_log, products_index_module) -> Path:  # noqa: F811
+def reference(opensearch, workdir, query_log, products_index_module) -> Path:
     """The local engine's output: what every ray run must equal."""
-    _teacher(opensearch, workdir)
+    trained_teacher(workdir, opensearch.url)
     done = run_cli(workdir, opensearch.url, *augment_args(workdir, query_log, products_index_module,
                                                            "runs/ray-reference", "--engine", "local"))
     assert done.code == 0, done.err
@@ -84,21 +83,12 @@ def reference(opensearch, workdir, query_log, products_index_module) -> Path:  #
 
 @pytest.fixture(scope="module")
 def products_index_module(client) -> Iterator[str]:
-    import uuid
-
-    from reranker_plugin.node.assets import load_json
-
-    name = f"products-ray-{uuid.uuid4().hex[:8]}"
-    client.indices.create(index=name, body=load_json("products-index.json"))
-    lines = []
-    for i, title in enumerate(PRODUCTS):
-        lines += [{"index": {"_index": name, "_id": f"p{i}"}}, {"product_id": f"p{i}", "title": title}]
-    assert not client.bulk(body=lines, refresh=True)["errors"]
+    name = create_products_index(client, "products-ray")
     yield name
     client.indices.delete(index=name, ignore_unavailable=True)
 
 
-def test_ray_engine_writes_what_the_local_engine_writes(opensearch, workdir, query_log, reference,  # noqa: F811
+def test_ray_engine_writes_what_the_local_engine_writes(opensearch, workdir, query_log, reference,
                                                         products_index_module, ray_cluster):
     out = "runs/ray-equal"
     done = run_cli(workdir, opensearch.url, *augment_args(workdir, query_log, products_index_module, out,
@@ -120,7 +110,7 @@ def test_ray_engine_writes_what_the_local_engine_writes(opensearch, workdir, que
     same_pairs(workdir / "runs/label-ray.parquet", workdir / "runs/label-local.parquet")
 
 
-def test_a_worker_node_killed_mid_run_is_retried_and_the_output_is_complete(opensearch, workdir, query_log,  # noqa: F811
+def test_a_worker_node_killed_mid_run_is_retried_and_the_output_is_complete(opensearch, workdir, query_log,
                                                                             reference, products_index_module,
                                                                             ray_cluster):
     out = workdir / "runs/ray-worker-killed"
@@ -146,7 +136,7 @@ def test_a_worker_node_killed_mid_run_is_retried_and_the_output_is_complete(open
            "every pair once; equal to the local engine's output")
 
 
-def test_the_driver_killed_mid_run_resumes_from_the_manifest(opensearch, workdir, query_log, reference,  # noqa: F811
+def test_the_driver_killed_mid_run_resumes_from_the_manifest(opensearch, workdir, query_log, reference,
                                                              products_index_module, ray_cluster):
     out = workdir / "runs/ray-driver-killed"
     args = augment_args(workdir, query_log, products_index_module, str(out), "--ray-address", ray_cluster.address)

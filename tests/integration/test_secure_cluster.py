@@ -25,11 +25,10 @@ from reranker_plugin.connection import PermissionDenied, connect, make_client
 from reranker_plugin.jobs.search import search
 from reranker_plugin.mlcommons.client import MLCommons
 from reranker_plugin.mlcommons.pipeline import get_pipeline, pipeline_model_id
-from reranker_plugin.node.assets import load_json
 from reranker_plugin.node.local import LocalNode
 from training.onnx_scorer import OnnxZipScorer
 
-from .conftest import PRODUCTS
+from .conftest import create_products_index
 from .faults import record
 
 pytestmark = pytest.mark.integration
@@ -79,13 +78,7 @@ def admin(secure_node):
 @pytest.fixture
 def product_index(secure_node, admin) -> Iterator[str]:
     """A products-* index created and filled by the restricted user itself (its role allows that)."""
-    name = f"products-sec-{uuid.uuid4().hex[:8]}"
-    client = make_client(cluster_config(secure_node, "reranker"))
-    client.indices.create(index=name, body=load_json("products-index.json"))
-    lines = []
-    for i, title in enumerate(PRODUCTS):
-        lines += [{"index": {"_index": name, "_id": f"p{i}"}}, {"product_id": f"p{i}", "title": title}]
-    assert not client.bulk(body=lines, refresh=True)["errors"]
+    name = create_products_index(make_client(cluster_config(secure_node, "reranker")), "products-sec")
     yield name
     admin.indices.delete(index=name, ignore_unavailable=True)
 
