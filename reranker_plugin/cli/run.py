@@ -28,9 +28,10 @@ HUMAN = "human"  # suffix of the human-label student's checkpoint, zip, model an
 def run_all(ctx: Context, data: Path | None, kind: str | None, logs: tuple[Path, ...], restart: bool) -> None:
     """The main job: node up, index, teacher, label, augment, students, export, deploy, evaluate.
 
-    Budgets come from reranker.yaml (teacher, augment and student sections). Each
-    step's inputs are fingerprinted (data file, its config sections, upstream
-    steps) in runs/steps.json: a rerun skips finished steps, a changed section
+    Budgets come from reranker.yaml (teacher, augment and student sections);
+    label and augment run where the engine section says. Each step's inputs are
+    fingerprinted (data file, its config sections, upstream steps) in
+    runs/steps.json: a rerun skips finished steps, a changed section
     reruns its step and everything after it, and a killed step runs again
     (augmentation resumes its own parts). Two students are trained with the
     same init and budget: the distilled one (teacher margins + human term) and
@@ -85,10 +86,10 @@ def run_all(ctx: Context, data: Path | None, kind: str | None, logs: tuple[Path,
                                  model=None, gguf_file=None, target=None, lora=None, max_train_queries=None,
                                  max_steps=None, epochs=None))
     step(labeled, lambda: invoke("label", teacher_dir=teacher_dir, data=None, kind=None, split="train",
-                                 max_queries=None, out=None))
+                                 max_queries=None, out=None, engine=None, ray_address=None))
     step(augmented, lambda: invoke("augment", teacher_dir=teacher_dir, logs=log_paths, data=None, kind=None,
                                    index=None, restart=False, ubi_index=None, top_k=None, max_queries=None,
-                                   output=None, max_malformed_fraction=None))
+                                   output=None, max_malformed_fraction=None, engine=None, ray_address=None))
     same = dict(data=None, kind=None, max_train_queries=None, model=None, max_steps=None, epochs=None,
                 max_pairs=None, human_weight=None)  # one student config: same init, same budget
     step(student, lambda: invoke("train-student", pairs=(PAIRS,), loss="margin_mse", output=None, **same))
