@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from reranker_core.files import atomic_write, write_json_atomic  # noqa: E402
 
 TESTS = ["tests/integration/test_faults.py", "tests/integration/test_secure_cluster.py",
-         "tests/integration/test_node_without_ml.py",
+         "tests/integration/test_node_without_ml.py", "tests/integration/test_ray_engine.py",
          "tests/integration/test_swap_under_load.py",
          "tests/integration/test_run.py::test_main_job_killed_mid_step_resumes_with_finished_steps_reused"]
 START, END = "<!-- faults:start (benchmarks/faults.py writes this table) -->", "<!-- faults:end -->"
