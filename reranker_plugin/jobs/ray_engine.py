@@ -62,13 +62,18 @@ class _Retriever:
                                                                          template, judged)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
-        out: dict[str, list] = {"part": [], "rows": [], "skipped": []}
+        out: dict[str, list] = {"part": [], "rows": [], "skipped": [], "error": []}
         for number, queries in zip(batch["part"], batch["queries"]):
             part = [LoggedQuery(**q) for q in json.loads(queries)]
-            rows, skipped = part_rows(self.client, self.index, self.cfg, self.template, part, self.judged)
+            rows, skipped, error = [], 0, ""
+            try:
+                rows, skipped = part_rows(self.client, self.index, self.cfg, self.template, part, self.judged)
+            except RerankerError as err:
+                error = _encode(err)
             out["part"].append(int(number))
             out["rows"].append(json.dumps(rows))
             out["skipped"].append(skipped)
+            out["error"].append(error)
         return out
 
 
@@ -89,16 +94,22 @@ class _PartWriter(_TeacherActor):
         self.out = Path(out)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
-        done: dict[str, list] = {"part": [], "pairs": [], "skipped": [], "labeling_s": []}
-        for number, rows_json, skipped in zip(batch["part"], batch["rows"], batch["skipped"]):
+        done: dict[str, list] = {"part": [], "pairs": [], "skipped": [], "labeling_s": [], "error": []}
+        for number, rows_json, skipped, error in zip(batch["part"], batch["rows"], batch["skipped"],
+                                                     batch["error"]):
             rows = json.loads(rows_json)
             tick = time.monotonic()
-            label_rows(rows, self.teacher, self.batch_size)
+            if not error:  # a part whose retrieval failed is passed on, never written
+                try:
+                    label_rows(rows, self.teacher, self.batch_size)
+                    write_pairs(self.out / part_name(int(number)), rows)
+                except RerankerError as err:
+                    error = _encode(err)
             done["labeling_s"].append(time.monotonic() - tick)
-            write_pairs(self.out / part_name(int(number)), rows)
             done["part"].append(int(number))
             done["pairs"].append(len(rows))
             done["skipped"].append(int(skipped))
+            done["error"].append(error)
         return done
 
 
@@ -106,9 +117,15 @@ class _ChunkScorer(_TeacherActor):
     """Score a chunk of (query, text) pairs."""
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
-        scored = [json.dumps(self.teacher.score_with_distribution(json.loads(p), self.batch_size))
-                  for p in batch["pairs"]]
-        return {"chunk": [int(c) for c in batch["chunk"]], "scored": scored}
+        scored, errors = [], []
+        for pairs in batch["pairs"]:
+            try:
+                scored.append(json.dumps(self.teacher.score_with_distribution(json.loads(pairs), self.batch_size)))
+                errors.append("")
+            except RerankerError as err:
+                scored.append("[]")
+                errors.append(_encode(err))
+        return {"chunk": [int(c) for c in batch["chunk"]], "scored": scored, "error": errors}
 
 
 def _teacher_pool(engine: EngineConfig) -> dict[str, Any]:
@@ -118,16 +135,30 @@ def _teacher_pool(engine: EngineConfig) -> dict[str, Any]:
     return resources
 
 
+def _encode(err: RerankerError) -> str:
+    """A user-fixable error as data: Ray does not carry an exception's type back through Ray Data."""
+    return json.dumps({"type": type(err).__name__, "message": err.message, "fix": err.fix})
+
+
+def _decode(text: str) -> RerankerError:
+    from reranker_core import errors
+
+    found = json.loads(text)
+    kind = getattr(errors, found["type"], RerankerError)
+    return (kind if isinstance(kind, type) and issubclass(kind, RerankerError) else RerankerError)(
+        found["message"], found["fix"])
+
+
 def _rows(dataset) -> Iterator[dict[str, Any]]:
-    """The dataset's output rows; an error raised inside a worker comes back as its own one-line error."""
+    """The dataset's output rows; a worker's RerankerError comes back as the same one-line error."""
     from ray.exceptions import RayError, RayTaskError
 
     try:
-        yield from dataset.iter_rows()
+        for row in dataset.iter_rows():
+            if row.get("error"):
+                raise _decode(row["error"])
+            yield row
     except RayTaskError as err:
-        cause = err.as_instanceof_cause()
-        if isinstance(cause, RerankerError):
-            raise RerankerError(cause.message, cause.fix) from err
         raise RerankerError(f"a Ray task failed: {str(err).splitlines()[0][:300]}",
                             "see the Ray logs (/tmp/ray/session_latest/logs)") from err
     except RayError as err:

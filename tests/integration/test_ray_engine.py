@@ -102,6 +102,14 @@ def test_ray_engine_writes_what_the_local_engine_writes(opensearch, workdir, que
     assert json.loads((workdir / out / "manifest.json").read_text()) == json.loads(
         (reference / "manifest.json").read_text())
 
+    lines = []
+    for engine in (("--engine", "local"), ("--ray-address", ray_cluster.address)):
+        failed = run_cli(workdir, opensearch.url, *augment_args(workdir, query_log, "products-missing",
+                                                                 f"runs/ray-missing-{engine[0]}", *engine))
+        assert failed.code == 1 and "Traceback" not in failed.err, failed.err
+        lines.append(failed.last_line)
+    assert lines[0] == lines[1] and "does not exist" in lines[0]  # a worker's error reads as the local one
+
     teacher = str(workdir / "runs/teacher")
     for engine, target in ((("--engine", "local"), "runs/label-local.parquet"),
                            (("--ray-address", ray_cluster.address), "runs/label-ray.parquet")):
