@@ -98,7 +98,7 @@ def _ray_run(workers: int, common: list[str], work: Path) -> dict:
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "object_store_memory": 100 * 2**20})
     try:
         for _ in range(workers):
-            cluster.add_node(num_cpus=1, object_store_memory=100 * 2**20)
+            cluster.add_node(num_cpus=2, object_store_memory=100 * 2**20)  # 1 for the teacher actor, 1 for Ray Data
         cluster.wait_for_nodes()
         engine = ["--ray-address", cluster.address]
         # scoring_actors follows the worker count through a config override file
