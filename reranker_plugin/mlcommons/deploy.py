@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -77,6 +78,7 @@ def deploy(client: OpenSearch, artifact: ModelArtifact, cfg: DeployConfig,
         if len(scores) != 1:
             raise DeployError(f"model {model_id} returned {len(scores)} scores for 1 document",
                               "the zip's output must be [batch, 1]")
+        _await_deployed(ml, model_id, cfg.deploy_timeout_s)
     except RerankerError:
         if model_id != previous:  # never remove the model the pipeline is serving with
             _rollback(ml, model_id)
@@ -85,6 +87,31 @@ def deploy(client: OpenSearch, artifact: ModelArtifact, cfg: DeployConfig,
     if cfg.default_pipeline:
         set_default_pipeline(client, cfg.index, cfg.pipeline)
     return DeployResult(model_id, reused, cfg.pipeline, previous if previous != model_id else None)
+
+
+def _await_deployed(ml: MLCommons, model_id: str, timeout_s: float, poll_s: float = 1.0) -> None:
+    """Wait until ML Commons records the answering model as DEPLOYED.
+
+    Its sync-up job can mark a model DEPLOY_FAILED while the deploy is still
+    under way (seen on a freshly started 2.19 node): the model answers, but the
+    record says otherwise. One redeploy sets the record right; the pipeline is
+    switched only after that.
+    """
+    deadline = time.monotonic() + timeout_s
+    redeployed = False
+    while True:
+        state = (ml.get_model(model_id) or {}).get("model_state")
+        if state == "DEPLOYED":
+            return
+        if state == "DEPLOY_FAILED" and not redeployed:
+            log.info("model %s answers but is recorded as DEPLOY_FAILED; deploying it again", model_id)
+            ml.wait_for_task(ml.deploy(model_id), max(1.0, deadline - time.monotonic()))
+            redeployed = True
+            continue
+        if time.monotonic() >= deadline:
+            raise DeployError(f"model {model_id} answers but ML Commons records it as {state}",
+                              "re-run deploy; if it persists see `reranker cluster logs`")
+        time.sleep(poll_s)
 
 
 def _registered_model(ml: MLCommons, artifact: ModelArtifact, cfg: DeployConfig,
