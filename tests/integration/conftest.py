@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -77,14 +78,19 @@ def workdir(tmp_path_factory, minilm_tokenizer) -> Path:
     return root
 
 
-@pytest.fixture
-def unique_names(client):
-    """A unique model name and pipeline name; models and pipeline are removed afterwards."""
+def model_and_pipeline_names(client, prefix: str = "test") -> Iterator[dict[str, str]]:
+    """For a fixture: a unique model name and pipeline name; ``client`` removes both afterwards."""
     suffix = uuid.uuid4().hex[:8]
-    names = {"model": f"test-model-{suffix}", "pipeline": f"test-rerank-{suffix}"}
+    names = {"model": f"{prefix}-model-{suffix}", "pipeline": f"{prefix}-rerank-{suffix}"}
     yield names
     ml = MLCommons(client)
     for model in ml.list_models():
         if model.name == names["model"]:
             ml.delete(model.model_id)
     client.search_pipeline.delete(id=names["pipeline"], ignore=[404])
+
+
+@pytest.fixture
+def unique_names(client):
+    """A unique model name and pipeline name; models and pipeline are removed afterwards."""
+    yield from model_and_pipeline_names(client)

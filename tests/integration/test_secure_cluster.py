@@ -29,7 +29,7 @@ from reranker_plugin.mlcommons.pipeline import get_pipeline, pipeline_model_id
 from reranker_plugin.node.local import LocalNode
 from training.onnx_scorer import OnnxZipScorer
 
-from .conftest import create_products_index
+from .conftest import create_products_index, model_and_pipeline_names
 from .faults import record
 
 pytestmark = pytest.mark.integration
@@ -86,14 +86,7 @@ def product_index(secure_node, admin) -> Iterator[str]:
 
 @pytest.fixture
 def names(admin) -> Iterator[dict[str, str]]:
-    suffix = uuid.uuid4().hex[:8]
-    found = {"model": f"sec-model-{suffix}", "pipeline": f"sec-rerank-{suffix}"}
-    yield found
-    ml = MLCommons(admin)
-    for model in ml.list_models():
-        if model.name == found["model"]:
-            ml.delete(model.model_id)
-    admin.search_pipeline.delete(id=found["pipeline"], ignore=[404])
+    yield from model_and_pipeline_names(admin, "sec")
 
 
 def deploy_args(zip_path: Path, index: str, names: dict[str, str]) -> list[str]:
