@@ -39,11 +39,23 @@ secure_option = click.option(
 @secure_option
 @pass_ctx
 def cluster_up(ctx: Context, port: int | None, secure: bool) -> None:
-    """Download (once), assemble and start the node; a no-op if it already runs."""
+    """Download (once), assemble and start the node; a no-op if it already runs.
+
+    Then every model a rerank pipeline uses is checked and, if it does not
+    answer (ML Commons may not have redeployed it after a restart), deployed
+    again, so reranked search works when this returns.
+    """
+    from ..connection import connect
+    from ..mlcommons.deploy import restore_serving
+
     started = time.monotonic()
     node = _local_node(ctx, secure, port)
     with console.status("starting the local OpenSearch node…"):
         status = node.up()
+    with console.status("checking that the rerank pipelines' models answer…"):
+        restored = restore_serving(connect(node.cluster_config(), wait_s=30))
+    if restored:
+        console.print(f"deployed again after the restart: {', '.join(restored)}")
     console.print(f"OpenSearch {status.version} up at {status.url} (pid {status.pid}, {status.health}) "
                   f"in {time.monotonic() - started:.1f}s")
     if node.credentials is not None:

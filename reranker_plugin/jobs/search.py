@@ -41,6 +41,9 @@ def search(client: OpenSearch, index: str, query: str, fields: tuple[str, ...], 
         raise ClusterError(f"index or pipeline not found ({err.error})",
                            f"check --index {index!r} and the pipeline name") from err
     except TransportError as err:
+        if "Model not ready" in str(err.info or err.error):
+            raise ClusterError(f"pipeline {pipeline!r} points at a model that is not deployed (after a node restart?)",
+                               "run `reranker cluster up` (it redeploys pipeline models) or `reranker deploy`") from err
         raise ClusterError(f"search on {index!r} failed: {err.info or err.error}", "check the cluster") from err
     return [
         ScoredHit(hit["_id"], float(hit["_score"]), " ".join(str(hit["_source"].get(f, "")) for f in fields).strip())

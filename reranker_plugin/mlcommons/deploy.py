@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from opensearchpy import OpenSearch
 
 from reranker_core.config import DeployConfig
-from reranker_core.errors import ConfigError, DeployError, RerankerError
+from reranker_core.errors import ClusterError, ConfigError, DeployError, RerankerError
 from reranker_core.model_zip import ModelArtifact
 
 from .client import COMPLETE_STATES, MLCommons
-from .pipeline import get_pipeline, pipeline_model_id, put_pipeline, render_pipeline, set_default_pipeline
+from .pipeline import (get_pipeline, pipeline_model_id, pipelines_by_model, put_pipeline, render_pipeline,
+                       set_default_pipeline)
 
 log = logging.getLogger(__name__)
 
@@ -147,3 +148,42 @@ def _rollback(ml: MLCommons, model_id: str) -> None:
         log.info("rolled back model %s", model_id)
     except RerankerError as err:  # keep the original error; say what is left behind
         log.error("could not remove model %s after a failed deploy: %s (re-run deploy to converge)", model_id, err)
+
+
+def restore_serving(client: OpenSearch, timeout_s: float = 300.0) -> list[str]:
+    """Deploy again every model a rerank pipeline uses that does not answer; returns the ids deployed.
+
+    After a node restart ML Commons may still be redeploying (or may never
+    redeploy) the models its pipelines point at, and every search through them
+    fails with "Model not ready yet" meanwhile. `cluster up` calls this so that
+    when it returns, reranked search works again. A model already being
+    deployed is waited for rather than deployed twice.
+    """
+    ml = MLCommons(client)
+    restored = []
+    for model_id, pipelines in pipelines_by_model(client).items():
+        model = ml.get_model(model_id)
+        if model is None:
+            log.warning("pipeline %s uses model %s, which no longer exists", ", ".join(pipelines), model_id)
+            continue
+        if model.get("model_state") == "DEPLOYING":
+            ml.wait_for_state(model_id, {"DEPLOYED", "DEPLOY_FAILED", "PARTIALLY_DEPLOYED", "UNDEPLOYED"}, timeout_s)
+        if _answers(ml, model_id):
+            continue
+        log.info("model %s (pipeline %s) does not answer after the restart; deploying it", model_id,
+                 ", ".join(pipelines))
+        ml.wait_for_task(ml.deploy(model_id), timeout_s)
+        if not _answers(ml, model_id):
+            raise DeployError(f"model {model_id} (pipeline {', '.join(pipelines)}) was deployed but does not answer",
+                              "see `reranker cluster logs`, then `reranker deploy` it again")
+        _await_deployed(ml, model_id, timeout_s)
+        restored.append(model_id)
+    return restored
+
+
+def _answers(ml: MLCommons, model_id: str) -> bool:
+    """True if the model returns a score for a test pair (the record may lag behind after a restart)."""
+    try:
+        return len(ml.predict(model_id, "test query", ["test document"])) == 1
+    except ClusterError:
+        return False

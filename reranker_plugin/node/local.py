@@ -36,7 +36,7 @@ from typing import Any
 
 import requests
 
-from reranker_core.config import LocalNodeConfig
+from reranker_core.config import ClusterConfig, LocalNodeConfig
 from reranker_core.errors import LocalNodeError
 from reranker_core.files import atomic_write
 
@@ -124,6 +124,14 @@ class LocalNode:
     def credentials(self) -> security.Credentials | None:
         """The secured node's CA bundle and passwords (None for the plain node, or before the first `up`)."""
         return security.Credentials.load(self.layout.security) if self.secure else None
+
+    def cluster_config(self) -> ClusterConfig:
+        """How to reach this node as its administrator (no credentials on the plain node)."""
+        creds = self.credentials
+        if creds is None:
+            return ClusterConfig(url=self.url)
+        return ClusterConfig(url=self.url, username=security.ADMIN_USER,
+                             password=creds.passwords[security.ADMIN_USER], ca_certs=str(creds.ca_certs))
 
     def _request(self, method: str, path: str, timeout: float = 5.0, **kwargs: Any) -> requests.Response:
         """One HTTP call to the node; to the secured one as its admin user, trusting its own CA."""

@@ -15,7 +15,7 @@ from reranker_core.model_zip import validate_zip
 from reranker_plugin.cli import cli
 from reranker_plugin.jobs.search import search
 from reranker_plugin.mlcommons.client import MLCommons
-from reranker_plugin.mlcommons.deploy import deploy
+from reranker_plugin.mlcommons.deploy import deploy, restore_serving
 from reranker_plugin.mlcommons.pipeline import get_pipeline, pipeline_model_id
 from training.onnx_scorer import OnnxZipScorer
 
@@ -169,3 +169,21 @@ def test_pipeline_show_prints_the_rendered_pipeline(opensearch, products_index, 
     assert shown.exit_code == 0 and '"document_fields"' in shown.output and '"title"' in shown.output
     missing = run_cli(opensearch, "pipeline", "show", "no-such-pipeline")
     assert missing.exit_code == 1 and "does not exist" in missing.output
+
+
+def test_model_behind_a_pipeline_that_stopped_answering_is_deployed_again(opensearch, client, products_index,
+                                                                          unique_names, tiny_zip):
+    """What a node restart leaves behind when ML Commons does not redeploy: `cluster up` repairs it."""
+    assert deploy_cli(opensearch, tiny_zip, products_index, unique_names).exit_code == 0
+    model_id = pipeline_model_id(get_pipeline(client, unique_names["pipeline"]))
+    ml = MLCommons(client)
+    ml.undeploy(model_id)
+    ml.wait_for_state(model_id, {"UNDEPLOYED", "DEPLOY_FAILED"}, 60)
+    broken = run_cli(opensearch, "search", "drill", "--index", products_index, "--field", "title",
+                     "--pipeline", unique_names["pipeline"])
+    assert broken.exit_code == 1 and "not deployed" in broken.output and "cluster up" in broken.output
+
+    assert model_id in restore_serving(client)
+    assert ml.get_model(model_id)["model_state"] == "DEPLOYED"
+    assert search(client, products_index, "drill", ("title",), 5, unique_names["pipeline"])
+    assert model_id not in restore_serving(client)  # answering models are left alone

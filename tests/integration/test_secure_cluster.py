@@ -177,7 +177,7 @@ def test_node_killed_during_deploy_then_restart_and_rerun_converges(secure_node,
     line = [x for x in err.strip().splitlines() if x.strip()][-1]
     assert proc.returncode != 0 and "Traceback" not in err and line.startswith("error:")
     assert "{}" not in line and ("lost" in line or "cannot reach" in line), line
-    secure_node.up()
+    assert cli(env, "cluster", "up", "--secure", timeout=600).returncode == 0
     again = cli(env, *deploy_args(tiny_zip, product_index, names))
     assert again.returncode == 0, again.stderr
     user = connect(cluster_config(secure_node, "reranker"))
@@ -230,7 +230,8 @@ def test_node_killed_during_search_and_indexing_gives_one_line_and_recovers(secu
         index_line = [x for x in index_err.strip().splitlines() if x.strip()][-1]
         assert indexing.returncode != 0 and "Traceback" not in index_err and index_line.startswith("error:")
 
-        secure_node.up()
+        up = cli(env, "cluster", "up", "--secure", timeout=600)  # also redeploys the pipeline's model if needed
+        assert up.returncode == 0, up.stderr
         again = cli(env, "index-catalog", str(catalog), "--index", target, timeout=600)
         assert again.returncode == 0, again.stderr
         user.indices.refresh(index=target)
