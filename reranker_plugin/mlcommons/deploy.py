@@ -25,6 +25,9 @@ from .pipeline import (get_pipeline, pipeline_model_id, pipelines_by_model, put_
 
 log = logging.getLogger(__name__)
 
+#: States a deploy ends in: no deploy of the model is under way.
+SETTLED_STATES = {"DEPLOYED", "DEPLOY_FAILED", "PARTIALLY_DEPLOYED", "UNDEPLOYED"}
+
 Progress = Callable[[str, int, int], None]
 """Callback ``(stage, done, total)`` for progress display."""
 
@@ -70,10 +73,9 @@ def deploy(client: OpenSearch, artifact: ModelArtifact, cfg: DeployConfig,
     previous = pipeline_model_id(get_pipeline(client, cfg.pipeline))
     model_id, reused = _registered_model(ml, artifact, cfg, report)
     try:
-        model = ml.get_model(model_id) or {}
-        if model.get("model_state") != "DEPLOYED":
+        if (ml.get_model(model_id) or {}).get("model_state") != "DEPLOYED":
             report("deploy", 0, 1)
-            ml.wait_for_task(ml.deploy(model_id), cfg.deploy_timeout_s)
+            _deploy_once(ml, model_id, cfg.deploy_timeout_s)
             report("deploy", 1, 1)
         scores = ml.predict(model_id, "test query", ["test document"])
         if len(scores) != 1:
@@ -88,6 +90,26 @@ def deploy(client: OpenSearch, artifact: ModelArtifact, cfg: DeployConfig,
     if cfg.default_pipeline:
         set_default_pipeline(client, cfg.index, cfg.pipeline)
     return DeployResult(model_id, reused, cfg.pipeline, previous if previous != model_id else None)
+
+
+def _deploy_once(ml: MLCommons, model_id: str, timeout_s: float) -> None:
+    """Deploy the model, also when an earlier, killed run left a deploy of it under way.
+
+    That deploy is waited for; if it still races ours, ML Commons fails one of
+    them with a version conflict on the model's record, and ours is sent again.
+    """
+    if (ml.get_model(model_id) or {}).get("model_state") == "DEPLOYING":
+        ml.wait_for_state(model_id, SETTLED_STATES, timeout_s)
+        if (ml.get_model(model_id) or {}).get("model_state") == "DEPLOYED":
+            return
+    try:
+        ml.wait_for_task(ml.deploy(model_id), timeout_s)
+    except DeployError as err:
+        if "version conflict" not in str(err):
+            raise
+        log.info("deploying %s raced another deploy of it (%s); deploying again", model_id, err)
+        ml.wait_for_state(model_id, SETTLED_STATES, timeout_s)
+        ml.wait_for_task(ml.deploy(model_id), timeout_s)
 
 
 def _await_deployed(ml: MLCommons, model_id: str, timeout_s: float, poll_s: float = 1.0) -> None:
@@ -106,7 +128,7 @@ def _await_deployed(ml: MLCommons, model_id: str, timeout_s: float, poll_s: floa
             return
         if state == "DEPLOY_FAILED" and not redeployed:
             log.info("model %s answers but is recorded as DEPLOY_FAILED; deploying it again", model_id)
-            ml.wait_for_task(ml.deploy(model_id), max(1.0, deadline - time.monotonic()))
+            _deploy_once(ml, model_id, max(1.0, deadline - time.monotonic()))
             redeployed = True
             continue
         if time.monotonic() >= deadline:
@@ -167,12 +189,12 @@ def restore_serving(client: OpenSearch, timeout_s: float = 300.0) -> list[str]:
             log.warning("pipeline %s uses model %s, which no longer exists", ", ".join(pipelines), model_id)
             continue
         if model.get("model_state") == "DEPLOYING":
-            ml.wait_for_state(model_id, {"DEPLOYED", "DEPLOY_FAILED", "PARTIALLY_DEPLOYED", "UNDEPLOYED"}, timeout_s)
+            ml.wait_for_state(model_id, SETTLED_STATES, timeout_s)
         if _answers(ml, model_id):
             continue
         log.info("model %s (pipeline %s) does not answer after the restart; deploying it", model_id,
                  ", ".join(pipelines))
-        ml.wait_for_task(ml.deploy(model_id), timeout_s)
+        _deploy_once(ml, model_id, timeout_s)
         if not _answers(ml, model_id):
             raise DeployError(f"model {model_id} (pipeline {', '.join(pipelines)}) was deployed but does not answer",
                               "see `reranker cluster logs`, then `reranker deploy` it again")
