@@ -75,6 +75,7 @@ class DeployConfig:
     document_fields: tuple[str, ...] | None = None  # None: the template's (see Config.document_fields)
     pipeline: str = "rerank"
     default_pipeline: bool = False
+    undeploy_previous: bool = False  # free the replaced model once the pipeline switched (if no pipeline uses it)
     deploy_timeout_s: float = 300.0
     chunk_size_bytes: int = 10_000_000
 

@@ -107,7 +107,7 @@ def run_all(ctx: Context, data: Path | None, kind: str | None, logs: tuple[Path,
         step(f"deploy {variant}", lambda variant=variant, pipeline=pipeline, suffix=suffix: invoke(
             "deploy", model_zip=zips[variant], model_name=config.deploy.model_name + suffix, model_version=None,
             model_group=None, index=None, document_fields=(), pipeline=pipeline,
-            default_pipeline=None if not suffix else False, deploy_timeout_s=None))
+            default_pipeline=None if not suffix else False, undeploy_previous=True, deploy_timeout_s=None))
     step("evaluate", lambda: invoke("evaluate", data=None, kind=None, pipelines=tuple(pipelines.values()),
                                     offline=(teacher_dir,), index=None, split=None, max_queries=None,
                                     json_path=None))

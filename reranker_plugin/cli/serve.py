@@ -26,6 +26,9 @@ from .app import Context, cli, console, err_console, pass_ctx
 @click.option("--pipeline", help="Search pipeline name [deploy.pipeline].")
 @click.option("--default-pipeline/--no-default-pipeline", default=None,
               help="Make the pipeline the index's default [deploy.default_pipeline].")
+@click.option("--undeploy-previous/--keep-previous", default=None,
+              help="After the switch, undeploy the model the pipeline used before, unless another pipeline uses it "
+                   "[deploy.undeploy_previous]. The main job does; keep it for a rollback by pipeline.")
 @click.option("--timeout", "deploy_timeout_s", type=float, help="Seconds to wait for deployment.")
 @pass_ctx
 def deploy(ctx: Context, model_zip: Path, **flags) -> None:
@@ -57,7 +60,9 @@ def deploy(ctx: Context, model_zip: Path, **flags) -> None:
     how = "reused" if result.reused else "registered"
     console.print(f"model {result.model_id} ({how}, {artifact.size_bytes / 1e6:.1f} MB) deployed; "
                   f"pipeline {result.pipeline!r} now reranks {cfg.index!r} on {', '.join(cfg.document_fields)}")
-    if result.previous_model_id:
+    if result.previous_undeployed:
+        console.print(f"previous model {result.previous_model_id} undeployed (still registered)")
+    elif result.previous_model_id:
         console.print(f"previous model {result.previous_model_id} is still deployed: "
                       f"`reranker models undeploy -- {result.previous_model_id}` frees its memory")
 

@@ -38,6 +38,7 @@ class DeployResult:
     reused: bool
     pipeline: str
     previous_model_id: str | None
+    previous_undeployed: bool = False
 
 
 def register_meta_body(artifact: ModelArtifact, cfg: DeployConfig, group_id: str) -> dict:
@@ -89,7 +90,21 @@ def deploy(client: OpenSearch, artifact: ModelArtifact, cfg: DeployConfig,
     put_pipeline(client, cfg.pipeline, render_pipeline(model_id, cfg.document_fields))
     if cfg.default_pipeline:
         set_default_pipeline(client, cfg.index, cfg.pipeline)
-    return DeployResult(model_id, reused, cfg.pipeline, previous if previous != model_id else None)
+    previous = previous if previous != model_id else None
+    freed = cfg.undeploy_previous and previous is not None and _undeploy_unused(ml, client, previous)
+    return DeployResult(model_id, reused, cfg.pipeline, previous, freed)
+
+
+def _undeploy_unused(ml: MLCommons, client: OpenSearch, model_id: str) -> bool:
+    """Undeploy a replaced model unless another pipeline still uses it: ML Commons caps deployed models per node."""
+    if model_id in pipelines_by_model(client):
+        return False
+    try:
+        ml.undeploy(model_id)
+    except ClusterError as err:  # the new model serves already; a model that cannot be freed is not a failed deploy
+        log.warning("could not undeploy the previous model %s: %s", model_id, err)
+        return False
+    return True
 
 
 def _deploy_once(ml: MLCommons, model_id: str, timeout_s: float) -> None:

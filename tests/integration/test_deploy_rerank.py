@@ -17,7 +17,10 @@ from reranker_plugin.jobs.search import search
 from reranker_plugin.mlcommons.client import MLCommons
 from reranker_plugin.mlcommons.deploy import deploy, restore_serving
 from reranker_plugin.mlcommons.pipeline import get_pipeline, pipeline_model_id
+from training.export import export_cross_encoder
 from training.onnx_scorer import OnnxZipScorer
+
+from ..conftest import tiny_cross_encoder
 
 pytestmark = pytest.mark.integration
 
@@ -187,3 +190,29 @@ def test_model_behind_a_pipeline_that_stopped_answering_is_deployed_again(opense
     assert ml.get_model(model_id)["model_state"] == "DEPLOYED"
     assert search(client, products_index, "drill", ("title",), 5, unique_names["pipeline"])
     assert model_id not in restore_serving(client)  # answering models are left alone
+
+
+def test_undeploy_previous_frees_the_replaced_model_but_not_one_another_pipeline_uses(
+        opensearch, client, products_index, unique_names, tiny_zip, minilm_tokenizer, tmp_path):
+    """ML Commons caps deployed models per node: a redeploying main job must not pile them up."""
+    other_zip = tmp_path / "other.zip"
+    export_cross_encoder(tiny_cross_encoder(minilm_tokenizer, seed=1), minilm_tokenizer, other_zip,
+                         [("drill", "cordless drill")], max_length=64)
+    assert deploy_cli(opensearch, tiny_zip, products_index, unique_names).exit_code == 0
+    first = pipeline_model_id(get_pipeline(client, unique_names["pipeline"]))
+    shared = {**unique_names, "pipeline": unique_names["pipeline"] + "-shared"}
+    assert deploy_cli(opensearch, tiny_zip, products_index, shared).exit_code == 0  # a second pipeline on it
+    ml = MLCommons(client)
+    try:
+        kept = deploy_cli(opensearch, other_zip, products_index, unique_names, "--undeploy-previous")
+        assert kept.exit_code == 0 and "still deployed" in kept.output
+        assert ml.get_model(first)["model_state"] == "DEPLOYED"  # the shared pipeline still serves with it
+
+        assert deploy_cli(opensearch, other_zip, products_index, shared, "--undeploy-previous").exit_code == 0
+        ml.wait_for_state(first, {"UNDEPLOYED", "DEPLOY_FAILED"}, 60)
+        assert ml.get_model(first)["model_state"] != "DEPLOYED"
+        second = pipeline_model_id(get_pipeline(client, unique_names["pipeline"]))
+        assert second != first and ml.get_model(second)["model_state"] == "DEPLOYED"
+        assert search(client, products_index, "drill", ("title",), 5, shared["pipeline"])
+    finally:
+        client.transport.perform_request("DELETE", f"/_search/pipeline/{shared['pipeline']}")
