@@ -215,4 +215,4 @@ def test_undeploy_previous_frees_the_replaced_model_but_not_one_another_pipeline
         assert second != first and ml.get_model(second)["model_state"] == "DEPLOYED"
         assert search(client, products_index, "drill", ("title",), 5, shared["pipeline"])
     finally:
-        client.transport.perform_request("DELETE", f"/_search/pipeline/{shared['pipeline']}")
+        client.search_pipeline.delete(id=shared["pipeline"], ignore=[404])  # as model_and_pipeline_names does
