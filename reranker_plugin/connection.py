@@ -27,21 +27,41 @@ class PermissionDenied(ClusterError):
     """The security plugin refused a request (HTTP 403): the user's roles lack a permission."""
 
 
+BLOCK_FIX = ("OpenSearch sets such blocks itself when a node's disk passes its high or flood-stage watermark: "
+             "free disk space (the block lifts within a minute), or clear it if someone set it "
+             "(cluster.blocks.*, index.blocks.*)")
+
+
 class _PermissionAwareTransport(Transport):
-    """Every 403, whichever call hit it, becomes one line naming the user and the missing permission."""
+    """Every 403, whichever call hit it, becomes one line: a missing permission, or a cluster/index block."""
 
     def perform_request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().perform_request(method, url, *args, **kwargs)
         except AuthorizationException as err:
+            if _error_type(err).endswith("block_exception"):  # 403 too, but no role can grant it
+                raise ClusterError(f"OpenSearch refused {method} {url.split('?')[0]}: {_reason(err)[:200]}",
+                                   BLOCK_FIX) from err
             raise PermissionDenied(_refusal(method, url, err), PERMISSION_FIX) from err
+
+
+def _error(err: AuthorizationException) -> dict[str, Any]:
+    info = err.info if isinstance(err.info, dict) else {}
+    error = info.get("error", {})
+    return error if isinstance(error, dict) else {"reason": str(error or err.error)}
+
+
+def _error_type(err: AuthorizationException) -> str:
+    return str(_error(err).get("type") or err.error)
+
+
+def _reason(err: AuthorizationException) -> str:
+    return str(_error(err).get("reason") or err.error)
 
 
 def _refusal(method: str, url: str, err: AuthorizationException) -> str:
     """'user X may not ... (no permission for [action])' from the security plugin's reason text."""
-    info = err.info if isinstance(err.info, dict) else {}
-    error = info.get("error", {})
-    reason = str(error.get("reason") if isinstance(error, dict) else error or err.error)
+    reason = _reason(err)
     action = re.search(r"no permissions for \[([^\]]*)\]", reason)
     user = re.search(r"User \[name=([^,\]]*)", reason)
     who = f"user {user.group(1)!r}" if user else "the user"

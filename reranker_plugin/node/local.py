@@ -73,6 +73,11 @@ class NodeLayout:
         return self.root / "logs"
 
     @property
+    def tmp(self) -> Path:
+        """The JVM's temp dir: ML Commons unpacks ~380 MB of ONNX Runtime there on every start."""
+        return self.root / "tmp"
+
+    @property
     def pidfile(self) -> Path:
         return self.logs / "opensearch.pid"
 
@@ -354,6 +359,7 @@ class LocalNode:
         env = dict(os.environ)
         env["OPENSEARCH_JAVA_HOME"] = str(java_home)
         env["OPENSEARCH_JAVA_OPTS"] = f"-Xms{self.cfg.heap} -Xmx{self.cfg.heap}"
+        env["OPENSEARCH_TMPDIR"] = str(self.layout.tmp)
         env.pop("JAVA_TOOL_OPTIONS", None)
         return env
 
@@ -362,6 +368,12 @@ class LocalNode:
         user = self._run_as()
         stdout = layout.logs / "stdout.log"
         layout.pidfile.unlink(missing_ok=True)
+        # OpenSearch's default is a fresh /tmp/opensearch-* per start, never removed: with ML Commons
+        # each start left ~380 MB behind, and a day of restarts filled the disk to the flood stage.
+        shutil.rmtree(layout.tmp, ignore_errors=True)
+        layout.tmp.mkdir(parents=True)
+        if user is not None:
+            os.chown(layout.tmp, user.pw_uid, user.pw_gid)
         with stdout.open("wb") as out:
             proc = subprocess.Popen(
                 [str(layout.dist / "bin" / "opensearch"), "-d", "-p", str(layout.pidfile)],

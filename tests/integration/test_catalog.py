@@ -87,3 +87,18 @@ def test_unreachable_cluster_is_a_cluster_error():
     closed = make_client(ClusterConfig(url="http://127.0.0.1:9", timeout_s=2.0))
     with pytest.raises(ClusterError, match="cannot reach OpenSearch"):
         index_catalog(closed, "products-unreachable", catalog(), TEMPLATE)
+
+
+def test_create_index_block_is_named_as_a_block_not_a_missing_permission(client, index_name):
+    """What a node past its high disk watermark answers (HTTP 403): no role can grant it, so say what can."""
+    client.cluster.put_settings(body={"transient": {"cluster.blocks.create_index": True}})
+    try:
+        with pytest.raises(ClusterError) as caught:
+            index_catalog(client, index_name, catalog(), TEMPLATE)
+    finally:
+        client.cluster.put_settings(body={"transient": {"cluster.blocks.create_index": None}})
+    line = str(caught.value)
+    assert f"PUT /{index_name}" in line and "create-index blocked" in line, line
+    assert "disk" in caught.value.fix and "role" not in caught.value.fix
+    assert not client.indices.exists(index=index_name)
+    assert index_catalog(client, index_name, catalog(), TEMPLATE).indexed == 5  # block lifted: it works

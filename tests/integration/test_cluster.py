@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from reranker_core.config import LocalNodeConfig
 from reranker_core.errors import LocalNodeError
 from reranker_plugin.cli import cli
+from reranker_plugin.connection import make_client
 from reranker_plugin.node.local import LocalNode
 
 pytestmark = pytest.mark.integration
@@ -39,6 +40,14 @@ def test_cluster_up_twice_is_idempotent(local_node):
     status = local_node.status()
     assert status.health in ("green", "yellow")
     assert {"opensearch-ml", "opensearch-neural-search", "opensearch-knn"} <= set(status.plugins)
+
+
+def test_node_keeps_its_temp_files_in_its_home(local_node):
+    """Not a fresh /tmp/opensearch-* per start, which nothing removes (ML Commons puts ~380 MB there)."""
+    client = make_client(local_node.cluster_config())
+    jvm = next(iter(client.nodes.info(metric="jvm")["nodes"].values()))["jvm"]
+    assert f"-Djava.io.tmpdir={local_node.layout.tmp}" in jvm["input_arguments"]
+    assert local_node.layout.tmp.is_dir()
 
 
 def test_status_and_logs_commands(local_node, tmp_path):

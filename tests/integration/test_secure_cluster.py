@@ -177,7 +177,10 @@ def test_node_killed_during_deploy_then_restart_and_rerun_converges(secure_node,
     line = [x for x in err.strip().splitlines() if x.strip()][-1]
     assert proc.returncode != 0 and "Traceback" not in err and line.startswith("error:")
     assert "{}" not in line and ("lost" in line or "cannot reach" in line), line
+    left_by_killed_jvm = secure_node.layout.tmp / "left-by-the-killed-node"
+    left_by_killed_jvm.write_text("x")
     assert cli(env, "cluster", "up", "--secure", timeout=600).returncode == 0
+    assert not left_by_killed_jvm.exists()  # each start clears the last one's temp files (~380 MB)
     again = cli(env, *deploy_args(tiny_zip, product_index, names))
     assert again.returncode == 0, again.stderr
     user = connect(cluster_config(secure_node, "reranker"))
