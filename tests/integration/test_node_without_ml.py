@@ -41,8 +41,9 @@ def bare_node() -> Iterator[str]:
     (root / "config/opensearch.yml").write_text(
         f"cluster.name: bare\ndiscovery.type: single-node\nnetwork.host: 127.0.0.1\nhttp.port: {PORT}\n"
         f"path.data: {root / 'data'}\npath.logs: {root / 'logs'}\n", encoding="utf-8")
+    (root / "tmp").mkdir()  # its JVM temp dir, removed with it (OpenSearch's default in /tmp is never removed)
     env = {**os.environ, "OPENSEARCH_JAVA_HOME": str(find_java(None, int(recipe["java"]["min_version"]))),
-           "OPENSEARCH_JAVA_OPTS": "-Xms512m -Xmx512m"}
+           "OPENSEARCH_JAVA_OPTS": "-Xms512m -Xmx512m", "OPENSEARCH_TMPDIR": str(root / "tmp")}
     user = pwd.getpwnam("nobody") if os.geteuid() == 0 else None
     if user:  # OpenSearch will not run as root
         for path in [root, *root.rglob("*")]:
