@@ -147,6 +147,7 @@ class TeacherConfig:
     lora_alpha: int = 32
     learning_rate: float | None = None    # None: 5e-5 (ensemble), 2e-5 (llm)
     epochs: float = 0.9                   # of every human label: what fits the main job's hour on 2 cores
+    rank_weight: float = 1.0              # ensemble: + this x within-query RankNet on the human labels
     max_steps: int | None = None
     batch_size: int = 16                  # llm: pairs per micro-batch
     queries_per_batch: int = 8            # ensemble: whole queries per cross-encoder batch
@@ -172,6 +173,8 @@ class TeacherConfig:
             raise ConfigError(f"teacher.target {self.target!r} is unknown", "use binary or distribution")
         _positive(self, "teacher", "learning_rate", "epochs", "batch_size", "grad_accum", "checkpoint_every",
                   "score_batch_size", "lora_r", "queries_per_batch")
+        if self.rank_weight < 0:
+            raise ConfigError(f"teacher.rank_weight is {self.rank_weight}", "use 0 (pointwise only) or more")
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,7 @@ class StudentConfig:
     layers: int | None = None             # keep this many of the init's encoder layers (evenly spaced); null: all
     loss: str = "margin_mse"              # margin_mse: teacher-scored pairs; pointwise: human soft labels
     human_weight: float = 0.5             # margin_mse: + this x BCE against the human label where a pair has one
+    rank_weight: float = 1.0              # pointwise: + this x within-query RankNet on the human labels
     learning_rate: float = 3e-5
     epochs: float = 2.0
     max_steps: int | None = None          # overrides max_pairs and epochs
@@ -196,8 +200,8 @@ class StudentConfig:
         _positive(self, "student", "learning_rate", "epochs", "queries_per_batch")
         if self.layers is not None and self.layers < 1:
             raise ConfigError(f"student.layers is {self.layers}", "use a positive layer count, or null for all")
-        if self.human_weight < 0 or (self.max_pairs is not None and self.max_pairs <= 0):
-            raise ConfigError("student.human_weight must be >= 0 and student.max_pairs positive or null",
+        if self.human_weight < 0 or self.rank_weight < 0 or (self.max_pairs is not None and self.max_pairs <= 0):
+            raise ConfigError("student.human_weight and rank_weight must be >= 0, max_pairs positive or null",
                               "fix the student section of reranker.yaml")
 
 

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from training.losses import SoftTargetCrossEntropyLoss, WithinQueryMarginMSELoss
+from training.losses import SoftTargetCrossEntropyLoss, WithinQueryMarginMSELoss, WithinQueryRankNetLoss
 
 
 def test_margin_mse_matches_hand_computation():
@@ -46,3 +46,22 @@ def test_soft_target_cross_entropy_binary_by_hand():
     targets = torch.tensor([0.25, 1.0])
     expected = (-(0.25 * math.log(0.5) + 0.75 * math.log(0.5)) - math.log(0.8)) / 2
     assert SoftTargetCrossEntropyLoss()(logits, targets).item() == pytest.approx(expected)
+
+
+def test_ranknet_with_soft_pair_targets_by_hand():
+    # query 4: rows 0,1 (labels 1.0, 0.5 -> P(0 above 1) = 0.75); query 9: rows 2,3 (equal labels -> 0.5); row 4 alone
+    s = torch.tensor([math.log(3.0), 0.0, 0.0, 0.0, 5.0])  # sigmoid(s0 - s1) = 0.75, sigmoid(0) = 0.5
+    y = torch.tensor([1.0, 0.5, 0.2, 0.2, 1.0])
+    g = torch.tensor([4, 4, 9, 9, 1])
+    q4 = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
+    q9 = math.log(2.0)
+    assert WithinQueryRankNetLoss()(s, y, g).item() == pytest.approx((q4 + q9) / 2)
+
+
+def test_ranknet_pushes_the_better_product_up_and_ignores_offsets():
+    s = torch.tensor([0.0, 0.0], requires_grad=True)
+    WithinQueryRankNetLoss()(s, torch.tensor([1.0, 0.0]), torch.zeros(2, dtype=torch.long)).backward()
+    assert s.grad[0] < 0 < s.grad[1]  # descending the loss raises row 0 and lowers row 1
+    a = WithinQueryRankNetLoss()(torch.tensor([0.2, 1.0]), torch.tensor([0.3, 0.9]), torch.zeros(2, dtype=torch.long))
+    b = WithinQueryRankNetLoss()(torch.tensor([5.2, 6.0]), torch.tensor([0.3, 0.9]), torch.zeros(2, dtype=torch.long))
+    assert a.item() == pytest.approx(b.item())

@@ -75,7 +75,7 @@ def test_margin_mse_distillation_learns_the_teachers_order(margin_student):
 def test_pointwise_training_on_soft_labels_lowers_the_loss(tiny_bert, tmp_path):
     examples = [StudentExample(e.query, e.text, 1.0 if "genuine" in e.text else 0.0) for e in MARGIN_EXAMPLES]
     cfg = StudentConfig(model=str(tiny_bert), output=str(tmp_path / "pointwise"), loss="pointwise", max_steps=30,
-                        queries_per_batch=4, learning_rate=3e-3)
+                        queries_per_batch=4, learning_rate=3e-3, rank_weight=0.0)
     report = train_student(cfg, TEMPLATE, examples, device="cpu")
     losses = read_meta(report.path)["losses"]
     assert losses[0] == pytest.approx(0.693, abs=0.05)  # BCE of a near-zero logit
@@ -168,6 +168,17 @@ def test_human_term_pulls_labeled_pairs_towards_their_labels(tiny_bert, tmp_path
                             queries_per_batch=4, learning_rate=3e-3, human_weight=weight)
         runs[weight] = read_meta(train_student(cfg, TEMPLATE, examples, device="cpu").path)["losses"]
     # the first step sees the same batch and the same untrained model: the loss differs by exactly the BCE (~0.69)
+    assert runs[1.0][0] - runs[0.0][0] == pytest.approx(0.693, abs=0.05)
+
+
+def test_rank_term_adds_within_query_ranknet_to_the_pointwise_loss(tiny_bert, tmp_path):
+    examples = [StudentExample(e.query, e.text, 1.0 if "genuine" in e.text else 0.0) for e in MARGIN_EXAMPLES]
+    runs = {}
+    for weight in (0.0, 1.0):
+        cfg = StudentConfig(model=str(tiny_bert), output=str(tmp_path / f"r{weight}"), loss="pointwise", max_steps=25,
+                            queries_per_batch=4, learning_rate=3e-3, rank_weight=weight)
+        runs[weight] = read_meta(train_student(cfg, TEMPLATE, examples, device="cpu").path)["losses"]
+    # same first batch, same untrained model with near-equal scores: RankNet adds about log 2 at any target
     assert runs[1.0][0] - runs[0.0][0] == pytest.approx(0.693, abs=0.05)
 
 

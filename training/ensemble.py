@@ -130,6 +130,7 @@ def train_ensemble_teacher(cfg, template, human: Sequence, validation: Sequence,
     try:
         ce_cfg = StudentConfig(model=cfg.model, loss="pointwise", learning_rate=cfg.learning_rate, epochs=cfg.epochs,
                                max_steps=cfg.max_steps, max_pairs=None, queries_per_batch=cfg.queries_per_batch,
+                               rank_weight=cfg.rank_weight,
                                output=str(work / "cross_encoder"), seed=cfg.seed)
         report = train_student(ce_cfg, template, human, progress=progress, device=device,
                                name="teacher-cross-encoder", provenance={"sources": ["human"]})

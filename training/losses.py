@@ -28,19 +28,48 @@ class WithinQueryMarginMSELoss(nn.Module):
                 group_ids: torch.Tensor) -> torch.Tensor:
         s = student_scores.reshape(-1)
         t = teacher_scores.reshape(-1).to(s.dtype)
-        g = group_ids.reshape(-1)
-        upper = torch.ones(len(g), len(g), dtype=torch.bool, device=g.device).triu(diagonal=1)
-        pair = (g[:, None] == g[None, :]) & upper
-        if not pair.any():
-            return s.sum() * 0.0  # no within-query pair in the batch: no signal, keep the graph
         sq = ((s[:, None] - s[None, :]) - (t[:, None] - t[None, :])) ** 2
-        _, owner = torch.unique(g, return_inverse=True)  # owner[i]: dense query index of row i
-        rows = owner[:, None].expand_as(pair)[pair]
-        n_groups = int(owner.max()) + 1
-        sums = torch.zeros(n_groups, dtype=s.dtype, device=s.device).index_add(0, rows, sq[pair])
-        counts = torch.zeros(n_groups, dtype=s.dtype, device=s.device).index_add(0, rows, torch.ones_like(sq[pair]))
-        has_pairs = counts > 0
-        return (sums[has_pairs] / counts[has_pairs]).mean()
+        return within_query_mean(sq, group_ids)
+
+
+class WithinQueryRankNetLoss(nn.Module):
+    """RankNet with soft pair targets: P(i above j) = 0.5 + (y_i - y_j) / 2 for labels y in [0, 1].
+
+    Binary cross-entropy of sigmoid(s_i - s_j) against that probability over
+    same-query pairs i < j, averaged per query, then over queries. It asks only
+    for the order (and its confidence), which pointwise loss spends capacity
+    calibrating across queries for.
+
+    | input    | shape | meaning                               |
+    |----------|-------|---------------------------------------|
+    | scores   | [N]   | model logits                          |
+    | labels   | [N]   | human soft labels in [0, 1]           |
+    | group_ids| [N]   | query id of each row (any int labels) |
+    """
+
+    def forward(self, scores: torch.Tensor, labels: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor:
+        s = scores.reshape(-1)
+        y = labels.reshape(-1).to(s.dtype)
+        target = (0.5 + (y[:, None] - y[None, :]) / 2).clamp(0.0, 1.0)
+        bce = F.binary_cross_entropy_with_logits(s[:, None] - s[None, :], target, reduction="none")
+        return within_query_mean(bce, group_ids)
+
+
+def within_query_mean(values: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor:
+    """Mean over queries of the mean of ``values[i, j]`` over that query's pairs i < j ([N, N] -> scalar)."""
+    g = group_ids.reshape(-1)
+    upper = torch.ones(len(g), len(g), dtype=torch.bool, device=g.device).triu(diagonal=1)
+    pair = (g[:, None] == g[None, :]) & upper
+    if not pair.any():
+        return values.sum() * 0.0  # no within-query pair in the batch: no signal, keep the graph
+    _, owner = torch.unique(g, return_inverse=True)  # owner[i]: dense query index of row i
+    rows = owner[:, None].expand_as(pair)[pair]
+    n_groups = int(owner.max()) + 1
+    picked = values[pair]
+    sums = torch.zeros(n_groups, dtype=values.dtype, device=values.device).index_add(0, rows, picked)
+    counts = torch.zeros(n_groups, dtype=values.dtype, device=values.device).index_add(0, rows, torch.ones_like(picked))
+    has_pairs = counts > 0
+    return (sums[has_pairs] / counts[has_pairs]).mean()
 
 
 class SoftTargetCrossEntropyLoss(nn.Module):

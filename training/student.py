@@ -19,7 +19,7 @@ import torch
 from reranker_core.config import StudentConfig
 from reranker_core.template import ProductTemplate
 
-from .losses import SoftTargetCrossEntropyLoss, WithinQueryMarginMSELoss
+from .losses import SoftTargetCrossEntropyLoss, WithinQueryMarginMSELoss, WithinQueryRankNetLoss
 from .models import ModelError, TrainingReport, default_device, read_meta, resolve_model, write_checkpoint
 
 Progress = Callable[[int, int], None]
@@ -167,7 +167,7 @@ def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Seque
         total = max(1, math.ceil(per_epoch * cfg.epochs))
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.01)
     scheduler = get_linear_schedule_with_warmup(optimizer, max(1, total // 10), total)
-    margin, pointwise = WithinQueryMarginMSELoss(), SoftTargetCrossEntropyLoss()
+    margin, pointwise, ranknet = WithinQueryMarginMSELoss(), SoftTargetCrossEntropyLoss(), WithinQueryRankNetLoss()
     query_id = {q: i for i, q in enumerate(sorted({e.query for e in examples}))}
     losses: list[float] = []
     model.train()
@@ -189,6 +189,9 @@ def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Seque
                     loss = loss + cfg.human_weight * pointwise(logits[labeled], human)
             else:
                 loss = pointwise(logits, targets)
+                if cfg.rank_weight:
+                    groups = torch.tensor([query_id[r.query] for r in rows], device=logits.device)
+                    loss = loss + cfg.rank_weight * ranknet(logits, targets, groups)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
