@@ -16,7 +16,7 @@ PIP_OFFLINE := $(BIN)/python -m pip install -q --no-index --find-links $(WHEELHO
 DATA ?= ../shared/data/homedepot/train.csv.zip
 KIND ?= homedepot
 
-.PHONY: install test unit run up down status bench bench-load bench-faults bench-scaling bench-ray clean
+.PHONY: install test unit run up down status bench bench-load bench-faults bench-scaling bench-teacher-loss bench-ray clean
 
 install: $(VENV)/.installed
 
@@ -64,6 +64,9 @@ bench-ray: install
 
 bench-scaling: install
 	$(BIN)/python benchmarks/scaling.py --data $(DATA) --kind $(KIND)
+
+bench-teacher-loss: install
+	$(BIN)/python benchmarks/teacher_loss.py --data $(DATA) --kind $(KIND)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
