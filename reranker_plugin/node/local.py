@@ -369,7 +369,7 @@ class LocalNode:
         stdout = layout.logs / "stdout.log"
         layout.pidfile.unlink(missing_ok=True)
         # OpenSearch's default is a fresh /tmp/opensearch-* per start, never removed: with ML Commons
-        # each start left ~380 MB behind, and a day of restarts filled the disk to the flood stage.
+        # each start left ~380 MB behind, and a day of restarts pushed the disk past its high watermark.
         shutil.rmtree(layout.tmp, ignore_errors=True)
         layout.tmp.mkdir(parents=True)
         if user is not None:
