@@ -22,10 +22,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from reranker_core.config import StudentConfig, load_config, override  # noqa: E402
+from reranker_core.config import load_config, override  # noqa: E402
 from reranker_core.files import atomic_write, write_json_atomic  # noqa: E402
 from training.bootstrap import intervals, paired_difference, per_query  # noqa: E402
 from training.datasets import load_dataset  # noqa: E402
+from training.ensemble import cross_encoder_config  # noqa: E402
 from training.evaluate import judged_lists, ranked_lists  # noqa: E402
 from training.student import CrossEncoder, StudentExample, train_student  # noqa: E402
 from training.teacher import teacher_examples  # noqa: E402
@@ -60,9 +61,8 @@ def main() -> None:
     runs: dict[float, dict] = {}
     per: dict[float, object] = {}
     for weight in [float(w) for w in args.rank_weights.split(",")]:
-        cfg = StudentConfig(model=args.model, loss="pointwise", learning_rate=config.teacher.learning_rate,
-                            epochs=args.epochs, max_pairs=None, queries_per_batch=config.teacher.queries_per_batch,
-                            rank_weight=weight, output=str(args.work / f"rank-weight-{weight}"), seed=args.seed)
+        teacher = override(config.teacher, model=args.model, epochs=args.epochs, rank_weight=weight, seed=args.seed)
+        cfg = cross_encoder_config(teacher, args.work / f"rank-weight-{weight}")
         tick = time.monotonic()
         report = train_student(cfg, config.template, human)
         train_seconds = round(time.monotonic() - tick, 1)

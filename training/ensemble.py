@@ -107,6 +107,15 @@ class EnsembleTeacher:
         return [(s, [round(1 / (1 + math.exp(-s)), 6)]) for s in self.score(pairs, batch_size, progress)]
 
 
+def cross_encoder_config(cfg, output: Path):
+    """The trainer settings of the ensemble teacher's cross-encoder: pointwise + RankNet on every human label."""
+    from reranker_core.config import StudentConfig
+
+    return StudentConfig(model=cfg.model, loss="pointwise", learning_rate=cfg.learning_rate, epochs=cfg.epochs,
+                         max_steps=cfg.max_steps, max_pairs=None, queries_per_batch=cfg.queries_per_batch,
+                         rank_weight=cfg.rank_weight, output=str(output), seed=cfg.seed)
+
+
 def train_ensemble_teacher(cfg, template, human: Sequence, validation: Sequence, output: Path,
                            progress: Progress | None = None, device: str | None = None):
     """Train the cross-encoder on every human label, export it, fit the views' weights on ``validation``.
@@ -117,8 +126,6 @@ def train_ensemble_teacher(cfg, template, human: Sequence, validation: Sequence,
     import shutil
     import tempfile
 
-    from reranker_core.config import StudentConfig
-
     from .export import export_student
     from .models import write_checkpoint
     from .onnx_scorer import ZipScorer
@@ -128,11 +135,7 @@ def train_ensemble_teacher(cfg, template, human: Sequence, validation: Sequence,
     output = Path(output)
     work = Path(tempfile.mkdtemp(prefix=f".{output.name}.work.", dir=output.parent if output.parent.exists() else None))
     try:
-        ce_cfg = StudentConfig(model=cfg.model, loss="pointwise", learning_rate=cfg.learning_rate, epochs=cfg.epochs,
-                               max_steps=cfg.max_steps, max_pairs=None, queries_per_batch=cfg.queries_per_batch,
-                               rank_weight=cfg.rank_weight,
-                               output=str(work / "cross_encoder"), seed=cfg.seed)
-        report = train_student(ce_cfg, template, human, progress=progress, device=device,
+        report = train_student(cross_encoder_config(cfg, work / "cross_encoder"), template, human, progress=progress, device=device,
                                name="teacher-cross-encoder", provenance={"sources": ["human"]})
         export_student(work / "cross_encoder", work / "cross_encoder.zip")
         pairs = [(j.query, t) for j in validation for t in j.texts]

@@ -180,8 +180,8 @@ def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Seque
             pairs_seen += len(rows)
             logits = student.logits([r.query for r in rows], [r.text for r in rows])
             targets = torch.tensor([r.target for r in rows], device=logits.device)
+            groups = torch.tensor([query_id[r.query] for r in rows], device=logits.device)
             if cfg.loss == "margin_mse":
-                groups = torch.tensor([query_id[r.query] for r in rows], device=logits.device)
                 loss = margin(logits, targets, groups)
                 labeled = [k for k, r in enumerate(rows) if r.label is not None]
                 if cfg.human_weight and labeled:
@@ -190,7 +190,6 @@ def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Seque
             else:
                 loss = pointwise(logits, targets)
                 if cfg.rank_weight:
-                    groups = torch.tensor([query_id[r.query] for r in rows], device=logits.device)
                     loss = loss + cfg.rank_weight * ranknet(logits, targets, groups)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
