@@ -154,7 +154,7 @@ class TeacherConfig:
     grad_accum: int = 1
     max_train_queries: int | None = None  # budget: a seeded sample of training queries (None: all)
     checkpoint_every: int = 50
-    score_batch_size: int = 32
+    score_batch_size: int = 64            # pairs per scoring batch, across queries and sorted by length
     output: str = "runs/teacher"
     seed: int = 0
 

@@ -153,3 +153,16 @@ def test_read_pairs_names_bad_files(tmp_path):
         read_pairs([lacking])
     with pytest.raises(DataError, match="does not exist"):
         read_pairs([tmp_path / "absent.parquet"])
+
+
+def test_zip_scorer_batches_across_queries_without_changing_a_pair_score(tiny_zip):
+    # lengths differ a lot, so each length-sorted batch pads short pairs and reorders rows
+    pairs = [(f"query {q}", " ".join(["drill"] * (1 + 7 * ((q * 5 + k) % 4))) + f" model {k}")
+             for q in range(9) for k in range(5)]
+    onnx = OnnxZipScorer(tiny_zip)
+    alone = [onnx.score(q, [d])[0] for q, d in pairs]
+    progress: list[tuple[int, int]] = []
+    batched = ZipScorer(tiny_zip).score(pairs, batch_size=8, progress=lambda d, n: progress.append((d, n)))
+    assert batched == pytest.approx(alone, rel=0, abs=1e-7)
+    assert len(set(round(s, 6) for s in alone)) > 5  # distinct beyond the tolerance: a reordering bug would show
+    assert progress[-1] == (len(pairs), len(pairs)) and len(progress) == 6

@@ -88,7 +88,7 @@ class EnsembleTeacher:
                 raise ModelError(f"{path}: unknown ensemble member kind {m.kind!r}", "re-run train-teacher")
         return cls(path, members, scorers, meta.get("name", Path(path).name), ProductTemplate(**meta["template"]))
 
-    def score(self, pairs: Sequence[tuple[str, str]], batch_size: int = 32,
+    def score(self, pairs: Sequence[tuple[str, str]], batch_size: int = 64,
               progress: Progress | None = None) -> list[float]:
         """The weighted sum of the members' scores per pair (members with weight 0 are not run)."""
         total = np.zeros(len(pairs))
@@ -101,7 +101,7 @@ class EnsembleTeacher:
             total += member.coefficient * (np.asarray(scorer.score(pairs, batch_size, step)) - member.mean)
         return total.tolist()
 
-    def score_with_distribution(self, pairs: Sequence[tuple[str, str]], batch_size: int = 32,
+    def score_with_distribution(self, pairs: Sequence[tuple[str, str]], batch_size: int = 64,
                                 progress: Progress | None = None) -> list[tuple[float, list[float]]]:
         """(score, [P(relevant)]) per pair; the probability reads the score as a logit."""
         return [(s, [round(1 / (1 + math.exp(-s)), 6)]) for s in self.score(pairs, batch_size, progress)]
