@@ -37,3 +37,28 @@ def test_export_refuses_multi_label_head(tmp_path, minilm_tokenizer):
     with pytest.raises(ModelZipError, match="3 labels"):
         export_cross_encoder(model, minilm_tokenizer, tmp_path / "m.zip", PAIRS)
     assert not (tmp_path / "m.zip").exists()
+
+
+def test_encoder_without_segment_ids_trains_scores_and_exports_with_the_contracts_inputs(tmp_path, minilm_tokenizer):
+    # MPNet (all-mpnet-base-v2, a larger teacher) has no token_type_ids; tokenizers and the zip contract do
+    import onnx
+    import torch
+    from transformers import MPNetConfig, MPNetForSequenceClassification
+
+    from reranker_core.template import ProductTemplate
+    from training.student import CrossEncoder
+
+    torch.manual_seed(0)
+    model = MPNetForSequenceClassification(MPNetConfig(
+        vocab_size=minilm_tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=130, num_labels=1)).eval()
+    encoder = CrossEncoder(model, minilm_tokenizer, ProductTemplate(fields=("title",), max_tokens=32))
+    logits = encoder.logits([q for q, _ in PAIRS], [d for _, d in PAIRS])
+    logits.sum().backward()  # trains: the gradient reaches the embeddings
+    assert model.mpnet.embeddings.word_embeddings.weight.grad.abs().sum() > 0
+    report = export_cross_encoder(model, minilm_tokenizer, tmp_path / "mpnet.zip", PAIRS, max_length=32)
+    assert report.max_abs_diff <= 1e-4
+    graph = onnx.load_from_string(zipfile.ZipFile(report.path).read("model.onnx")).graph
+    assert {i.name for i in graph.input} == {"input_ids", "attention_mask", "token_type_ids"}
+    local = OnnxZipScorer(report.path).score(PAIRS[0][0], [d for _, d in PAIRS[:2]])
+    assert local == pytest.approx(logits[:2].tolist(), abs=1e-4)

@@ -18,6 +18,8 @@ import torch
 from reranker_core.errors import ModelZipError
 from reranker_core.model_zip import CONFIG_FILE, MAX_IR_VERSION, MAX_OPSET, TOKENIZER_FILE, build_zip, validate_zip
 
+from .models import model_inputs
+
 log = logging.getLogger(__name__)
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
@@ -42,7 +44,13 @@ class _LogitsOnly(torch.nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 token_type_ids: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
+        given = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+        inputs = model_inputs(self.model, given)
+        logits = self.model(**inputs).logits
+        if "token_type_ids" in inputs:
+            return logits
+        # no segment embeddings (MPNet): the contract still has three inputs, and the tracer drops unused ones
+        return logits + 0 * token_type_ids.sum().to(logits.dtype)
 
 
 def tokenizer_json(tokenizer, max_length: int) -> bytes:
@@ -106,7 +114,7 @@ def torch_scores(model, tokenizer, examples: Sequence[tuple[str, str]], max_leng
         for query, doc in examples:
             enc = tokenizer(query, doc, truncation="longest_first", max_length=max_length, return_tensors="pt",
                             return_token_type_ids=True)
-            scores.append(float(model(**enc).logits[0, 0]))
+            scores.append(float(model(**model_inputs(model, enc)).logits[0, 0]))
     return scores
 
 

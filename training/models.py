@@ -66,6 +66,19 @@ def resolve_model(spec: str) -> str:
     return spec
 
 
+def model_inputs(model, encoded: dict) -> dict:
+    """``encoded`` without ``token_type_ids`` for encoders that have no segment embeddings (MPNet, RoBERTa-style).
+
+    Tokenizers and the model zip contract always carry segment ids; a model
+    whose forward does not take them must not be handed them.
+    """
+    import inspect
+
+    if "token_type_ids" in inspect.signature(model.forward).parameters:
+        return dict(encoded)
+    return {k: v for k, v in encoded.items() if k != "token_type_ids"}
+
+
 def default_device() -> str:
     """Where training and scoring run: the GPU when there is one."""
     import torch

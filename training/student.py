@@ -20,7 +20,8 @@ from reranker_core.config import StudentConfig
 from reranker_core.template import ProductTemplate
 
 from .losses import SoftTargetCrossEntropyLoss, WithinQueryMarginMSELoss, WithinQueryRankNetLoss
-from .models import ModelError, TrainingReport, default_device, read_meta, resolve_model, write_checkpoint
+from .models import (ModelError, TrainingReport, default_device, model_inputs, read_meta, resolve_model,
+                     write_checkpoint)
 
 Progress = Callable[[int, int], None]
 PARITY_EXAMPLES = 32
@@ -87,7 +88,7 @@ class CrossEncoder:
         for start in range(0, len(order), chunk):
             idx = order[start:start + chunk]
             padded = self.tokenizer.pad({k: [enc[k][i] for i in idx] for k in enc}, return_tensors="pt")
-            parts.append(self.model(**{k: v.to(device) for k, v in padded.items()}).logits[:, 0])
+            parts.append(self.model(**model_inputs(self.model, {k: v.to(device) for k, v in padded.items()})).logits[:, 0])
         inverse = torch.empty(len(order), dtype=torch.long)
         inverse[torch.tensor(order)] = torch.arange(len(order))
         return torch.cat(parts)[inverse.to(device)]
