@@ -135,8 +135,8 @@ def train_ensemble_teacher(cfg, template, human: Sequence, validation: Sequence,
     output = Path(output)
     work = Path(tempfile.mkdtemp(prefix=f".{output.name}.work.", dir=output.parent if output.parent.exists() else None))
     try:
-        report = train_student(cross_encoder_config(cfg, work / "cross_encoder"), template, human, progress=progress, device=device,
-                               name="teacher-cross-encoder", provenance={"sources": ["human"]})
+        report = train_student(cross_encoder_config(cfg, work / "cross_encoder"), template, human, progress=progress,
+                               device=device, name="teacher-cross-encoder", provenance={"sources": ["human"]})
         export_student(work / "cross_encoder", work / "cross_encoder.zip")
         pairs = [(j.query, t) for j in validation for t in j.texts]
         labels = [j.labels for j in validation]

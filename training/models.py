@@ -8,7 +8,9 @@ loading never depends on the caller remembering.
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
+import inspect
 import json
 import os
 import shutil
@@ -72,11 +74,15 @@ def model_inputs(model, encoded: dict) -> dict:
     Tokenizers and the model zip contract always carry segment ids; a model
     whose forward does not take them must not be handed them.
     """
-    import inspect
-
-    if "token_type_ids" in inspect.signature(model.forward).parameters:
+    if _takes_segment_ids(type(model)):
         return dict(encoded)
     return {k: v for k, v in encoded.items() if k != "token_type_ids"}
+
+
+@functools.cache
+def _takes_segment_ids(model_class: type) -> bool:
+    """Read once per class: ``model_inputs`` runs on every training and scoring batch."""
+    return "token_type_ids" in inspect.signature(model_class.forward).parameters
 
 
 def default_device() -> str:

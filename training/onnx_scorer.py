@@ -33,7 +33,7 @@ class OnnxZipScorer:
         self.session = ort.InferenceSession(read_member(zip_path, self.artifact.onnx_name), options,
                                             providers=["CPUExecutionProvider"])
 
-    def score(self, query: str, documents: Sequence[str], batch_size: int = 32) -> list[float]:
+    def score(self, query: str, documents: Sequence[str], batch_size: int = 64) -> list[float]:
         """One logit per document, each pair encoded on its own as the cluster does."""
         return self.score_pairs([(query, doc) for doc in documents], batch_size)
 

@@ -88,7 +88,8 @@ class CrossEncoder:
         for start in range(0, len(order), chunk):
             idx = order[start:start + chunk]
             padded = self.tokenizer.pad({k: [enc[k][i] for i in idx] for k in enc}, return_tensors="pt")
-            parts.append(self.model(**model_inputs(self.model, {k: v.to(device) for k, v in padded.items()})).logits[:, 0])
+            inputs = model_inputs(self.model, {k: v.to(device) for k, v in padded.items()})
+            parts.append(self.model(**inputs).logits[:, 0])
         inverse = torch.empty(len(order), dtype=torch.long)
         inverse[torch.tensor(order)] = torch.arange(len(order))
         return torch.cat(parts)[inverse.to(device)]
