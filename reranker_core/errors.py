@@ -31,6 +31,12 @@ class LocalNodeError(RerankerError):
     """The local node could not be assembled, started or stopped."""
 
 
+class ModelError(RerankerError):
+    """A model path, package or checkpoint is missing or unusable."""
+
+    exit_code = 2
+
+
 class ModelZipError(RerankerError):
     """A model zip breaks the ML Commons contract."""
 

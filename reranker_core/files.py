@@ -66,3 +66,12 @@ def write_json_atomic(path: Path, data: Any, allow_nan: bool = True) -> Path:
     """Any JSON document, indented with sorted keys, written atomically."""
     text = json.dumps(data, indent=2, sort_keys=True, allow_nan=allow_nan) + "\n"
     return atomic_write(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def default_home() -> Path:
+    """Where downloaded artifacts, assembled models and the local node live (``RERANKER_HOME`` overrides)."""
+    if os.environ.get("RERANKER_HOME"):
+        return Path(os.environ["RERANKER_HOME"])
+    if os.geteuid() == 0:
+        return Path("/var/cache/reranker")
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "reranker"

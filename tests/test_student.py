@@ -209,3 +209,38 @@ def test_layers_cut_the_encoder_to_evenly_spaced_layers_that_train_and_export(mi
     assert validate_zip(tmp_path / "small.zip").hf_config["num_hidden_layers"] == 2
     with pytest.raises(ModelError, match="has 4"):
         CrossEncoder.from_base(str(deep), TEMPLATE, layers=5)
+
+
+def test_a_killed_run_resumes_from_its_checkpoint_and_ends_where_an_uninterrupted_one_does(tiny_bert, tmp_path):
+    from safetensors.torch import load_file
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_5(done, total):
+        if done == 5:
+            raise Killed
+
+    # 3 batches per epoch, 7 steps: the kill (after the step-4 checkpoint) and the resume fall inside epoch 2
+    cfg = StudentConfig(model=str(tiny_bert), output=str(tmp_path / "resumed"), max_steps=7, queries_per_batch=4,
+                        learning_rate=3e-3)
+    ckpt = tmp_path / "resumed.checkpoint"
+    with pytest.raises(Killed):
+        train_student(cfg, TEMPLATE, MARGIN_EXAMPLES, progress=kill_at_5, device="cpu", checkpoint=ckpt,
+                      checkpoint_every=2)
+    assert json.loads((ckpt / "state.json").read_text())["step"] == 4
+    assert not (tmp_path / "resumed").exists()
+
+    changed = StudentConfig(**{**cfg.__dict__, "learning_rate": 1e-3})
+    with pytest.raises(ModelError, match="another config"):
+        train_student(changed, TEMPLATE, MARGIN_EXAMPLES, device="cpu", checkpoint=ckpt, resume=True)
+
+    resumed = train_student(cfg, TEMPLATE, MARGIN_EXAMPLES, device="cpu", checkpoint=ckpt, checkpoint_every=2,
+                            resume=True)
+    straight = train_student(StudentConfig(**{**cfg.__dict__, "output": str(tmp_path / "straight")}), TEMPLATE,
+                             MARGIN_EXAMPLES, device="cpu")
+    assert resumed.resumed_from == 4 and resumed.steps == straight.steps == 7
+    a, b = read_meta(resumed.path), read_meta(straight.path)
+    assert a["pairs_seen"] == b["pairs_seen"] and a["losses"] == pytest.approx(b["losses"], rel=1e-5)
+    weights, reference = (load_file(p / "model.safetensors") for p in (resumed.path, straight.path))
+    assert max((weights[k] - reference[k]).abs().max().item() for k in reference) < 1e-6

@@ -117,11 +117,13 @@ def cross_encoder_config(cfg, output: Path):
 
 
 def train_ensemble_teacher(cfg, template, human: Sequence, validation: Sequence, output: Path,
-                           progress: Progress | None = None, device: str | None = None):
+                           progress: Progress | None = None, device: str | None = None, resume: bool = False):
     """Train the cross-encoder on every human label, export it, fit the views' weights on ``validation``.
 
     ``human`` holds StudentExample rows with soft labels as targets; ``validation``
-    the split's JudgedList rows. Writes ``output`` (teacher dir) atomically.
+    the split's JudgedList rows. Writes ``output`` (teacher dir) atomically. The
+    cross-encoder's training state is saved beside it (``<output>.checkpoint``)
+    every ``cfg.checkpoint_every`` steps; ``resume`` continues from there.
     """
     import shutil
     import tempfile
@@ -133,10 +135,12 @@ def train_ensemble_teacher(cfg, template, human: Sequence, validation: Sequence,
     from .views import BiEncoderView
 
     output = Path(output)
+    checkpoint = output.with_name(f"{output.name}.checkpoint")
     work = Path(tempfile.mkdtemp(prefix=f".{output.name}.work.", dir=output.parent if output.parent.exists() else None))
     try:
         report = train_student(cross_encoder_config(cfg, work / "cross_encoder"), template, human, progress=progress,
-                               device=device, name="teacher-cross-encoder", provenance={"sources": ["human"]})
+                               device=device, name="teacher-cross-encoder", provenance={"sources": ["human"]},
+                               checkpoint=checkpoint, checkpoint_every=cfg.checkpoint_every, resume=resume)
         export_student(work / "cross_encoder", work / "cross_encoder.zip")
         pairs = [(j.query, t) for j in validation for t in j.texts]
         labels = [j.labels for j in validation]
@@ -158,6 +162,7 @@ def train_ensemble_teacher(cfg, template, human: Sequence, validation: Sequence,
             shutil.move(str(work / "cross_encoder.zip"), tmp / "cross_encoder.zip")
 
         write_checkpoint(output, save, meta)
+        shutil.rmtree(checkpoint, ignore_errors=True)
         return dataclasses.replace(report, path=output)
     finally:
         shutil.rmtree(work, ignore_errors=True)

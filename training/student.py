@@ -8,6 +8,7 @@ the same trainer on human soft labels only, with binary cross-entropy.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -19,6 +20,7 @@ import torch
 from reranker_core.config import StudentConfig
 from reranker_core.template import ProductTemplate
 
+from .checkpoints import TrainingState, fingerprint, load_state, save_state
 from .losses import SoftTargetCrossEntropyLoss, WithinQueryMarginMSELoss, WithinQueryRankNetLoss
 from .models import (ModelError, TrainingReport, default_device, model_inputs, read_meta, resolve_model,
                      write_checkpoint)
@@ -150,8 +152,14 @@ def query_batches(examples: Sequence[StudentExample], queries_per_batch: int, se
 
 def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Sequence[StudentExample],
                   progress: Progress | None = None, device: str | None = None, name: str | None = None,
-                  provenance: dict | None = None) -> TrainingReport:
-    """Train from ``cfg.model`` on ``examples`` with ``cfg.loss``; write the checkpoint to ``cfg.output``."""
+                  provenance: dict | None = None, checkpoint: Path | None = None, checkpoint_every: int = 50,
+                  resume: bool = False) -> TrainingReport:
+    """Train from ``cfg.model`` on ``examples`` with ``cfg.loss``; write the checkpoint to ``cfg.output``.
+
+    With ``checkpoint``, the training state is saved there every ``checkpoint_every``
+    steps and, with ``resume``, restored from it first (the teacher's cross-encoder:
+    the longest step of the main job). The caller removes it once its output is written.
+    """
     from transformers import get_linear_schedule_with_warmup
 
     if not examples:
@@ -171,11 +179,14 @@ def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Seque
     scheduler = get_linear_schedule_with_warmup(optimizer, max(1, total // 10), total)
     margin, pointwise, ranknet = WithinQueryMarginMSELoss(), SoftTargetCrossEntropyLoss(), WithinQueryRankNetLoss()
     query_id = {q: i for i, q in enumerate(sorted({e.query for e in examples}))}
-    losses: list[float] = []
+    key = _fingerprint(cfg, template, examples)
+    state = load_state(checkpoint, model, optimizer, scheduler, key) if checkpoint and resume else TrainingState()
+    step, losses, resumed_from = state.step, state.losses, state.step
+    pairs_seen = state.counters.get("pairs_seen", 0)
     model.train()
-    step = pairs_seen = 0
     while step < total:
-        for batch in query_batches(examples, cfg.queries_per_batch, cfg.seed + step // per_epoch):
+        epoch, done = divmod(step, per_epoch)  # the seeded order of this epoch, past the batches already taken
+        for batch in query_batches(examples, cfg.queries_per_batch, cfg.seed + epoch)[done:]:
             if step >= total:
                 break
             rows = [examples[i] for i in batch]
@@ -200,6 +211,9 @@ def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Seque
             optimizer.zero_grad(set_to_none=True)
             step += 1
             losses.append(loss.item())
+            if checkpoint and step % checkpoint_every == 0 and step < total:
+                save_state(checkpoint, model, optimizer, scheduler,
+                           TrainingState(step, losses, {"pairs_seen": pairs_seen}), key)
             if progress:
                 progress(step, total)
     model.eval()
@@ -214,4 +228,10 @@ def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Seque
         student.tokenizer.save_pretrained(tmp)
 
     write_checkpoint(Path(cfg.output), save, meta)
-    return TrainingReport.of(Path(cfg.output), len(examples), len(query_id), losses)
+    return TrainingReport.of(Path(cfg.output), len(examples), len(query_id), losses, resumed_from)
+
+
+def _fingerprint(cfg: StudentConfig, template: ProductTemplate, examples: Sequence[StudentExample]) -> str:
+    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "output"}
+    return fingerprint({"student": settings, "template": template.to_dict()},
+                       (f"{e.query}\t{e.text}\t{e.target}\t{e.label}" for e in examples))

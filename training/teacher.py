@@ -14,9 +14,6 @@ optimizer, scheduler, step) every ``checkpoint_every`` optimizer steps.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
 import math
 import random
 import shutil
@@ -30,11 +27,10 @@ import torch
 from reranker_core.config import TeacherConfig
 from reranker_core.template import ProductTemplate
 
+from .checkpoints import TrainingState, fingerprint, load_state, save_state
 from .datasets import Judgment, grade_distribution, group_by_query
 from .losses import SoftTargetCrossEntropyLoss
 from .models import ModelError, TrainingReport, default_device, read_meta, resolve_model, write_checkpoint
-
-log = logging.getLogger(__name__)
 
 PROMPT_HEAD = "Query: {query}\nProduct: "
 PROMPT_TAIL = "\nIs this product relevant to the query?"
@@ -213,10 +209,9 @@ def train_teacher(cfg: TeacherConfig, template: ProductTemplate, examples: Seque
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.01)
     scheduler = get_linear_schedule_with_warmup(optimizer, max(1, total // 20), total)
     ckpt = Path(f"{cfg.output}.checkpoint")
-    fingerprint = _fingerprint(cfg, template, examples)
-    step, losses = 0, []
-    if resume and (ckpt / "state.json").is_file():
-        step, losses = _load_state(ckpt, model, optimizer, scheduler, fingerprint)
+    key = _fingerprint(cfg, template, examples)
+    state = load_state(ckpt, model, optimizer, scheduler, key) if resume else TrainingState()
+    step, losses = state.step, state.losses
     resumed_from = step
     loss_fn = SoftTargetCrossEntropyLoss()
     encoded = [teacher.encode(e.query, e.text) for e in examples]
@@ -246,7 +241,7 @@ def train_teacher(cfg: TeacherConfig, template: ProductTemplate, examples: Seque
         if progress:
             progress(step, total)
         if step % cfg.checkpoint_every == 0 and step < total:
-            _save_state(ckpt, model, optimizer, scheduler, step, losses, fingerprint)
+            save_state(ckpt, model, optimizer, scheduler, TrainingState(step, losses), key)
     model.eval()
     final = model.merge_and_unload() if cfg.lora else model
     queries = len({e.query for e in examples})
@@ -277,38 +272,6 @@ _NOT_TRAINING = {"output", "score_batch_size", "checkpoint_every"}  # may change
 
 
 def _fingerprint(cfg: TeacherConfig, template: ProductTemplate, examples: Sequence[TeacherExample]) -> str:
-    """Resuming is only sound with the same config and data."""
     settings = {k: v for k, v in asdict(cfg).items() if k not in _NOT_TRAINING}
-    h = hashlib.sha256(json.dumps([settings, template.to_dict()], sort_keys=True, default=str).encode())
-    for e in examples:
-        h.update(f"{e.query}\t{e.text}\t{e.target}\n".encode())
-    return h.hexdigest()
-
-
-def _trainable_state(model) -> dict[str, torch.Tensor]:
-    return {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}
-
-
-def _save_state(ckpt: Path, model, optimizer, scheduler, step: int, losses: list[float], fingerprint: str) -> None:
-    def save(tmp: Path) -> None:
-        torch.save(_trainable_state(model), tmp / "trainable.pt")
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optim.pt")
-        (tmp / "state.json").write_text(json.dumps({"step": step, "losses": losses, "fingerprint": fingerprint}))
-
-    write_checkpoint(ckpt, save, {"role": "teacher-checkpoint", "step": step})
-    log.info("checkpoint at step %d in %s", step, ckpt)
-
-
-def _load_state(ckpt: Path, model, optimizer, scheduler, fingerprint: str) -> tuple[int, list[float]]:
-    state = json.loads((ckpt / "state.json").read_text())
-    if state["fingerprint"] != fingerprint:
-        raise ModelError(f"checkpoint {ckpt} was made with another config or data",
-                         "drop --resume to start over, or restore the config it was made with")
-    missing = model.load_state_dict(torch.load(ckpt / "trainable.pt"), strict=False)
-    if missing.unexpected_keys:
-        raise ModelError(f"checkpoint {ckpt} does not fit the model", "drop --resume to start over")
-    opt = torch.load(ckpt / "optim.pt")
-    optimizer.load_state_dict(opt["optimizer"])
-    scheduler.load_state_dict(opt["scheduler"])
-    log.info("resuming from step %d", state["step"])
-    return int(state["step"]), list(state["losses"])
+    return fingerprint({"teacher": settings, "template": template.to_dict()},
+                       (f"{e.query}\t{e.text}\t{e.target}" for e in examples))

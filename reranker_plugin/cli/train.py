@@ -33,7 +33,7 @@ PAIRS_DIR = Path("runs/pairs")
 @click.option("--max-train-queries", type=int, help="Training budget in queries [teacher.max_train_queries].")
 @click.option("--max-steps", type=int, help="Stop after this many optimizer steps [teacher.max_steps].")
 @click.option("--epochs", type=float, help="Passes over the training queries [teacher.epochs].")
-@click.option("--resume", is_flag=True, help="llm: continue from the last checkpoint beside --output.")
+@click.option("--resume", is_flag=True, help="Continue from the last checkpoint beside --output (<output>.checkpoint).")
 @pass_ctx
 def train_teacher(ctx: Context, data: Path | None, kind: str | None, kind_: str | None, resume: bool,
                   **flags) -> None:
@@ -65,7 +65,8 @@ def train_teacher(ctx: Context, data: Path | None, kind: str | None, kind_: str 
             human = [StudentExample(e.query, e.text, e.target[0], e.label) for e in examples]
             validation = judged_lists(dataset, "validation", config.template, config.data.split_fractions,
                                       config.data.split_salt)
-            report = train_ensemble_teacher(cfg, config.template, human, validation, Path(cfg.output), update)
+            report = train_ensemble_teacher(cfg, config.template, human, validation, Path(cfg.output), update,
+                                            resume=resume)
         else:
             from training.teacher import train_teacher as run
 

@@ -38,7 +38,7 @@ import requests
 
 from reranker_core.config import ClusterConfig, LocalNodeConfig
 from reranker_core.errors import LocalNodeError
-from reranker_core.files import atomic_write
+from reranker_core.files import atomic_write, default_home
 
 from . import security
 from .assets import load_json, load_yaml, opensearch_version
@@ -101,15 +101,6 @@ class NodeStatus:
     version: str | None
     plugins: tuple[str, ...]
     log_file: Path
-
-
-def default_home() -> Path:
-    """Where artifacts and the node live unless ``local_node.home`` says otherwise."""
-    if os.environ.get("RERANKER_HOME"):
-        return Path(os.environ["RERANKER_HOME"])
-    if os.geteuid() == 0:
-        return Path("/var/cache/reranker")
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "reranker"
 
 
 class LocalNode:

