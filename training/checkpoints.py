@@ -66,10 +66,10 @@ def load_state(ckpt: Path, model, optimizer, scheduler, key: str) -> TrainingSta
     saved = json.loads(path.read_text())
     if saved["fingerprint"] != key:
         raise ModelError(f"checkpoint {ckpt} was made with another config or data",
-                         "drop --resume to start over, or restore the config it was made with")
+                         f"restore the config it was made with, or delete {ckpt} to start over")
     loaded = model.load_state_dict(torch.load(Path(ckpt) / "trainable.pt"), strict=False)
     if loaded.unexpected_keys:
-        raise ModelError(f"checkpoint {ckpt} does not fit the model", "drop --resume to start over")
+        raise ModelError(f"checkpoint {ckpt} does not fit the model", f"delete {ckpt} to start over")
     opt = torch.load(Path(ckpt) / "optim.pt")
     optimizer.load_state_dict(opt["optimizer"])
     scheduler.load_state_dict(opt["scheduler"])
