@@ -52,7 +52,8 @@ def chunks(pattern: str) -> list[Path]:
 def assemble(pattern: str, cache: Path | None = None) -> Path:
     """The unpacked model folder for ``pkg:<prefix>*``: joined and unzipped on first use, atomically."""
     parts = chunks(pattern)
-    stamp = hashlib.sha256("".join(f"{p}:{p.stat().st_size}\n" for p in parts).encode()).hexdigest()[:12]
+    # names and sizes, not paths: every virtualenv and clone with the same release shares one unpacked copy
+    stamp = hashlib.sha256("".join(f"{p.name}:{p.stat().st_size}\n" for p in parts).encode()).hexdigest()[:12]
     target = (cache or default_home() / "models") / f"{canonical(pattern.rstrip('*')).rstrip('-')}-{stamp}"
     if target.is_dir():
         return target
