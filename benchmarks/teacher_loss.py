@@ -100,8 +100,9 @@ def _plot(data: dict, path: Path) -> None:
                     yerr=[[v[0] - v[1] for v in values], [v[2] - v[0] for v in values]])
         ax.set_xticks(range(len(values)), names)
         ax.set_title(metric.replace("_", " "))
-    fig.suptitle(f"{data['dataset']} validation ({data['validation_lists']} lists), cross-encoder on "
-                 f"{data['train_queries']} training queries; 95% bootstrap intervals")
+    fig.suptitle(f"{data['dataset']} validation ({data['validation_lists']} lists), 95% bootstrap intervals\n"
+                 f"{data['model']} cross-encoder on {data['train_queries']} training queries",
+                 fontsize="medium")
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 

@@ -47,6 +47,7 @@ from .maven import Artifact, MavenCache
 log = logging.getLogger(__name__)
 
 JVM_ROOT = Path("/usr/lib/jvm")
+PID_GRACE_S = 60.0  # how long a starting JVM may take to write its pid file
 
 
 @dataclass(frozen=True)
@@ -378,8 +379,14 @@ class LocalNode:
                                  f"see {stdout} and {self.log_file}")
         started = time.monotonic()
         deadline = started + self.cfg.start_timeout_s
+        seen: int | None = None  # the JVM's pid, once it has written its pid file
         while not self._http_ok():
-            if self._pid() is None and time.monotonic() > started + 10:
+            pid = self._pid()
+            seen = pid or seen
+            # The launcher returns at once (-d), and on a busy machine the JVM took 16 s to write its pid file
+            # (10 s was the old limit: a false "stopped" left a healthy node running, untracked). So the node
+            # stopped when the pid we saw is gone, or when no pid file appeared within the grace period.
+            if (seen is not None and pid is None) or (seen is None and time.monotonic() > started + PID_GRACE_S):
                 raise LocalNodeError(f"OpenSearch stopped during start-up: {self._last_error(self.log_file)}",
                                      f"see {self.log_file}")
             if time.monotonic() > deadline:
