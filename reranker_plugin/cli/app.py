@@ -125,9 +125,21 @@ def command(*names: str) -> click.Command:
     return found
 
 
+LOG_EVERY_S = 60.0  # progress lines in a log file (no terminal): one a minute
+
+
 @contextmanager
 def progress_bar(description: str, unit: str = "steps") -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar with rate; yields ``update(done, total)``."""
+    """A rich progress bar with rate; yields ``update(done, total)``.
+
+    Where stderr is not a terminal (a ``nohup`` log, CI) a live bar draws nothing
+    until it ends, so plain lines are written instead, one every ``LOG_EVERY_S``
+    seconds and one at the end: a step that takes hours shows that it moves.
+    """
+    if not err_console.is_terminal:
+        with progress_lines(description, unit) as update:
+            yield update
+        return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
     with Progress(*columns, console=err_console, transient=False) as progress:
@@ -139,6 +151,38 @@ def progress_bar(description: str, unit: str = "steps") -> Iterator[Callable[[in
             progress.update(task, completed=done, total=total, rate=f"{done / elapsed:.1f} {unit}/s")
 
         yield update
+
+
+@contextmanager
+def progress_lines(description: str, unit: str, every_s: float = LOG_EVERY_S
+                   ) -> Iterator[Callable[[int, int], None]]:
+    """``update(done, total)`` that prints a line at most every ``every_s`` seconds, and the last state."""
+    started = time.monotonic()
+    state = {"done": 0, "total": 0, "printed": started, "shown": None}
+
+    def line() -> None:
+        done, total = state["done"], state["total"]
+        elapsed = max(time.monotonic() - started, 1e-9)
+        rate = done / elapsed
+        eta = _clock((total - done) / rate) if rate and total else "?"
+        err_console.print(f"{description}: {done}/{total} {unit}, {rate:.1f} {unit}/s, "
+                          f"{_clock(elapsed)} elapsed, eta {eta}", highlight=False, soft_wrap=True)
+        state["printed"], state["shown"] = time.monotonic(), (done, total)
+
+    def update(done: int, total: int) -> None:
+        state["done"], state["total"] = done, total
+        if time.monotonic() - state["printed"] >= every_s:
+            line()
+
+    yield update
+    if state["total"] and state["shown"] != (state["done"], state["total"]):
+        line()
+
+
+def _clock(seconds: float) -> str:
+    """``h:mm:ss``."""
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
 
 
 _datasets: dict[str, object] = {}  # `reranker run` chains commands in one process: parse each dataset once

@@ -1,0 +1,41 @@
+"""Progress on long steps when stderr is a log file (``nohup ... &``), not a terminal."""
+from __future__ import annotations
+
+import pytest
+
+from reranker_plugin.cli import app
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """A fake monotonic clock the test moves by hand."""
+    now = [0.0]
+    monkeypatch.setattr(app.time, "monotonic", lambda: now[0])
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE"):
+        monkeypatch.delenv(name, raising=False)
+    return now
+
+
+def test_a_log_gets_a_line_a_minute_and_the_last_state(clock, capsys):
+    with app.progress_bar("training teacher") as update:  # capsys' stderr is not a terminal
+        for step in range(1, 191):
+            clock[0] += 1.0  # a step a second
+            update(step, 200)
+    assert capsys.readouterr().err.splitlines() == [
+        "training teacher: 60/200 steps, 1.0 steps/s, 0:01:00 elapsed, eta 0:02:20",
+        "training teacher: 120/200 steps, 1.0 steps/s, 0:02:00 elapsed, eta 0:01:20",
+        "training teacher: 180/200 steps, 1.0 steps/s, 0:03:00 elapsed, eta 0:00:20",
+        "training teacher: 190/200 steps, 1.0 steps/s, 0:03:10 elapsed, eta 0:00:10",
+    ]
+
+
+def test_a_short_step_logs_one_line_and_a_failed_one_none_after_its_error(clock, capsys):
+    with app.progress_bar("labeling judged pairs", "pairs") as update:
+        clock[0] += 4.0
+        update(500, 500)
+    assert capsys.readouterr().err.splitlines() == [
+        "labeling judged pairs: 500/500 pairs, 125.0 pairs/s, 0:00:04 elapsed, eta 0:00:00"]
+    with pytest.raises(RuntimeError), app.progress_bar("scoring", "pairs") as update:
+        update(3, 10)
+        raise RuntimeError("model broke")
+    assert capsys.readouterr().err == ""
