@@ -15,7 +15,7 @@ from training.student import CrossEncoder
 from .conftest import tiny_cross_encoder
 
 
-def _install_parts(site: Path, folder: Path, parts: int, skip: int | None = None) -> None:
+def _install_parts(site: Path, folder: Path, parts: int, skip: int | None = None, version: str = "0.0.1") -> None:
     """Zip ``folder``, split it into ``parts`` chunks and lay each out as an installed wheel would."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -30,9 +30,10 @@ def _install_parts(site: Path, folder: Path, parts: int, skip: int | None = None
         chunk = site / package / "input" / f"tiny.zip.{n:03d}"
         chunk.parent.mkdir(parents=True)
         chunk.write_bytes(data[(n - 1) * size: n * size])
-        info = site / f"tiny_model_pypi_part_{n:03d}-0.0.1.dist-info"
+        info = site / f"tiny_model_pypi_part_{n:03d}-{version}.dist-info"
         info.mkdir()
-        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: tiny-model-pypi-part-{n:03d}\nVersion: 0.0.1\n")
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: tiny-model-pypi-part-{n:03d}\nVersion: {version}\n")
         (info / "RECORD").write_text(f"{package}/input/tiny.zip.{n:03d},,\n{info.name}/METADATA,,\n")
 
 
@@ -75,3 +76,21 @@ def test_a_missing_part_or_package_is_named_with_the_fix(tiny_folder, tmp_path, 
     with pytest.raises(ModelError, match="no installed package matching no-such-model-part-\\*"):
         resolve_model("pkg:no-such-model-part-*")
     assert not (tmp_path / "home").exists()  # nothing half-written
+
+
+def test_another_release_is_unpacked_anew_and_a_part_installed_twice_is_refused(tiny_folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("RERANKER_HOME", str(tmp_path / "home"))
+    old, new = tmp_path / "site-old", tmp_path / "site-new"
+    _install_parts(old, tiny_folder, parts=2)
+    _install_parts(new, tiny_folder, parts=2, version="0.0.2")  # same names and sizes, another release
+    with monkeypatch.context() as patch:
+        patch.syspath_prepend(str(old))
+        first = assemble("tiny-model-pypi-part-*")
+    with monkeypatch.context() as patch:
+        patch.syspath_prepend(str(new))
+        assert assemble("tiny-model-pypi-part-*") != first
+    monkeypatch.syspath_prepend(str(old))
+    monkeypatch.syspath_prepend(str(new))
+    with pytest.raises(ModelError, match="part 001 is installed twice") as twice:
+        assemble("tiny-model-pypi-part-*")
+    assert "uninstall the stale copy" in twice.value.fix

@@ -39,3 +39,14 @@ def test_a_short_step_logs_one_line_and_a_failed_one_none_after_its_error(clock,
         update(3, 10)
         raise RuntimeError("model broke")
     assert capsys.readouterr().err == ""
+
+
+def test_a_resumed_step_reports_the_rate_of_this_run_not_of_the_steps_done_before(clock, capsys):
+    with app.progress_bar("training teacher") as update:
+        for step in range(501, 561):  # resumed at step 500 of 700: two seconds a step from here
+            clock[0] += 2.0
+            update(step, 700)
+    assert capsys.readouterr().err.splitlines() == [
+        "training teacher: 530/700 steps, 0.5 steps/s, 0:01:00 elapsed, eta 0:05:40",
+        "training teacher: 560/700 steps, 0.5 steps/s, 0:02:00 elapsed, eta 0:04:40",
+    ]

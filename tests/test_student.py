@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 from pathlib import Path
 
@@ -235,6 +236,14 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_ends_where_an_uninterrupte
     with pytest.raises(ModelError, match="another config"):
         train_student(changed, TEMPLATE, MARGIN_EXAMPLES, device="cpu", checkpoint=ckpt, resume=True)
 
+    broken = tmp_path / "broken.checkpoint"  # a crash while the files were written: one line naming the fix
+    shutil.copytree(ckpt, broken)
+    (broken / "trainable.pt").write_bytes((broken / "trainable.pt").read_bytes()[:100])
+    with pytest.raises(ModelError, match="unreadable") as unreadable:
+        train_student(cfg, TEMPLATE, MARGIN_EXAMPLES, device="cpu", checkpoint=broken, resume=True)
+    assert unreadable.value.fix == f"delete {broken} to start over"
+
+    ckpt.rename(tmp_path / ".resumed.checkpoint.old")  # killed between a save's two renames: the old one counts
     resumed = train_student(cfg, TEMPLATE, MARGIN_EXAMPLES, device="cpu", checkpoint=ckpt, checkpoint_every=2,
                             resume=True)
     straight = train_student(StudentConfig(**{**cfg.__dict__, "output": str(tmp_path / "straight")}), TEMPLATE,

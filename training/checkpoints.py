@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import pickle
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,18 +61,36 @@ def save_state(ckpt: Path, model, optimizer, scheduler, state: TrainingState, ke
 
 
 def load_state(ckpt: Path, model, optimizer, scheduler, key: str) -> TrainingState:
-    """Restore a checkpoint into ``model``/``optimizer``/``scheduler``; a fresh state when there is none."""
-    path = Path(ckpt) / STATE_FILE
+    """Restore a checkpoint into ``model``/``optimizer``/``scheduler``; a fresh state when there is none.
+
+    A kill between the two renames of a save leaves only the previous checkpoint,
+    under its ``.old`` name: it is put back, not silently replaced by step 0.
+    """
+    ckpt = Path(ckpt)
+    old = ckpt.with_name(f".{ckpt.name}.old")
+    if not ckpt.exists() and (old / STATE_FILE).is_file():
+        os.replace(old, ckpt)
+    path = ckpt / STATE_FILE
     if not path.is_file():
         return TrainingState()
-    saved = json.loads(path.read_text())
-    if saved["fingerprint"] != key:
+    unreadable = ModelError(f"checkpoint {ckpt} is unreadable (a crash while it was written?)",
+                            f"delete {ckpt} to start over")
+    try:
+        saved = json.loads(path.read_text())
+        same = saved["fingerprint"] == key
+    except (ValueError, KeyError, TypeError) as err:
+        raise unreadable from err
+    if not same:
         raise ModelError(f"checkpoint {ckpt} was made with another config or data",
                          f"restore the config it was made with, or delete {ckpt} to start over")
-    loaded = model.load_state_dict(torch.load(Path(ckpt) / "trainable.pt"), strict=False)
+    try:  # map_location: a checkpoint saved on a GPU resumes on a CPU-only machine too
+        weights = torch.load(ckpt / "trainable.pt", map_location="cpu")
+        opt = torch.load(ckpt / "optim.pt", map_location="cpu")
+    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as err:
+        raise unreadable from err
+    loaded = model.load_state_dict(weights, strict=False)
     if loaded.unexpected_keys:
         raise ModelError(f"checkpoint {ckpt} does not fit the model", f"delete {ckpt} to start over")
-    opt = torch.load(Path(ckpt) / "optim.pt")
     optimizer.load_state_dict(opt["optimizer"])
     scheduler.load_state_dict(opt["scheduler"])
     if "rng" in opt:

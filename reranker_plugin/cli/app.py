@@ -144,33 +144,48 @@ def progress_bar(description: str, unit: str = "steps") -> Iterator[Callable[[in
                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
     with Progress(*columns, console=err_console, transient=False) as progress:
         task = progress.add_task(description, total=None, rate="")
-        started = time.monotonic()
+        rate = Rate()
 
         def update(done: int, total: int) -> None:
-            elapsed = max(time.monotonic() - started, 1e-9)
-            progress.update(task, completed=done, total=total, rate=f"{done / elapsed:.1f} {unit}/s")
+            progress.update(task, completed=done, total=total, rate=f"{rate(done):.1f} {unit}/s")
 
         yield update
+
+
+class Rate:
+    """Items per second since the first update, so a resumed step (first update: 501 of 700) is not
+    credited with the work done before it started; before a second update, since the bar opened."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.first: tuple[int, float] | None = None
+
+    def __call__(self, done: int) -> float:
+        now = time.monotonic()
+        if self.first is None:
+            self.first = (done, now)
+        first_done, first_at = self.first
+        if done > first_done and now > first_at:
+            return (done - first_done) / (now - first_at)
+        return done / max(now - self.started, 1e-9)
 
 
 @contextmanager
 def progress_lines(description: str, unit: str, every_s: float = LOG_EVERY_S
                    ) -> Iterator[Callable[[int, int], None]]:
     """``update(done, total)`` that prints a line at most every ``every_s`` seconds, and the last state."""
-    started = time.monotonic()
-    state = {"done": 0, "total": 0, "printed": started, "shown": None}
+    started, rate = time.monotonic(), Rate()
+    state = {"done": 0, "total": 0, "rate": 0.0, "printed": started, "shown": None}
 
     def line() -> None:
-        done, total = state["done"], state["total"]
-        elapsed = max(time.monotonic() - started, 1e-9)
-        rate = done / elapsed
-        eta = _clock((total - done) / rate) if rate and total else "?"
-        err_console.print(f"{description}: {done}/{total} {unit}, {rate:.1f} {unit}/s, "
-                          f"{_clock(elapsed)} elapsed, eta {eta}", highlight=False, soft_wrap=True)
+        done, total, speed = state["done"], state["total"], state["rate"]
+        eta = _clock((total - done) / speed) if speed and total else "?"
+        err_console.print(f"{description}: {done}/{total} {unit}, {speed:.1f} {unit}/s, "
+                          f"{_clock(time.monotonic() - started)} elapsed, eta {eta}", highlight=False, soft_wrap=True)
         state["printed"], state["shown"] = time.monotonic(), (done, total)
 
     def update(done: int, total: int) -> None:
-        state["done"], state["total"] = done, total
+        state["done"], state["total"], state["rate"] = done, total, rate(done)
         if time.monotonic() - state["printed"] >= every_s:
             line()
 
