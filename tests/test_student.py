@@ -253,3 +253,7 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_ends_where_an_uninterrupte
     assert a["pairs_seen"] == b["pairs_seen"] and a["losses"] == pytest.approx(b["losses"], rel=1e-5)
     weights, reference = (load_file(p / "model.safetensors") for p in (resumed.path, straight.path))
     assert max((weights[k] - reference[k]).abs().max().item() for k in reference) < 1e-6
+
+    assert json.loads((ckpt / "state.json").read_text())["step"] == 7  # the last step is saved too: killed while
+    again = train_student(cfg, TEMPLATE, MARGIN_EXAMPLES, device="cpu", checkpoint=ckpt, resume=True)  # writing
+    assert again.resumed_from == 7 and read_meta(again.path)["losses"] == a["losses"]

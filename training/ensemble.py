@@ -144,7 +144,8 @@ def train_ensemble_teacher(cfg, template, human: Sequence, validation: Sequence,
         export_student(work / "cross_encoder", work / "cross_encoder.zip")
         pairs = [(j.query, t) for j in validation for t in j.texts]
         labels = [j.labels for j in validation]
-        base = ZipScorer(work / "cross_encoder.zip").score(pairs)
+        # the cross-encoder's validation scores only serve to fit view weights (MPNet: ~5 min on 2 cores)
+        base = ZipScorer(work / "cross_encoder.zip").score(pairs) if cfg.views and pairs else []
         members = [Member("cross_encoder", "cross_encoder.zip", 1.0, 0.0)]
         fits = {}
         for spec in cfg.views if pairs else ():  # no validation queries: nothing to fit views on

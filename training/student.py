@@ -211,7 +211,8 @@ def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Seque
             optimizer.zero_grad(set_to_none=True)
             step += 1
             losses.append(loss.item())
-            if checkpoint and step % checkpoint_every == 0 and step < total:
+            if checkpoint and (step % checkpoint_every == 0 or step == total):  # the last step too: a kill
+                # while the output is written (the teacher's export follows) costs no training
                 save_state(checkpoint, model, optimizer, scheduler,
                            TrainingState(step, losses, {"pairs_seen": pairs_seen}), key)
             if progress:

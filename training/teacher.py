@@ -240,7 +240,7 @@ def train_teacher(cfg: TeacherConfig, template: ProductTemplate, examples: Seque
         losses.append(step_loss)
         if progress:
             progress(step, total)
-        if step % cfg.checkpoint_every == 0 and step < total:
+        if step % cfg.checkpoint_every == 0 or step == total:  # the last too: a kill while saving costs no steps
             save_state(ckpt, model, optimizer, scheduler, TrainingState(step, losses), key)
     model.eval()
     final = model.merge_and_unload() if cfg.lora else model
