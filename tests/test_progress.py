@@ -47,6 +47,6 @@ def test_a_resumed_step_reports_the_rate_of_this_run_not_of_the_steps_done_befor
             clock[0] += 2.0
             update(step, 700)
     assert capsys.readouterr().err.splitlines() == [
-        "training teacher: 530/700 steps, 0.5 steps/s, 0:01:00 elapsed, eta 0:05:40",
-        "training teacher: 560/700 steps, 0.5 steps/s, 0:02:00 elapsed, eta 0:04:40",
+        "training teacher: 530/700 steps, 0.50 steps/s, 0:01:00 elapsed, eta 0:05:40",
+        "training teacher: 560/700 steps, 0.50 steps/s, 0:02:00 elapsed, eta 0:04:40",
     ]

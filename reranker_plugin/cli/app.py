@@ -147,7 +147,7 @@ def progress_bar(description: str, unit: str = "steps") -> Iterator[Callable[[in
         rate = Rate()
 
         def update(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total, rate=f"{rate(done):.1f} {unit}/s")
+            progress.update(task, completed=done, total=total, rate=f"{per_second(rate(done))} {unit}/s")
 
         yield update
 
@@ -180,7 +180,7 @@ def progress_lines(description: str, unit: str, every_s: float = LOG_EVERY_S
     def line() -> None:
         done, total, speed = state["done"], state["total"], state["rate"]
         eta = _clock((total - done) / speed) if speed and total else "?"
-        err_console.print(f"{description}: {done}/{total} {unit}, {speed:.1f} {unit}/s, "
+        err_console.print(f"{description}: {done}/{total} {unit}, {per_second(speed)} {unit}/s, "
                           f"{_clock(time.monotonic() - started)} elapsed, eta {eta}", highlight=False, soft_wrap=True)
         state["printed"], state["shown"] = time.monotonic(), (done, total)
 
@@ -192,6 +192,11 @@ def progress_lines(description: str, unit: str, every_s: float = LOG_EVERY_S
     yield update
     if state["total"] and state["shown"] != (state["done"], state["total"]):
         line()
+
+
+def per_second(rate: float) -> str:
+    """A rate with two significant digits below 1 (an MPNet teacher: 0.11 steps/s, not 0.1)."""
+    return f"{rate:.2f}" if rate < 1 else f"{rate:.1f}"
 
 
 def _clock(seconds: float) -> str:
