@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from .models import ModelError, write_checkpoint
+from .models import ModelError, previous_copy, write_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def load_state(ckpt: Path, model, optimizer, scheduler, key: str) -> TrainingSta
     under its ``.old`` name: it is put back, not silently replaced by step 0.
     """
     ckpt = Path(ckpt)
-    old = ckpt.with_name(f".{ckpt.name}.old")
+    old = previous_copy(ckpt)
     if not ckpt.exists() and (old / STATE_FILE).is_file():
         os.replace(old, ckpt)
     path = ckpt / STATE_FILE

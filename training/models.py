@@ -108,6 +108,11 @@ def read_meta(path: Path) -> dict[str, Any]:
         raise ModelError(f"{meta} is not valid JSON ({err})", "re-run the training command") from err
 
 
+def previous_copy(target: Path) -> Path:
+    """Where :func:`write_checkpoint` keeps ``target``'s previous version while it swaps in the new one."""
+    return Path(target).with_name(f".{Path(target).name}.old")
+
+
 def write_checkpoint(target: Path, save: Callable[[Path], None], meta: dict[str, Any]) -> None:
     """Write a checkpoint directory atomically: ``save(tmp)`` then swap, so a crash leaves the old one intact."""
     target = Path(target)
@@ -119,7 +124,7 @@ def write_checkpoint(target: Path, save: Callable[[Path], None], meta: dict[str,
     try:
         save(tmp)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
-        old = target.with_name(f".{target.name}.old")
+        old = previous_copy(target)
         if target.exists():
             shutil.rmtree(old, ignore_errors=True)
             os.replace(target, old)

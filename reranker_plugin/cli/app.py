@@ -174,14 +174,14 @@ class Rate:
 def progress_lines(description: str, unit: str, every_s: float = LOG_EVERY_S
                    ) -> Iterator[Callable[[int, int], None]]:
     """``update(done, total)`` that prints a line at most every ``every_s`` seconds, and the last state."""
-    started, rate = time.monotonic(), Rate()
-    state = {"done": 0, "total": 0, "rate": 0.0, "printed": started, "shown": None}
+    rate = Rate()
+    state = {"done": 0, "total": 0, "rate": 0.0, "printed": rate.started, "shown": None}
 
     def line() -> None:
         done, total, speed = state["done"], state["total"], state["rate"]
         eta = _clock((total - done) / speed) if speed and total else "?"
         err_console.print(f"{description}: {done}/{total} {unit}, {per_second(speed)} {unit}/s, "
-                          f"{_clock(time.monotonic() - started)} elapsed, eta {eta}", highlight=False, soft_wrap=True)
+                          f"{_clock(time.monotonic() - rate.started)} elapsed, eta {eta}", highlight=False, soft_wrap=True)
         state["printed"], state["shown"] = time.monotonic(), (done, total)
 
     def update(done: int, total: int) -> None:
