@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 #: States a deploy ends in: no deploy of the model is under way.
 SETTLED_STATES = {"DEPLOYED", "DEPLOY_FAILED", "PARTIALLY_DEPLOYED", "UNDEPLOYED"}
+#: How ML Commons fails a deploy sent while another deploy of the same model runs.
+RACED_DEPLOY = ("Duplicate deploy model task", "version conflict")
 
 Progress = Callable[[str, int, int], None]
 """Callback ``(stage, done, total)`` for progress display."""
@@ -107,24 +109,29 @@ def _undeploy_unused(ml: MLCommons, client: OpenSearch, model_id: str) -> bool:
     return True
 
 
-def _deploy_once(ml: MLCommons, model_id: str, timeout_s: float) -> None:
-    """Deploy the model, also when an earlier, killed run left a deploy of it under way.
+def _deploy_once(ml: MLCommons, model_id: str, timeout_s: float, poll_s: float = 1.0) -> None:
+    """Deploy the model, also while another deploy of it is under way.
 
-    That deploy is waited for; if it still races ours, ML Commons fails one of
-    them with a version conflict on the model's record, and ours is sent again.
+    The other deploy may be an earlier, killed run's, a concurrent `reranker`
+    command's, or ML Commons' own redeploy after a node restart (which the
+    model's record does not show). ML Commons fails the later of two deploys
+    ("Duplicate deploy model task", or a version conflict on the model's
+    record); ours then waits until the model answers, or is sent again once
+    the other deploy has ended without deploying it.
     """
-    if (ml.get_model(model_id) or {}).get("model_state") == "DEPLOYING":
-        ml.wait_for_state(model_id, SETTLED_STATES, timeout_s)
-        if (ml.get_model(model_id) or {}).get("model_state") == "DEPLOYED":
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            ml.wait_for_task(ml.deploy(model_id), max(1.0, deadline - time.monotonic()))
             return
-    try:
-        ml.wait_for_task(ml.deploy(model_id), timeout_s)
-    except DeployError as err:
-        if "version conflict" not in str(err):
-            raise
-        log.info("deploying %s raced another deploy of it (%s); deploying again", model_id, err)
-        ml.wait_for_state(model_id, SETTLED_STATES, timeout_s)
-        ml.wait_for_task(ml.deploy(model_id), timeout_s)
+        except DeployError as err:
+            if not any(sign in str(err) for sign in RACED_DEPLOY) or time.monotonic() >= deadline:
+                raise
+            log.info("deploying %s raced another deploy of it (%s); waiting for that one", model_id, err)
+        ml.wait_for_state(model_id, SETTLED_STATES, max(0.0, deadline - time.monotonic()))
+        if (ml.get_model(model_id) or {}).get("model_state") == "DEPLOYED" and _answers(ml, model_id):
+            return
+        time.sleep(poll_s)
 
 
 def _await_deployed(ml: MLCommons, model_id: str, timeout_s: float, poll_s: float = 1.0) -> None:

@@ -7,11 +7,16 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from reranker_core.config import LocalNodeConfig
+from reranker_core.config import DeployConfig, LocalNodeConfig
 from reranker_core.errors import LocalNodeError
+from reranker_core.model_zip import validate_zip
 from reranker_plugin.cli import cli
 from reranker_plugin.connection import make_client
+from reranker_plugin.jobs.search import search
+from reranker_plugin.mlcommons.deploy import deploy
 from reranker_plugin.node.local import LocalNode
+
+from .conftest import create_products_index, model_and_pipeline_names
 
 pytestmark = pytest.mark.integration
 
@@ -69,3 +74,27 @@ def test_port_taken_by_another_process_is_a_clear_error(local_node):
         node = LocalNode(LocalNodeConfig(home=local_node.cfg.home, port=port))
         with pytest.raises(LocalNodeError, match=f"port {port} on 127.0.0.1 is taken"):
             node.up()
+
+
+def test_cluster_up_after_a_restart_serves_reranked_search(local_node, tmp_path, tiny_zip):
+    """After a restart ML Commons redeploys a pipeline's model itself; `cluster up` waits for that deploy
+    instead of failing on it ("Duplicate deploy model task"), so reranked search works when it returns."""
+    client = make_client(local_node.cluster_config())
+    index = create_products_index(client)
+    names_gen = model_and_pipeline_names(client)
+    names = next(names_gen)
+    try:
+        cfg = DeployConfig(model_name=names["model"], index=index, document_fields=("title",),
+                           pipeline=names["pipeline"])
+        deploy(client, validate_zip(tiny_zip), cfg)
+        config = tmp_path / "reranker.yaml"
+        config.write_text(f"local_node: {{home: '{local_node.layout.home}', port: {local_node.cfg.port}}}\n")
+        assert local_node.down()
+        up = CliRunner().invoke(cli, ["--config", str(config), "cluster", "up"])
+        assert up.exit_code == 0, up.output
+        reranked = search(client, index, "cordless drill", ("title",), 5, names["pipeline"])  # raises if not ready
+        plain = search(client, index, "cordless drill", ("title",), 5, None)
+        assert len(reranked) == 5 and [h.score for h in reranked] != [h.score for h in plain]
+    finally:
+        next(names_gen, None)
+        client.indices.delete(index=index, ignore_unavailable=True)

@@ -5,6 +5,7 @@ import json
 import time
 import warnings
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from click.testing import CliRunner
@@ -190,6 +191,22 @@ def test_model_behind_a_pipeline_that_stopped_answering_is_deployed_again(opense
     assert ml.get_model(model_id)["model_state"] == "DEPLOYED"
     assert search(client, products_index, "drill", ("title",), 5, unique_names["pipeline"])
     assert model_id not in restore_serving(client)  # answering models are left alone
+
+
+def test_two_restores_at_once_both_succeed(opensearch, client, products_index, unique_names, tiny_zip):
+    """ML Commons fails the later of two deploys of one model ("Duplicate deploy model task"). After a node
+    restart its own redeploy races `cluster up`'s that way: the loser must wait for the winner, not fail."""
+    assert deploy_cli(opensearch, tiny_zip, products_index, unique_names).exit_code == 0
+    model_id = pipeline_model_id(get_pipeline(client, unique_names["pipeline"]))
+    ml = MLCommons(client)
+    for _ in range(3):  # which deploy loses, and how (duplicate or version conflict), varies from run to run
+        ml.undeploy(model_id)
+        ml.wait_for_state(model_id, {"UNDEPLOYED", "DEPLOY_FAILED"}, 60)
+        with ThreadPoolExecutor(2) as pool:  # raises here if either restore failed
+            restored = [future.result() for future in [pool.submit(restore_serving, client) for _ in range(2)]]
+        assert model_id in restored[0] + restored[1]
+        assert ml.get_model(model_id)["model_state"] == "DEPLOYED"
+        assert search(client, products_index, "drill", ("title",), 5, unique_names["pipeline"])
 
 
 def test_undeploy_previous_frees_the_replaced_model_but_not_one_another_pipeline_uses(

@@ -223,9 +223,12 @@ def test_train_teacher_killed_then_rerun_equals_an_uninterrupted_run(opensearch,
 def test_label_killed_or_on_a_full_disk_never_leaves_a_partial_pairs_file(opensearch, workdir):
     teacher = trained_teacher(workdir, opensearch.url)
     reference = workdir / "runs/pairs/reference.parquet"
-    started = time.monotonic()
-    assert run_cli(workdir, opensearch.url, "label", str(teacher), "--out", str(reference)).code == 0
-    duration = time.monotonic() - started
+    durations = []
+    for _ in range(2):  # the shorter: a cold first run (imports, page cache) could set a kill point past the end
+        started = time.monotonic()
+        assert run_cli(workdir, opensearch.url, "label", str(teacher), "--out", str(reference)).code == 0
+        durations.append(time.monotonic() - started)
+    duration = min(durations)
     target = workdir / "runs/pairs/judged-train.parquet"
     target.unlink(missing_ok=True)
     killed_at = kill_when(workdir, opensearch.url, ("label", str(teacher), "--out", str(target)),
