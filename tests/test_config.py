@@ -41,6 +41,8 @@ def test_yaml_values_env_and_flags(tmp_path, monkeypatch):
     ("engine: {kind: spark}\n", "engine.kind 'spark' is unknown"),
     ("engine: {scoring_actors: 0}\n", "engine.scoring_actors must be positive"),
     ("local_node: {secure_port: 0}\n", "local_node.secure_port 0 is out of range"),
+    ("teacher: {precision: fp16}\n", "teacher.precision 'fp16' is unknown"),
+    ("student: {precision: half}\n", "student.precision 'half' is unknown"),
 ])
 def test_bad_config_is_named(tmp_path, text, message, monkeypatch):
     monkeypatch.delenv("OPENSEARCH_URL", raising=False)

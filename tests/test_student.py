@@ -257,3 +257,20 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_ends_where_an_uninterrupte
     assert json.loads((ckpt / "state.json").read_text())["step"] == 7  # the last step is saved too: killed while
     again = train_student(cfg, TEMPLATE, MARGIN_EXAMPLES, device="cpu", checkpoint=ckpt, resume=True)  # writing
     assert again.resumed_from == 7 and read_meta(again.path)["losses"] == a["losses"]
+
+
+def test_bf16_precision_trains_under_autocast_and_keeps_fp32_weights(tiny_bert, tmp_path):
+    from safetensors import safe_open
+
+    losses, paths = {}, {}
+    for precision in ("fp32", "bf16"):
+        cfg = StudentConfig(model=str(tiny_bert), output=str(tmp_path / precision), max_steps=10, queries_per_batch=4,
+                            learning_rate=3e-3, precision=precision)
+        paths[precision] = train_student(cfg, TEMPLATE, MARGIN_EXAMPLES, device="cpu").path
+        losses[precision] = read_meta(paths[precision])["losses"]
+    # the same first batch through the same weights: bf16 rounds the arithmetic, so close but not equal
+    assert losses["bf16"][0] != losses["fp32"][0]
+    assert losses["bf16"][0] == pytest.approx(losses["fp32"][0], rel=0.05)
+    assert all(loss == loss and loss < 1e6 for loss in losses["bf16"])  # finite
+    with safe_open(str(paths["bf16"] / "model.safetensors"), "pt") as weights:
+        assert {str(weights.get_tensor(name).dtype) for name in weights.keys()} == {"torch.float32"}

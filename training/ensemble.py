@@ -113,7 +113,7 @@ def cross_encoder_config(cfg, output: Path):
 
     return StudentConfig(model=cfg.model, loss="pointwise", learning_rate=cfg.learning_rate, epochs=cfg.epochs,
                          max_steps=cfg.max_steps, max_pairs=None, queries_per_batch=cfg.queries_per_batch,
-                         rank_weight=cfg.rank_weight, output=str(output), seed=cfg.seed)
+                         rank_weight=cfg.rank_weight, precision=cfg.precision, output=str(output), seed=cfg.seed)
 
 
 def train_ensemble_teacher(cfg, template, human: Sequence, validation: Sequence, output: Path,

@@ -166,7 +166,8 @@ def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Seque
         raise ModelError("no training examples for the student", "label pairs with the teacher first")
     torch.manual_seed(cfg.seed)
     student = CrossEncoder.from_base(cfg.model, template, cfg.layers)
-    model = student.model.to(device or default_device())
+    device = device or default_device()
+    model = student.model.to(device)
     batches = query_batches(examples, cfg.queries_per_batch, cfg.seed)
     per_epoch = len(batches)
     if cfg.max_steps:
@@ -191,7 +192,8 @@ def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Seque
                 break
             rows = [examples[i] for i in batch]
             pairs_seen += len(rows)
-            logits = student.logits([r.query for r in rows], [r.text for r in rows])
+            with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+                logits = student.logits([r.query for r in rows], [r.text for r in rows]).float()
             targets = torch.tensor([r.target for r in rows], device=logits.device)
             groups = torch.tensor([query_id[r.query] for r in rows], device=logits.device)
             if cfg.loss == "margin_mse":
