@@ -150,7 +150,7 @@ class TeacherConfig:
     learning_rate: float | None = None    # None: 5e-5 (ensemble), 2e-5 (llm)
     epochs: float = 0.9                   # of every human label: what fits the main job's hour on 2 cores
     rank_weight: float = 1.0              # ensemble: + this x within-query RankNet on the human labels
-    precision: str = "fp32"               # ensemble: bf16 trains ~1.7x faster where the CPU has bf16 (or a GPU)
+    precision: str = "fp32"               # ensemble: bf16 trains ~1.5x faster where the CPU has bf16 (or a GPU)
     max_steps: int | None = None
     batch_size: int = 16                  # llm: pairs per micro-batch
     queries_per_batch: int = 8            # ensemble: whole queries per cross-encoder batch
@@ -192,7 +192,7 @@ class StudentConfig:
     rank_weight: float = 1.0              # pointwise: + this x within-query RankNet on the human labels
     learning_rate: float = 3e-5
     epochs: float = 2.0
-    precision: str = "fp32"               # bf16: autocast, ~1.7x faster where the CPU has bf16 (or a GPU)
+    precision: str = "fp32"               # bf16: autocast, ~1.5x faster where the CPU has bf16 (or a GPU)
     max_steps: int | None = None          # overrides max_pairs and epochs
     max_pairs: int | None = 8000          # budget in pairs seen (steps x batch rows); overrides epochs
     queries_per_batch: int = 8
