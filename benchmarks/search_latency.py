@@ -1,8 +1,7 @@
 """Latency frontier: what reranking the top K hits adds to a search, against each model's quality.
 
-For every model zip (default: the main job's MiniLM-L6 student in fp32 and
-int8, plus a smaller student cut to ``--small-layers`` layers, built here from
-the main job's teacher-scored pairs when missing) this
+For every model zip (default: the main job's shipped student in fp32 and int8
+beside its teacher's MiniLM-L6 cross-encoder in fp32 and int8) this
 
 1. deploys the zip behind its own rerank pipeline on the main job's index;
 2. times, for K in ``--k``, the same test-split queries through BM25 alone and
@@ -26,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -47,7 +45,6 @@ from training.evaluate import judged_lists, ranked_lists  # noqa: E402
 from training.onnx_scorer import OnnxZipScorer, ZipScorer  # noqa: E402
 
 RUNS = ROOT / "runs"
-CLI = [sys.executable, "-c", "from reranker_plugin.cli import main; main()"]
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -57,16 +54,17 @@ def percentiles(values: list[float]) -> dict[str, float]:
     return {"p50": round(pick(0.50), 2), "p95": round(pick(0.95), 2), "p99": round(pick(0.99), 2)}
 
 
-def small_student(layers: int, data: str, kind: str, config: Path | None) -> dict[str, Path]:
-    """The main job's student recipe cut to ``layers`` layers: trained, exported fp32 and int8 (reused if present)."""
-    out = RUNS / f"student-l{layers}"
-    fp32, int8 = out.with_suffix(".zip"), out.with_name(f"{out.name}-int8.zip")
-    cli = [*CLI, *(["--config", str(config)] if config else [])]
-    if not (out / "reranker.json").is_file():
-        subprocess.run([*cli, "train-student", "--layers", str(layers), "--output", str(out)], check=True, cwd=ROOT)
-    if not int8.is_file():
-        subprocess.run([*cli, "export", str(out), "--int8", "--data", data, "--kind", kind], check=True, cwd=ROOT)
-    return {f"L{layers} fp32": fp32, f"L{layers} int8": int8}
+def default_models() -> dict[str, Path]:
+    """The main job's shipped student (fp32 and int8) beside its teacher's MiniLM-L6 cross-encoder (fp32 and
+    int8, quantized here once): the small student's cost against the full-size model it was cut from."""
+    from training.export import quantize_int8
+
+    teacher_zip = RUNS / "teacher" / "cross_encoder.zip"
+    teacher_int8 = RUNS / "teacher-int8.zip"
+    if teacher_zip.is_file() and not teacher_int8.is_file():
+        quantize_int8(teacher_zip, teacher_int8)
+    return {"student fp32": RUNS / "student.zip", "student int8": RUNS / "student-int8.zip",
+            "L6 fp32": teacher_zip, "L6 int8": teacher_int8}
 
 
 def main() -> None:
@@ -75,9 +73,8 @@ def main() -> None:
     parser.add_argument("--data", default=str(ROOT.parent / "shared/data/homedepot/train.csv.zip"))
     parser.add_argument("--kind", default="homedepot")
     parser.add_argument("--model", action="append", default=[], metavar="NAME=ZIP",
-                        help="A model to time (repeatable; default: the main job's L6 fp32 and int8 zips).")
-    parser.add_argument("--small-layers", type=int, default=3,
-                        help="Also build and time a student with this many layers (0: none).")
+                        help="A model to time (repeatable; default: the main job's student and its teacher's "
+                             "MiniLM-L6 cross-encoder, each fp32 and int8).")
     parser.add_argument("--k", default="10,20,50", help="Hits reranked per search.")
     parser.add_argument("--queries", type=int, default=200, help="Test-split queries timed per K.")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
@@ -85,14 +82,10 @@ def main() -> None:
 
     config = load_config(args.config)
     config = override(config, data=override(config.data, path=args.data, kind=args.kind))
-    models = dict(m.split("=", 1) for m in args.model) or {"L6 fp32": RUNS / "student.zip",
-                                                           "L6 int8": RUNS / "student-int8.zip"}
-    models = {name: Path(path) for name, path in models.items()}
+    models = {name: Path(path) for name, path in (m.split("=", 1) for m in args.model)} or default_models()
     for name, path in models.items():
         if not path.is_file():
             sys.exit(f"error: {path} ({name}) is missing — run `make run` first or pass --model NAME=ZIP")
-    if args.small_layers:
-        models.update(small_student(args.small_layers, args.data, args.kind, args.config))
     ks = sorted(int(k) for k in args.k.split(","))
     fields = config.document_fields
     client = connect(config.cluster)

@@ -186,15 +186,15 @@ class StudentConfig:
     """The BERT-style cross-encoder distilled from the teacher's within-query margins."""
 
     model: str = "teacher"                # "teacher": the ensemble teacher's cross-encoder; or a path / pkg: spec
-    layers: int | None = None             # keep this many of the init's encoder layers (evenly spaced); null: all
+    layers: int | None = 3                # keep this many of the init's encoder layers (evenly spaced); None: all
     loss: str = "margin_mse"              # margin_mse: teacher-scored pairs; pointwise: human soft labels
     human_weight: float = 0.5             # margin_mse: + this x BCE against the human label where a pair has one
     rank_weight: float = 1.0              # pointwise: + this x within-query RankNet on the human labels
-    learning_rate: float = 3e-5
-    epochs: float = 2.0
+    learning_rate: float = 5e-5
+    epochs: float = 1.0                   # passes over the pool: the budget grows with it
     precision: str = "fp32"               # bf16: autocast, ~1.5x faster where the CPU has bf16 (or a GPU)
     max_steps: int | None = None          # overrides max_pairs and epochs
-    max_pairs: int | None = 8000          # budget in pairs seen (steps x batch rows); overrides epochs
+    max_pairs: int | None = None          # budget in pairs seen (steps x batch rows); overrides epochs
     queries_per_batch: int = 8
     output: str = "runs/student"
     seed: int = 0
@@ -218,10 +218,10 @@ class AugmentConfig:
     logs: tuple[str, ...] = ()            # JSONL / CSV log files; empty: read the UBI index
     ubi_index: str = "ubi_queries"
     query_field: str = "user_query"
-    top_k: int = 10                       # hits per logged query
+    top_k: int = 20                       # hits per query
     per_query: int | None = None          # keep this many of the top_k, spread evenly over ranks (None: all)
     query_template: str | None = None     # search body JSON with "{{query}}" and "{{size}}"; None: BM25 multi_match
-    max_queries: int | None = 2000        # most frequent queries first (None: all)
+    max_queries: int | None = None        # most frequent queries first (None: all)
     skip_judged: bool = True              # pairs with a human label are not re-labeled by the teacher
     queries_per_part: int = 25            # resumable unit: one Parquet part per this many queries
     max_malformed_fraction: float = 0.05  # abort when more of the log than this is unreadable

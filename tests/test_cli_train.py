@@ -48,7 +48,7 @@ def workspace(tmp_path_factory, minilm_tokenizer) -> Path:
         "template": {"fields": ["title"], "max_tokens": 32},
         "teacher": {"kind": "llm", "model": str(root / "tiny-llama"), "gguf_file": None, "train_top_layers": 1, "max_steps": 3,
                     "batch_size": 4, "max_train_queries": None, "output": str(runs / "teacher")},
-        "student": {"model": str(root / "tiny-bert"), "max_steps": 3, "queries_per_batch": 2,
+        "student": {"model": str(root / "tiny-bert"), "layers": None, "max_steps": 3, "queries_per_batch": 2,
                     "output": str(runs / "student")},
     }
     (root / "reranker.yaml").write_text(yaml.safe_dump(config))

@@ -46,7 +46,7 @@ def tiny_bert(tmp_path_factory, minilm_tokenizer) -> Path:
 def margin_student(tiny_bert, tmp_path_factory):
     """A student distilled with margin-MSE for 40 steps (shared by the training, export and int8 tests)."""
     out = tmp_path_factory.mktemp("student") / "student"
-    cfg = StudentConfig(model=str(tiny_bert), output=str(out), max_steps=40, queries_per_batch=4,
+    cfg = StudentConfig(model=str(tiny_bert), layers=None, output=str(out), max_steps=40, queries_per_batch=4,
                         learning_rate=3e-3)
     return train_student(cfg, TEMPLATE, MARGIN_EXAMPLES, device="cpu", provenance={"pairs": "synthetic"})
 
@@ -75,7 +75,7 @@ def test_margin_mse_distillation_learns_the_teachers_order(margin_student):
 
 def test_pointwise_training_on_soft_labels_lowers_the_loss(tiny_bert, tmp_path):
     examples = [StudentExample(e.query, e.text, 1.0 if "genuine" in e.text else 0.0) for e in MARGIN_EXAMPLES]
-    cfg = StudentConfig(model=str(tiny_bert), output=str(tmp_path / "pointwise"), loss="pointwise", max_steps=30,
+    cfg = StudentConfig(model=str(tiny_bert), layers=None, output=str(tmp_path / "pointwise"), loss="pointwise", max_steps=30,
                         queries_per_batch=4, learning_rate=3e-3, rank_weight=0.0)
     report = train_student(cfg, TEMPLATE, examples, device="cpu")
     losses = read_meta(report.path)["losses"]
@@ -165,7 +165,7 @@ def test_human_term_pulls_labeled_pairs_towards_their_labels(tiny_bert, tmp_path
                 for e in MARGIN_EXAMPLES]
     runs = {}
     for weight in (0.0, 1.0):
-        cfg = StudentConfig(model=str(tiny_bert), output=str(tmp_path / f"w{weight}"), max_steps=25,
+        cfg = StudentConfig(model=str(tiny_bert), layers=None, output=str(tmp_path / f"w{weight}"), max_steps=25,
                             queries_per_batch=4, learning_rate=3e-3, human_weight=weight)
         runs[weight] = read_meta(train_student(cfg, TEMPLATE, examples, device="cpu").path)["losses"]
     # the first step sees the same batch and the same untrained model: the loss differs by exactly the BCE (~0.69)
@@ -176,7 +176,7 @@ def test_rank_term_adds_within_query_ranknet_to_the_pointwise_loss(tiny_bert, tm
     examples = [StudentExample(e.query, e.text, 1.0 if "genuine" in e.text else 0.0) for e in MARGIN_EXAMPLES]
     runs = {}
     for weight in (0.0, 1.0):
-        cfg = StudentConfig(model=str(tiny_bert), output=str(tmp_path / f"r{weight}"), loss="pointwise", max_steps=25,
+        cfg = StudentConfig(model=str(tiny_bert), layers=None, output=str(tmp_path / f"r{weight}"), loss="pointwise", max_steps=25,
                             queries_per_batch=4, learning_rate=3e-3, rank_weight=weight)
         runs[weight] = read_meta(train_student(cfg, TEMPLATE, examples, device="cpu").path)["losses"]
     # same first batch, same untrained model with near-equal scores: RankNet adds about log 2 at any target
@@ -185,7 +185,7 @@ def test_rank_term_adds_within_query_ranknet_to_the_pointwise_loss(tiny_bert, tm
 
 def test_max_pairs_budget_sets_the_number_of_steps(tiny_bert, tmp_path):
     # 40 examples over 10 queries in batches of 4, 4, 2 queries: 40 pairs per epoch in 3 steps
-    cfg = StudentConfig(model=str(tiny_bert), output=str(tmp_path / "budget"), queries_per_batch=4, max_pairs=80)
+    cfg = StudentConfig(model=str(tiny_bert), layers=None, output=str(tmp_path / "budget"), queries_per_batch=4, max_pairs=80)
     report = train_student(cfg, TEMPLATE, MARGIN_EXAMPLES, device="cpu")
     meta = read_meta(report.path)
     assert report.steps == 6 and meta["pairs_seen"] == 80
@@ -223,7 +223,7 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_ends_where_an_uninterrupte
             raise Killed
 
     # 3 batches per epoch, 7 steps: the kill (after the step-4 checkpoint) and the resume fall inside epoch 2
-    cfg = StudentConfig(model=str(tiny_bert), output=str(tmp_path / "resumed"), max_steps=7, queries_per_batch=4,
+    cfg = StudentConfig(model=str(tiny_bert), layers=None, output=str(tmp_path / "resumed"), max_steps=7, queries_per_batch=4,
                         learning_rate=3e-3)
     ckpt = tmp_path / "resumed.checkpoint"
     with pytest.raises(Killed):
@@ -264,7 +264,7 @@ def test_bf16_precision_trains_under_autocast_and_keeps_fp32_weights(tiny_bert, 
 
     losses, paths = {}, {}
     for precision in ("fp32", "bf16"):
-        cfg = StudentConfig(model=str(tiny_bert), output=str(tmp_path / precision), max_steps=10, queries_per_batch=4,
+        cfg = StudentConfig(model=str(tiny_bert), layers=None, output=str(tmp_path / precision), max_steps=10, queries_per_batch=4,
                             learning_rate=3e-3, precision=precision)
         paths[precision] = train_student(cfg, TEMPLATE, MARGIN_EXAMPLES, device="cpu").path
         losses[precision] = read_meta(paths[precision])["losses"]
@@ -274,3 +274,19 @@ def test_bf16_precision_trains_under_autocast_and_keeps_fp32_weights(tiny_bert, 
     assert all(loss == loss and loss < 1e6 for loss in losses["bf16"])  # finite
     with safe_open(str(paths["bf16"] / "model.safetensors"), "pt") as weights:
         assert {str(weights.get_tensor(name).dtype) for name in weights.keys()} == {"torch.float32"}
+
+
+def test_the_validation_curve_is_measured_at_evenly_spaced_steps_and_kept(tiny_bert, tmp_path):
+    seen = []
+
+    def measure(student: CrossEncoder) -> dict:
+        seen.append(student.score([("drill", "drill genuine"), ("drill", "saw generic")]))
+        return {"ndcg@5": float(len(seen)), "pairwise_accuracy": 0.5}
+
+    cfg = StudentConfig(model=str(tiny_bert), layers=None, output=str(tmp_path / "curve"), max_steps=8,
+                        queries_per_batch=4, learning_rate=1e-3)
+    report = train_student(cfg, TEMPLATE, MARGIN_EXAMPLES, device="cpu", curve=measure, curve_points=4)
+    curve = read_meta(report.path)["curve"]
+    assert [p["step"] for p in curve] == [2, 4, 6, 8] and [p["ndcg@5"] for p in curve] == [1.0, 2.0, 3.0, 4.0]
+    assert curve[-1]["pairs_seen"] == read_meta(report.path)["pairs_seen"]
+    assert seen[0] != seen[-1]  # training went on between measurements (in train mode again after each)

@@ -34,7 +34,7 @@ class TrainingState:
 
     step: int = 0
     losses: list[float] = field(default_factory=list)
-    counters: dict[str, int] = field(default_factory=dict)
+    counters: dict[str, Any] = field(default_factory=dict)
 
 
 def fingerprint(settings: dict[str, Any], rows: Iterable[str]) -> str:

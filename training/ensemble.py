@@ -111,7 +111,8 @@ def cross_encoder_config(cfg, output: Path):
     """The trainer settings of the ensemble teacher's cross-encoder: pointwise + RankNet on every human label."""
     from reranker_core.config import StudentConfig
 
-    return StudentConfig(model=cfg.model, loss="pointwise", learning_rate=cfg.learning_rate, epochs=cfg.epochs,
+    return StudentConfig(model=cfg.model, layers=None, loss="pointwise", learning_rate=cfg.learning_rate,
+                         epochs=cfg.epochs,
                          max_steps=cfg.max_steps, max_pairs=None, queries_per_batch=cfg.queries_per_batch,
                          rank_weight=cfg.rank_weight, precision=cfg.precision, output=str(output), seed=cfg.seed)
 
@@ -175,6 +176,14 @@ def teacher_name(path: Path) -> str:
     if meta.get("role") != "teacher":
         raise ModelError(f"{path} holds a {meta.get('role')}, not a teacher", "pass the train-teacher output")
     return meta.get("name", Path(path).name)
+
+
+def teacher_fingerprint(path: Path) -> str:
+    """The teacher's name and a hash of its files' bytes: a teacher retrained into the same folder is another
+    teacher, so pairs the earlier one scored are never reused for it."""
+    from reranker_core.steps import file_digest
+
+    return f"{teacher_name(path)}@{file_digest(Path(path))[:16]}"
 
 
 def load_teacher(path: Path):

@@ -83,6 +83,15 @@ def evaluate_scorer(scorer: Scorer, lists: Sequence[JudgedList], ks: Sequence[in
     return evaluate_rankings(ranked_lists(scorer, lists, progress), ks, relevant_threshold)
 
 
+def validation_curve(lists: Sequence[JudgedList], relevant_threshold: float = 0.75) -> Callable[[Scorer], dict]:
+    """A measure for ``train_student``'s curve: NDCG@5 and pairwise accuracy of the model on ``lists``."""
+    def measure(scorer: Scorer) -> dict:
+        found = evaluate_scorer(scorer, lists, relevant_threshold=relevant_threshold)
+        return {"ndcg@5": round(found["ndcg@5"], 6), "pairwise_accuracy": round(found["pairwise_accuracy"], 6)}
+
+    return measure
+
+
 def evaluate_offline(scorers: Sequence[Scorer], lists: Sequence[JudgedList], ks: Sequence[int] = (5, 10),
                      relevant_threshold: float = 0.75,
                      progress: Callable[[str], Progress] | None = None) -> dict[str, dict[str, float]]:

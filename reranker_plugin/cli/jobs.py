@@ -57,10 +57,13 @@ def index_catalog(ctx: Context, catalog: Path | None, data: Path | None, kind: s
 @click.option("--max-malformed-fraction", type=float,
               help="Abort above this share of unreadable log lines [augment.max_malformed_fraction].")
 @click.option("--restart", is_flag=True, help="Discard earlier parts instead of resuming.")
+@click.option("--replace-stale", is_flag=True, help="Discard earlier parts only when another log, index, template "
+              "or teacher (by content) made them, instead of stopping; resume otherwise.")
 @engine_options
 @pass_ctx
 def augment(ctx: Context, teacher_dir: Path, logs: tuple[Path, ...], data: Path | None, kind: str | None,
-            index: str | None, restart: bool, engine: str | None, ray_address: str | None, **flags) -> None:
+            index: str | None, restart: bool, replace_stale: bool, engine: str | None, ray_address: str | None,
+            **flags) -> None:
     """Mine (query, product) pairs from query logs via the live index and label them with the teacher.
 
     Evaluation queries (validation / test split) are excluded and, when a
@@ -77,18 +80,23 @@ def augment(ctx: Context, teacher_dir: Path, logs: tuple[Path, ...], data: Path 
     judged = judged_pairs(load_data(config)) if cfg.skip_judged and config.data.path else frozenset()
     client = ctx.client()
     index = index or config.deploy.index
+    from training.ensemble import teacher_fingerprint
+
+    teacher_id = teacher_fingerprint(teacher_dir)  # by content: a retrained teacher re-scores every pair
     with progress_bar("mining and labeling", "pairs") as update:
         if config.engine.kind == "ray":
             from ..jobs.ray_engine import RayLabeler
 
             labeler = RayLabeler(config.engine, config.cluster, index, cfg, config.template, teacher_dir, judged,
                                  config.teacher.score_batch_size, update)
-            report = run(client, index, cfg, config.data, config.template, None, restart=restart, labeler=labeler)
+            report = run(client, index, cfg, config.data, config.template, None, restart=restart, labeler=labeler,
+                         teacher_id=teacher_id, replace_stale=replace_stale)
         else:
             from training.ensemble import load_teacher
 
             report = run(client, index, cfg, config.data, config.template, load_teacher(teacher_dir), judged,
-                         restart, update, config.teacher.score_batch_size)
+                         restart, update, config.teacher.score_batch_size, teacher_id=teacher_id,
+                         replace_stale=replace_stale)
     if report.malformed:
         err_console.print(f"{report.malformed} of {report.log_lines} log lines malformed; e.g. "
                           + "; ".join(report.malformed_samples[:3]), highlight=False)

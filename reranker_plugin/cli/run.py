@@ -15,6 +15,7 @@ RUNS = Path("runs")
 PAIRS = RUNS / "pairs"
 CHAINED = ("cluster up", "index-catalog", "train-teacher", "label", "augment", "train-student", "export", "deploy",
            "evaluate")
+CURVE_POINTS = 4  # validation measurements while the distilled student trains: has it converged?
 HUMAN = "human"  # suffix of the human-label student's checkpoint, zip, model and pipeline
 
 
@@ -22,10 +23,14 @@ HUMAN = "human"  # suffix of the human-label student's checkpoint, zip, model an
 @data_option
 @kind_option
 @click.option("--log", "logs", multiple=True, type=click.Path(path_type=Path),
-              help="Query log(s) for augmentation; default: the dataset's training queries as the log.")
+              help="Query log(s) whose queries' top hits join the pool (the dataset's training queries always do).")
+@click.option("--ship", type=click.Choice(["auto", "int8", "fp32"]), default="auto", show_default=True,
+              help="The zip the main pipeline serves: auto ships int8 when it ranks within noise of fp32 on "
+              "the validation split (the other is deployed beside it as <pipeline>-<precision>).")
 @click.option("--restart", is_flag=True, help="Forget finished steps (runs/steps.json) and redo everything.")
 @pass_ctx
-def run_all(ctx: Context, data: Path | None, kind: str | None, logs: tuple[Path, ...], restart: bool) -> None:
+def run_all(ctx: Context, data: Path | None, kind: str | None, logs: tuple[Path, ...], ship: str,
+            restart: bool) -> None:
     """The main job: node up, index, teacher, label, augment, students, export, deploy, evaluate.
 
     Budgets come from reranker.yaml (teacher, augment and student sections);
@@ -33,10 +38,12 @@ def run_all(ctx: Context, data: Path | None, kind: str | None, logs: tuple[Path,
     fingerprinted (data file, its config sections, upstream steps) in
     runs/steps.json: a rerun skips finished steps, a changed section
     reruns its step and everything after it, and a killed step runs again
-    (augmentation resumes its own parts). Two students are trained with the
-    same init and budget: the distilled one (teacher margins + human term) and
-    a human-label one (human labels only), and both are deployed and evaluated
-    beside BM25, random order and the teacher.
+    (augmentation resumes its own parts). The student's pool is every judged
+    training pair plus the BM25 top-K of every training query and logged query,
+    all scored by the teacher. Two students are trained with the same init and
+    the same number of optimizer steps: the distilled one (teacher margins +
+    human term) and a human-label one (human labels only), and both are
+    deployed and evaluated beside BM25, random order and the teacher.
     """
     for name in CHAINED:  # a renamed command fails here, before any work
         command(*name.split())
@@ -68,7 +75,7 @@ def run_all(ctx: Context, data: Path | None, kind: str | None, logs: tuple[Path,
     zips = {"fp32": student_dir.with_suffix(".zip"), "int8": student_dir.with_name(f"{student_dir.name}-int8.zip"),
             HUMAN: human_dir.with_suffix(".zip")}
     data_files = tuple(Path(p) for p in (config.data.require_path(), config.data.catalog) if p)
-    log_paths = tuple(logs) or (_queries_as_log(config),)
+    log_paths = (*logs, _queries_as_log(config))  # every training query's top-K joins the pool
     base = (config.data, config.template)
     teacher = Step("train teacher", (*base, config.teacher), data_files, outputs=(teacher_dir,))
     labeled = Step("label judged pairs", (config.teacher.score_batch_size,), after=(teacher.name,),
@@ -76,8 +83,10 @@ def run_all(ctx: Context, data: Path | None, kind: str | None, logs: tuple[Path,
     augmented = Step("augment", (config.augment, config.deploy.index), log_paths, after=(teacher.name,),
                      outputs=(Path(config.augment.output) / "report.json",))
     student = Step("train student", (config.student,), after=(labeled.name, augmented.name), outputs=(student_dir,))
-    human = Step("train human-label student", (config.student,), after=(teacher.name,), outputs=(human_dir,))
-    exported = Step("export", (), after=(student.name, human.name), outputs=tuple(zips.values()))
+    human = Step("train human-label student", (config.student,), after=(teacher.name, student.name),
+                 outputs=(human_dir,))  # as many optimizer steps as the distilled student took
+    exported = Step("export", (), after=(student.name, human.name),
+                    outputs=(*zips.values(), zips["int8"].with_suffix(".json")))
 
     if _is_local_node(config):
         step("cluster up", lambda: invoke("cluster up", port=None))
@@ -88,22 +97,26 @@ def run_all(ctx: Context, data: Path | None, kind: str | None, logs: tuple[Path,
     step(labeled, lambda: invoke("label", teacher_dir=teacher_dir, data=None, kind=None, split="train",
                                  max_queries=None, out=None, engine=None, ray_address=None))
     step(augmented, lambda: invoke("augment", teacher_dir=teacher_dir, logs=log_paths, data=None, kind=None,
-                                   index=None, restart=False, ubi_index=None, top_k=None, max_queries=None,
+                                   index=None, restart=False, replace_stale=True, ubi_index=None, top_k=None, max_queries=None,
                                    output=None, max_malformed_fraction=None, engine=None, ray_address=None))
-    same = dict(data=None, kind=None, max_train_queries=None, model=None, max_steps=None, epochs=None,
-                max_pairs=None, human_weight=None)  # one student config: same init, same budget
-    step(student, lambda: invoke("train-student", pairs=(PAIRS,), loss="margin_mse", output=None, **same))
-    step(human, lambda: invoke("train-student", pairs=(), loss="pointwise", output=human_dir, **same))
+    same = dict(data=None, kind=None, max_train_queries=None, model=None, layers=None, epochs=None,
+                max_pairs=None, human_weight=None)  # one student config: same init, same architecture
+    step(student, lambda: invoke("train-student", pairs=(PAIRS,), loss="margin_mse", output=None, max_steps=None,
+                                 curve_points=CURVE_POINTS, **same))
+    step(human, lambda: invoke("train-student", pairs=(), loss="pointwise", output=human_dir,
+                               max_steps=_steps_of(student_dir), curve_points=0, **same))
 
     def export_both() -> None:
-        invoke("export", student_dir=student_dir, out=zips["fp32"], int8=True, data=None, kind=None, max_queries=300)
-        invoke("export", student_dir=human_dir, out=zips[HUMAN], int8=False, data=None, kind=None, max_queries=300)
+        invoke("export", student_dir=student_dir, out=zips["fp32"], int8=True, data=None, kind=None, max_queries=None)
+        invoke("export", student_dir=human_dir, out=zips[HUMAN], int8=False, data=None, kind=None, max_queries=None)
 
     step(exported, export_both)
-    pipelines = {"fp32": config.deploy.pipeline, "int8": f"{config.deploy.pipeline}-int8",
+    shipped = _shipped(ship, zips["int8"].with_suffix(".json"))
+    other = "fp32" if shipped == "int8" else "int8"
+    pipelines = {shipped: config.deploy.pipeline, other: f"{config.deploy.pipeline}-{other}",
                  HUMAN: f"{config.deploy.pipeline}-{HUMAN}"}
     for variant, pipeline in pipelines.items():
-        suffix = "" if variant == "fp32" else f"-{variant}"  # the fp32 distilled student is the shipped one
+        suffix = "" if variant == shipped else f"-{variant}"
         step(f"deploy {variant}", lambda variant=variant, pipeline=pipeline, suffix=suffix: invoke(
             "deploy", model_zip=zips[variant], model_name=config.deploy.model_name + suffix, model_version=None,
             model_group=None, index=None, document_fields=(), pipeline=pipeline,
@@ -115,6 +128,27 @@ def run_all(ctx: Context, data: Path | None, kind: str | None, logs: tuple[Path,
     for name, seconds in timings.items():
         console.print(f"{name:>28}: {seconds:7.1f}s")
     console.print(f"{'total':>28}: {sum(timings.values()):7.1f}s")
+
+
+def _steps_of(student_dir: Path) -> int:
+    """Optimizer steps a trained student took: the human-label baseline gets the same number."""
+    from training.models import read_meta
+
+    return int(read_meta(student_dir)["steps"])
+
+
+def _shipped(choice: str, verdict: Path) -> str:
+    """``int8`` or ``fp32``: the choice, or with ``auto`` int8 when export found it within noise of fp32."""
+    import json
+
+    if choice != "auto":
+        return choice
+    found = json.loads(verdict.read_text(encoding="utf-8"))
+    value, low, high = found["int8 - fp32"]["ndcg@5"]
+    shipped = "int8" if found["within_noise"] else "fp32"
+    console.print(f"shipping {shipped}: int8 - fp32 NDCG@5 {value:+.4f} [{low:+.4f}, {high:+.4f}] on "
+                  f"{found['queries']} validation queries (--ship fp32|int8 overrides)")
+    return shipped
 
 
 def _queries_as_log(config) -> Path:

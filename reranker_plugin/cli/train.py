@@ -146,9 +146,12 @@ def label(ctx: Context, teacher_dir: Path, data: Path | None, kind: str | None, 
 @click.option("--max-pairs", type=int, help="Budget in pairs seen; overrides --epochs [student.max_pairs].")
 @click.option("--human-weight", type=float,
               help="margin_mse: weight of the BCE term on pairs with a human label [student.human_weight].")
+@click.option("--curve-points", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Measure validation NDCG@5 and pairwise accuracy at this many evenly spaced steps (kept in "
+              "<output>/reranker.json as the curve; needs --data).")
 @pass_ctx
 def train_student(ctx: Context, pairs: tuple[Path, ...], data: Path | None, kind: str | None,
-                  max_train_queries: int | None, **flags) -> None:
+                  max_train_queries: int | None, curve_points: int, **flags) -> None:
     """Train the cross-encoder: margin-MSE on teacher-scored pairs, or pointwise on human labels (baseline)."""
     ctx.quiet_models()
     from training.pairs import read_pairs
@@ -181,25 +184,39 @@ def train_student(ctx: Context, pairs: tuple[Path, ...], data: Path | None, kind
                                  budget, config.teacher.seed)
         examples = [StudentExample(e.query, e.text, e.target[0]) for e in human]
         provenance = {"data": config.data.path, "sources": ["human"]}
-    console.print(f"student ({cfg.loss}) on {len(examples)} pairs, {len({e.query for e in examples})} queries")
+    curve = None
+    if curve_points:
+        from training.evaluate import judged_lists, validation_curve
+
+        validation = judged_lists(load_data(config), "validation", config.template, config.data.split_fractions,
+                                  config.data.split_salt)
+        curve = validation_curve(validation, config.data.relevant_threshold)
+    console.print(f"student ({cfg.loss}, {cfg.layers or 'all'} layers of {cfg.model}) on {len(examples)} pairs, "
+                  f"{len({e.query for e in examples})} queries")
     with progress_bar(f"training student ({cfg.loss})") as update:
-        report = run(cfg, config.template, examples, progress=update, provenance=provenance)
+        report = run(cfg, config.template, examples, progress=update, provenance=provenance, curve=curve,
+                     curve_points=curve_points)
     console.print(f"student saved to {report.path}: {report.steps} steps, "
                   f"loss {report.first_loss:.4f} -> {report.last_loss:.4f}")
+    from training.models import read_meta
+
+    for point in read_meta(report.path).get("curve", []):
+        console.print(f"  validation at {point['epochs']:.2f} epochs ({point['pairs_seen']} pairs seen): "
+                      f"NDCG@5 {point['ndcg@5']:.4f}, pairwise {point['pairwise_accuracy']:.4f}")
 
 
 # -------------------------------------------------------------- export
 @cli.command("export")
 @click.argument("student_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), help="Zip to write [<student_dir>.zip].")
-@click.option("--int8", is_flag=True, help="Also write an int8 dynamically quantized zip (<out>-int8.zip) and "
-              "report its NDCG change on the validation split (needs --data).")
+@click.option("--int8", is_flag=True, help="Also write an int8 dynamically quantized zip (<out>-int8.zip), compare "
+              "it with fp32 on the validation split (paired NDCG@5) and record the verdict in <out>-int8.json.")
 @data_option
 @kind_option
-@click.option("--max-queries", default=300, show_default=True, help="Validation queries for the int8 NDCG check.")
+@click.option("--max-queries", type=int, help="Validation queries for the int8 comparison [all].")
 @pass_ctx
 def export(ctx: Context, student_dir: Path, out: Path | None, int8: bool, data: Path | None, kind: str | None,
-           max_queries: int) -> None:
+           max_queries: int | None) -> None:
     """Write the ONNX zip ML Commons deploys, after checking torch vs onnxruntime parity."""
     ctx.quiet_models()
     from training.export import export_student, quantize_int8
@@ -210,20 +227,22 @@ def export(ctx: Context, student_dir: Path, out: Path | None, int8: bool, data: 
                   f"{report.max_abs_diff:.2e} over {report.pairs_checked} real pairs")
     if not int8:
         return
-    from training.evaluate import evaluate_offline, judged_lists
-    from training.onnx_scorer import ZipScorer
+    from reranker_core.files import write_json_atomic
+    from training.evaluate import judged_lists
+    from training.export import int8_verdict
 
     config = with_data(ctx.config, data, kind)
     dataset = load_data(config)
     quantized = quantize_int8(out, out.with_name(f"{out.stem}-int8.zip"))
     lists = judged_lists(dataset, "validation", config.template, config.data.split_fractions,
                          config.data.split_salt, max_queries)
-    fp32, q8 = ZipScorer(out), ZipScorer(quantized)
-    results = evaluate_offline([fp32, q8], lists, relevant_threshold=config.data.relevant_threshold)
-    delta = results[q8.name]["ndcg@10"] - results[fp32.name]["ndcg@10"]
-    console.print(f"{quantized}: {quantized.stat().st_size / 1e6:.1f} MB; NDCG@10 on {len(lists)} validation "
-                  f"queries {results[fp32.name]['ndcg@10']:.4f} (fp32) -> {results[q8.name]['ndcg@10']:.4f} "
-                  f"(int8), change {delta:+.4f}")
+    with progress_bar("comparing int8 with fp32", "pairs") as update:
+        verdict = int8_verdict(out, quantized, lists, config.data.relevant_threshold, update)
+    write_json_atomic(quantized.with_suffix(".json"), verdict)
+    value, low, high = verdict["int8 - fp32"]["ndcg@5"]
+    console.print(f"{quantized}: {quantized.stat().st_size / 1e6:.1f} MB; int8 - fp32 NDCG@5 on {len(lists)} "
+                  f"validation queries {value:+.4f} [{low:+.4f}, {high:+.4f}]: "
+                  + ("within noise" if verdict["within_noise"] else "worse beyond noise"))
 
 
 # ------------------------------------------------------------ evaluate

@@ -220,11 +220,15 @@ def fingerprint(queries: Sequence[LoggedQuery], cfg: AugmentConfig, template: Pr
 def augment(client: OpenSearch, index: str, cfg: AugmentConfig, data: DataConfig, template: ProductTemplate,
             teacher: PairScorer | None, judged: set[tuple[str, str]] | frozenset = frozenset(), restart: bool = False,
             progress: Progress | None = None, score_batch_size: int = 32,
-            labeler: PartLabeler | None = None) -> AugmentReport:
+            labeler: PartLabeler | None = None, teacher_id: str | None = None,
+            replace_stale: bool = False) -> AugmentReport:
     """Mine, label and write pairs into ``cfg.output`` (resuming unless ``restart``); see the module docstring.
 
     ``judged`` holds (normalized query, product id) pairs with human labels, skipped when ``cfg.skip_judged``.
-    The parts are done by ``labeler`` when given (e.g. on Ray), else here with ``teacher``.
+    The parts are done by ``labeler`` when given (e.g. on Ray), else here with ``teacher``. ``teacher_id``
+    (``training.ensemble.teacher_fingerprint``: name and content hash) decides whether earlier parts were
+    scored by this very teacher; without it, the teacher's name does. Parts made with another log, index,
+    template or teacher stop the run with a ConfigError, or with ``replace_stale`` are discarded.
     """
     if labeler is None:
         if teacher is None:
@@ -238,8 +242,8 @@ def augment(client: OpenSearch, index: str, cfg: AugmentConfig, data: DataConfig
                           "check the log source and augment.query_field")
     out = Path(cfg.output)
     parts = [queries[i:i + cfg.queries_per_part] for i in range(0, len(queries), cfg.queries_per_part)]
-    stamp = fingerprint(queries, cfg, template, index, labeler.teacher_name)
-    done_before = _prepare(out, stamp, len(parts), restart)
+    stamp = fingerprint(queries, cfg, template, index, teacher_id or labeler.teacher_name)
+    done_before = _prepare(out, stamp, len(parts), restart, replace_stale)
     todo = [(number, part) for number, part in enumerate(parts) if not (out / part_name(number)).exists()]
     written = pairs = skipped = 0
     labeling = 0.0
@@ -273,16 +277,15 @@ def part_rows(client: OpenSearch, index: str, cfg: AugmentConfig, template: Prod
     return rows, skipped
 
 
-def _prepare(out: Path, stamp: str, n_parts: int, restart: bool) -> int:
+def _prepare(out: Path, stamp: str, n_parts: int, restart: bool, replace_stale: bool = False) -> int:
     """Check (or start) the manifest; return how many parts an earlier run already wrote."""
     out.mkdir(parents=True, exist_ok=True)
     manifest = out / MANIFEST
-    if manifest.is_file() and not restart:
-        previous = json.loads(manifest.read_text())
-        if previous.get("fingerprint") != stamp:
-            raise ConfigError(f"{out} holds pairs from a different log, index, template or teacher",
-                              "pass --restart to replace them, or another augment.output")
-    else:
+    previous = json.loads(manifest.read_text()).get("fingerprint") if manifest.is_file() else None
+    if previous is not None and previous != stamp and not (restart or replace_stale):
+        raise ConfigError(f"{out} holds pairs from a different log, index, template or teacher",
+                          "pass --restart to replace them, or another augment.output")
+    if restart or previous != stamp:
         for stale in out.glob("part-*.parquet"):
             stale.unlink()
         write_json_atomic(manifest, {"fingerprint": stamp, "parts": n_parts})

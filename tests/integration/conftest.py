@@ -70,7 +70,7 @@ def workdir(tmp_path_factory, minilm_tokenizer) -> Path:
     minilm_tokenizer.save_pretrained(root / "tiny-bert")
     config = {"data": {"kind": "generic", "path": "judgments.csv", "catalog": "catalog.csv"},
               "template": {"max_tokens": 64},
-              "student": {"model": str(root / "tiny-bert"), "loss": "pointwise", "max_steps": 300,
+              "student": {"model": str(root / "tiny-bert"), "layers": None, "loss": "pointwise", "max_steps": 300,
                           "max_pairs": None, "output": "runs/student"},
               "teacher": {"model": str(root / "tiny-bert"), "views": [], "max_steps": 120, "output": "runs/teacher"},
               "deploy": {"chunk_size_bytes": 40_000}}

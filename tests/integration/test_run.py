@@ -52,7 +52,7 @@ def workspace(tmp_path, minilm_tokenizer, client, monkeypatch):
         "template": {"fields": ["title"], "max_tokens": 32},
         "deploy": {"index": f"run-test-{suffix}", "model_name": f"run-test-{suffix}", "pipeline": f"run-{suffix}"},
         "teacher": {"model": tiny, "views": [tiny], "max_steps": 3, "queries_per_batch": 4},
-        "student": {"model": "teacher", "max_steps": 2, "queries_per_batch": 4, "human_weight": 0.5},
+        "student": {"model": "teacher", "layers": 1, "max_steps": 2, "queries_per_batch": 4, "human_weight": 0.5},
         "augment": {"top_k": 5, "queries_per_part": 3},
         "evaluate": {"max_queries": None},
     }
@@ -63,7 +63,7 @@ def workspace(tmp_path, minilm_tokenizer, client, monkeypatch):
     for model in ml.list_models():
         if model.name.startswith(config["deploy"]["model_name"]):
             ml.delete(model.model_id)
-    for name in ("", "-int8", "-human"):
+    for name in ("", "-int8", "-fp32", "-human"):
         client.search_pipeline.delete(id=config["deploy"]["pipeline"] + name, ignore=[404])
     client.indices.delete(index=config["deploy"]["index"], ignore_unavailable=True)
 
@@ -80,7 +80,10 @@ def test_main_job_runs_end_to_end_then_reuses_and_reruns_only_what_changed(opens
     assert REUSED not in out
     results = json.loads((root / "runs/evaluate.json").read_text())
     pipeline = config["deploy"]["pipeline"]
-    assert set(results["systems"]) == {"random", "bm25", pipeline, f"{pipeline}-int8", f"{pipeline}-human",
+    verdict = json.loads((root / "runs/student-int8.json").read_text())
+    other = "fp32" if verdict["within_noise"] else "int8"  # the main pipeline serves int8 when it is within noise
+    assert f"shipping {'int8' if other == 'fp32' else 'fp32'}" in out
+    assert set(results["systems"]) == {"random", "bm25", pipeline, f"{pipeline}-{other}", f"{pipeline}-human",
                                        "teacher (offline)"}
     assert results["queries"] == sum(split_of(q) == "test" for q in QUERIES)
     assert f"{pipeline} - bm25" in results["differences"] and f"{pipeline} - {pipeline}-human" in results["differences"]
@@ -88,6 +91,11 @@ def test_main_job_runs_end_to_end_then_reuses_and_reruns_only_what_changed(opens
     human = json.loads((root / "runs/student-human/reranker.json").read_text())
     assert student["base_model"] == human["base_model"] == str(Path("runs/teacher") / "cross_encoder")
     assert student["sources"] == ["augmented", "judged"] and human["sources"] == ["human"]
+    assert student["layers"] == human["layers"] == 1  # the teacher's 2 layers cut to student.layers
+    assert human["steps"] == student["steps"] == 2  # the baseline gets as many optimizer steps as the student
+    assert [p["step"] for p in student["curve"]] == [1, 2]  # validation measured while it trained
+    mined = json.loads((root / "runs/pairs/augmented/report.json").read_text())
+    assert mined["queries"] == sum(split_of(q) == "train" for q in QUERIES)  # every training query's top-K is mined
 
     assert _run(opensearch).count(REUSED) == 6  # teacher, label, augment, both students, export
 
@@ -96,6 +104,38 @@ def test_main_job_runs_end_to_end_then_reuses_and_reruns_only_what_changed(opens
     out = _run(opensearch)
     assert out.count(REUSED) == 3  # teacher, label and augment stay; both students and the export rerun
     assert "student saved to" in out
+
+
+def _rows(path: Path) -> list[dict]:
+    from training.pairs import read_pairs
+
+    return read_pairs([path])
+
+
+def test_a_teacher_retrained_in_the_same_folder_rescores_the_mined_pairs(opensearch, workspace):
+    """Parts are matched to the teacher by content, not by folder: stale scores are never reused silently."""
+    root, config = workspace
+
+    def cli_ok(*args: str) -> str:
+        result = CliRunner().invoke(cli, ["--url", opensearch.url, *args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    (root / "log.jsonl").write_text("".join(json.dumps({"query": q}) + "\n" for q in QUERIES), encoding="utf-8")
+    cli_ok("index-catalog")
+    cli_ok("train-teacher", "--max-steps", "2")
+    cli_ok("augment", "runs/teacher", "--log", "log.jsonl")
+    first = {(r["query"], r["product_id"]): r["teacher_score"] for r in _rows(root / "runs/pairs/augmented")}
+    cli_ok("augment", "runs/teacher", "--log", "log.jsonl")  # same teacher: everything reused
+    assert {(r["query"], r["product_id"]): r["teacher_score"] for r in _rows(root / "runs/pairs/augmented")} == first
+
+    cli_ok("train-teacher", "--max-steps", "3")  # another teacher, same folder and name
+    refused = CliRunner().invoke(cli, ["--url", opensearch.url, "augment", "runs/teacher", "--log", "log.jsonl"])
+    assert refused.exit_code != 0 and "different log, index, template or teacher" in refused.output
+    cli_ok("augment", "runs/teacher", "--log", "log.jsonl", "--replace-stale")
+    second = {(r["query"], r["product_id"]): r["teacher_score"] for r in _rows(root / "runs/pairs/augmented")}
+    assert second.keys() == first.keys()
+    assert sum(abs(second[k] - first[k]) > 1e-7 for k in first) > len(first) / 2  # re-scored, not reused
 
 
 def test_main_job_killed_mid_step_resumes_with_finished_steps_reused(opensearch, workspace):
