@@ -40,6 +40,11 @@ def train_teacher(ctx: Context, data: Path | None, kind: str | None, kind_: str 
     """Train the teacher on the train split's soft labels (every judged pair unless a budget is set).
 
     An ensemble teacher also fits its views' weights on the validation split.
+
+    Example:
+
+    \b
+      reranker train-teacher --data data/train.csv.zip --kind homedepot --epochs 1
     """
     ctx.quiet_models()
     from training.teacher import teacher_examples
@@ -94,7 +99,13 @@ def train_teacher(ctx: Context, data: Path | None, kind: str | None, kind_: str 
 @pass_ctx
 def label(ctx: Context, teacher_dir: Path, data: Path | None, kind: str | None, split: str,
           max_queries: int | None, out: Path | None, engine: str | None, ray_address: str | None) -> None:
-    """Score a split's judged pairs with the teacher once, for the student to distil."""
+    """Score a split's judged pairs with the teacher once, for the student to distil.
+
+    Example:
+
+    \b
+      reranker label runs/teacher --split train
+    """
     ctx.quiet_models()
     from reranker_core.template import ProductTemplate
     from training.ensemble import load_teacher, teacher_name
@@ -152,7 +163,13 @@ def label(ctx: Context, teacher_dir: Path, data: Path | None, kind: str | None, 
 @pass_ctx
 def train_student(ctx: Context, pairs: tuple[Path, ...], data: Path | None, kind: str | None,
                   max_train_queries: int | None, curve_points: int, **flags) -> None:
-    """Train the cross-encoder: margin-MSE on teacher-scored pairs, or pointwise on human labels (baseline)."""
+    """Train the cross-encoder: margin-MSE on teacher-scored pairs, or pointwise on human labels (baseline).
+
+    Example:
+
+    \b
+      reranker train-student --pairs runs/pairs --layers 3 --output runs/student
+    """
     ctx.quiet_models()
     from training.pairs import read_pairs
     from training.student import StudentExample
@@ -228,6 +245,12 @@ def export(ctx: Context, student_dir: Path | None, source: Path | None, out: Pat
 
     Exports a train-student checkpoint (STUDENT_DIR), or with --from any
     single-logit cross-encoder folder; `reranker deploy` takes either zip.
+
+    Example:
+
+    \b
+      reranker export runs/student --out runs/student.zip
+      reranker export --from ./my-cross-encoder --output model.zip
     """
     if student_dir is None and source is None:
         raise click.UsageError("pass STUDENT_DIR (a train-student checkpoint) or --from FOLDER (any single-logit "
@@ -286,7 +309,13 @@ def _zip_beside(folder: Path) -> Path:
 @pass_ctx
 def evaluate_offline(ctx: Context, models: tuple[Path, ...], data: Path | None, kind: str | None, split: str,
                      max_queries: int | None, json_path: Path) -> None:
-    """NDCG@5/@10, MRR and pairwise accuracy of teacher / student checkpoints or zips, plus random order."""
+    """NDCG@5/@10, MRR and pairwise accuracy of teacher / student checkpoints or zips, plus random order.
+
+    Example:
+
+    \b
+      reranker evaluate-offline runs/teacher runs/student.zip --max-queries 200
+    """
     ctx.quiet_models()
     from training.bootstrap import random_per_query
     from training.evaluate import judged_lists, load_scorer, ranked_lists
