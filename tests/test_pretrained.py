@@ -5,6 +5,7 @@ must fail in one line naming it and the fix, and leave no zip behind.
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -25,8 +26,8 @@ PAIRS = [("cordless drill", "18V cordless drill kit with two batteries"), ("cord
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory, minilm_tokenizer) -> dict[str, Path]:
-    """One good cross-encoder folder and three that cannot be exported."""
-    from transformers import BertConfig, BertForSequenceClassification
+    """One good cross-encoder folder and five that cannot be exported."""
+    from transformers import BertConfig, BertForSequenceClassification, BertModel
 
     root = tmp_path_factory.mktemp("folders")
     good = root / "my-cross-encoder"
@@ -39,10 +40,18 @@ def folders(tmp_path_factory, minilm_tokenizer) -> dict[str, Path]:
     minilm_tokenizer.save_pretrained(three)
     no_tokenizer = root / "no-tokenizer"
     tiny_cross_encoder(minilm_tokenizer).save_pretrained(no_tokenizer)
+    encoder = root / "plain-encoder"  # a bi-encoder's BertModel: no scoring head at all
+    BertModel(BertConfig(vocab_size=minilm_tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1,
+                         num_attention_heads=1, intermediate_size=16)).save_pretrained(encoder)
+    minilm_tokenizer.save_pretrained(encoder)
+    damaged = root / "damaged"
+    shutil.copytree(good, damaged)
+    (damaged / "model.safetensors").write_bytes(b"not a safetensors file")
     not_a_model = root / "notes"
     not_a_model.mkdir()
     (not_a_model / "README.txt").write_text("a folder of notes, no model here\n")
-    return {"good": good, "three_labels": three, "no_tokenizer": no_tokenizer, "not_a_model": not_a_model}
+    return {"good": good, "three_labels": three, "no_tokenizer": no_tokenizer, "not_a_model": not_a_model,
+            "plain_encoder": encoder, "damaged": damaged}
 
 
 def export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *args: str):
@@ -81,8 +90,6 @@ def test_max_length_is_written_and_capped_at_what_the_model_reads(folders, tmp_p
 
 
 def test_default_zip_name_keeps_dots_in_the_folder_name(folders, tmp_path, monkeypatch):
-    import shutil
-
     dotted = tmp_path / "reranker-v2.5"
     shutil.copytree(folders["good"], dotted)
     result = export(tmp_path, monkeypatch, "--from", str(dotted))
@@ -94,6 +101,8 @@ def test_default_zip_name_keeps_dots_in_the_folder_name(folders, tmp_path, monke
     ("three_labels", "has 3 output labels", "num_labels=1"),
     ("no_tokenizer", "has no tokenizer", "tokenizer.save_pretrained("),
     ("not_a_model", "is not a transformers model folder (no config.json)", "save_pretrained()"),
+    ("plain_encoder", "holds a BertModel, not a sequence-classification model", "num_labels=1"),
+    ("damaged", "cannot load the model", "save_pretrained()"),
 ])
 def test_bad_folder_fails_in_one_line_and_writes_no_zip(folders, tmp_path, monkeypatch, name, reason, fix):
     out = tmp_path / "model.zip"

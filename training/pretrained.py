@@ -66,7 +66,7 @@ def load_sequence_classifier(folder: Path):
     try:
         model, info = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32,
                                                                          output_loading_info=True)
-    except (OSError, ValueError, RuntimeError) as err:
+    except Exception as err:  # a damaged file: OSError, RuntimeError, safetensors' own SafetensorError, ...
         raise ModelError(f"cannot load the model in {folder} ({_first_line(err)})",
                          "re-save it with model.save_pretrained()") from err
     missing = [k for k in info.get("missing_keys", []) if not k.endswith("position_ids")]
