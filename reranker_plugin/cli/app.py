@@ -98,6 +98,13 @@ def cli(ctx: click.Context, config_path: Path | None, url: str | None, verbose: 
 
     Start a local node, deploy an exported model zip into ML Commons behind a
     rerank search pipeline, and compare search results with and without it.
+
+    Example:
+
+    \b
+      reranker cluster up
+      reranker run --data data/train.csv.zip --kind homedepot
+      reranker search "cordless drill"
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
     # opensearch-py logs every failed attempt with a traceback; our errors say it in one line.

@@ -24,6 +24,11 @@ def index_catalog(ctx: Context, catalog: Path | None, data: Path | None, kind: s
     Documents keep their fields plus `product_text` (the product template's
     rendering); ids are the product ids, so re-running updates, never duplicates.
     Rows the cluster rejects are listed by id and make the exit code 1.
+
+    Example:
+
+    \b
+      reranker index-catalog catalog.jsonl --index products
     """
     from training.datasets import read_catalog
 
@@ -69,6 +74,11 @@ def augment(ctx: Context, teacher_dir: Path, logs: tuple[Path, ...], data: Path 
     Evaluation queries (validation / test split) are excluded and, when a
     dataset is configured, human-judged pairs are skipped. Resumes by default,
     from parts written by either engine.
+
+    Example:
+
+    \b
+      reranker augment runs/teacher --log queries.jsonl --top-k 20
     """
     ctx.quiet_models()
     from ..jobs.augment import augment as run
@@ -128,6 +138,11 @@ def evaluate(ctx: Context, data: Path | None, kind: str | None, pipelines: tuple
     the pipeline reranks), so every ranked product has a human label. Random
     order is always reported; every system is compared with BM25 and the first
     pipeline with every other system, as paired differences over the same queries.
+
+    Example:
+
+    \b
+      reranker evaluate --pipeline rerank --split test
     """
     from training.bootstrap import random_per_query
     from training.evaluate import judged_lists, load_scorer, ranked_lists

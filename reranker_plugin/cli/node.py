@@ -18,6 +18,12 @@ def cluster() -> None:
     \b
     Plain: OpenSearch 3.6 (.env) over HTTP on 9200.
     --secure: OpenSearch 2.19.1 with the security plugin over HTTPS on 9201.
+
+    Example:
+
+    \b
+      reranker cluster up
+      reranker cluster status
     """
 
 
@@ -44,6 +50,12 @@ def cluster_up(ctx: Context, port: int | None, secure: bool) -> None:
     Then every model a rerank pipeline uses is checked and, if it does not
     answer (ML Commons may not have redeployed it after a restart), deployed
     again, so reranked search works when this returns.
+
+    Example:
+
+    \b
+      reranker cluster up
+      reranker cluster up --secure
     """
     from ..connection import connect
     from ..mlcommons.deploy import restore_serving
@@ -70,7 +82,13 @@ def cluster_up(ctx: Context, port: int | None, secure: bool) -> None:
 @secure_option
 @pass_ctx
 def cluster_down(ctx: Context, secure: bool) -> None:
-    """Stop the local node (its data is kept)."""
+    """Stop the local node (its data is kept).
+
+    Example:
+
+    \b
+      reranker cluster down
+    """
     stopped = _local_node(ctx, secure).down()
     console.print("stopped" if stopped else "not running")
 
@@ -79,7 +97,13 @@ def cluster_down(ctx: Context, secure: bool) -> None:
 @click.argument("user")
 @pass_ctx
 def cluster_password(ctx: Context, user: str) -> None:
-    """Print the generated password of USER on the secured node (for $(…), so it never sits on a command line)."""
+    """Print the generated password of USER on the secured node (for $(…), so it never sits on a command line).
+
+    Example:
+
+    \b
+      export OPENSEARCH_PASSWORD=$(reranker cluster password reranker)
+    """
     from reranker_core.errors import LocalNodeError
 
     credentials = _local_node(ctx, True).credentials
@@ -95,7 +119,13 @@ def cluster_password(ctx: Context, user: str) -> None:
 @secure_option
 @pass_ctx
 def cluster_status(ctx: Context, secure: bool) -> None:
-    """Show whether the local node runs, its health and plugins; exit 1 if it is down."""
+    """Show whether the local node runs, its health and plugins; exit 1 if it is down.
+
+    Example:
+
+    \b
+      reranker cluster status
+    """
     status = _local_node(ctx, secure).status()
     console.print(f"url: {status.url}\nrunning: {status.running} (pid {status.pid})\nhealth: {status.health}\n"
                   f"version: {status.version}\nplugins: {', '.join(status.plugins) or '-'}\nlog: {status.log_file}")
@@ -108,5 +138,11 @@ def cluster_status(ctx: Context, secure: bool) -> None:
 @secure_option
 @pass_ctx
 def cluster_logs(ctx: Context, lines: int, secure: bool) -> None:
-    """Print the end of the local node's log."""
+    """Print the end of the local node's log.
+
+    Example:
+
+    \b
+      reranker cluster logs -n 100
+    """
     click.echo("".join(_local_node(ctx, secure).tail_logs(lines)), nl=False)

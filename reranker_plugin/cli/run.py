@@ -44,6 +44,12 @@ def run_all(ctx: Context, data: Path | None, kind: str | None, logs: tuple[Path,
     the same number of optimizer steps: the distilled one (teacher margins +
     human term) and a human-label one (human labels only), and both are
     deployed and evaluated beside BM25, random order and the teacher.
+
+    Example:
+
+    \b
+      reranker run --data data/train.csv.zip --kind homedepot
+      reranker --config configs/large.yaml run --data data/train.csv.zip
     """
     for name in CHAINED:  # a renamed command fails here, before any work
         command(*name.split())

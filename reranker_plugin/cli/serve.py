@@ -36,6 +36,11 @@ def deploy(ctx: Context, model_zip: Path, **flags) -> None:
 
     The serving pipeline changes only after the new model answered a test
     prediction; a failed run removes what it registered, so re-running converges.
+
+    Example:
+
+    \b
+      reranker deploy runs/student.zip --index products --field title --pipeline rerank
     """
     from reranker_core.model_zip import validate_zip
 
@@ -70,14 +75,27 @@ def deploy(ctx: Context, model_zip: Path, **flags) -> None:
 # ----------------------------------------------------------------- models
 @cli.group()
 def models() -> None:
-    """List, undeploy and delete models in ML Commons."""
+    """List, undeploy and delete models in ML Commons.
+
+    Example:
+
+    \b
+      reranker models list
+      reranker models undeploy -- MODEL_ID
+    """
 
 
 @models.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table (for scripts).")
 @pass_ctx
 def models_list(ctx: Context, as_json: bool) -> None:
-    """Registered models, newest first: size, precision, layers, state and the pipelines that use each."""
+    """Registered models, newest first: size, precision, layers, state and the pipelines that use each.
+
+    Example:
+
+    \b
+      reranker models list --json
+    """
     import dataclasses
     import json
 
@@ -104,7 +122,13 @@ def models_list(ctx: Context, as_json: bool) -> None:
 @click.argument("model_id")
 @pass_ctx
 def models_undeploy(ctx: Context, model_id: str) -> None:
-    """Free a model's memory on the nodes (it stays registered)."""
+    """Free a model's memory on the nodes (it stays registered).
+
+    Example:
+
+    \b
+      reranker models undeploy -- MODEL_ID
+    """
     from ..mlcommons.client import MLCommons
 
     MLCommons(ctx.client()).undeploy(model_id)
@@ -115,7 +139,13 @@ def models_undeploy(ctx: Context, model_id: str) -> None:
 @click.argument("model_id")
 @pass_ctx
 def models_delete(ctx: Context, model_id: str) -> None:
-    """Undeploy (if needed) and delete a model with its chunks."""
+    """Undeploy (if needed) and delete a model with its chunks.
+
+    Example:
+
+    \b
+      reranker models delete -- MODEL_ID
+    """
     from ..mlcommons.client import MLCommons
 
     ml = MLCommons(ctx.client())
@@ -128,14 +158,26 @@ def models_delete(ctx: Context, model_id: str) -> None:
 # --------------------------------------------------------------- pipeline
 @cli.group()
 def pipeline() -> None:
-    """Inspect rerank search pipelines."""
+    """Inspect rerank search pipelines.
+
+    Example:
+
+    \b
+      reranker pipeline show rerank
+    """
 
 
 @pipeline.command("show")
 @click.argument("name", required=False)
 @pass_ctx
 def pipeline_show(ctx: Context, name: str | None) -> None:
-    """Print pipeline NAME (default: deploy.pipeline) as JSON."""
+    """Print pipeline NAME (default: deploy.pipeline) as JSON.
+
+    Example:
+
+    \b
+      reranker pipeline show rerank
+    """
     import json
 
     from ..mlcommons.pipeline import get_pipeline
@@ -157,7 +199,13 @@ def pipeline_show(ctx: Context, name: str | None) -> None:
 @pass_ctx
 def search(ctx: Context, query: str, index: str | None, fields: tuple[str, ...], pipeline_name: str | None,
            size: int) -> None:
-    """Show the top hits for QUERY without and with the rerank pipeline, side by side."""
+    """Show the top hits for QUERY without and with the rerank pipeline, side by side.
+
+    Example:
+
+    \b
+      reranker search "cordless drill" --index products
+    """
     from ..jobs.search import search as run_search
 
     cfg = ctx.config.deploy

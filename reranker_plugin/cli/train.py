@@ -40,6 +40,11 @@ def train_teacher(ctx: Context, data: Path | None, kind: str | None, kind_: str 
     """Train the teacher on the train split's soft labels (every judged pair unless a budget is set).
 
     An ensemble teacher also fits its views' weights on the validation split.
+
+    Example:
+
+    \b
+      reranker train-teacher --data data/train.csv.zip --kind homedepot --epochs 1
     """
     ctx.quiet_models()
     from training.teacher import teacher_examples
@@ -94,7 +99,13 @@ def train_teacher(ctx: Context, data: Path | None, kind: str | None, kind_: str 
 @pass_ctx
 def label(ctx: Context, teacher_dir: Path, data: Path | None, kind: str | None, split: str,
           max_queries: int | None, out: Path | None, engine: str | None, ray_address: str | None) -> None:
-    """Score a split's judged pairs with the teacher once, for the student to distil."""
+    """Score a split's judged pairs with the teacher once, for the student to distil.
+
+    Example:
+
+    \b
+      reranker label runs/teacher --split train
+    """
     ctx.quiet_models()
     from reranker_core.template import ProductTemplate
     from training.ensemble import load_teacher, teacher_name
@@ -152,7 +163,13 @@ def label(ctx: Context, teacher_dir: Path, data: Path | None, kind: str | None, 
 @pass_ctx
 def train_student(ctx: Context, pairs: tuple[Path, ...], data: Path | None, kind: str | None,
                   max_train_queries: int | None, curve_points: int, **flags) -> None:
-    """Train the cross-encoder: margin-MSE on teacher-scored pairs, or pointwise on human labels (baseline)."""
+    """Train the cross-encoder: margin-MSE on teacher-scored pairs, or pointwise on human labels (baseline).
+
+    Example:
+
+    \b
+      reranker train-student --pairs runs/pairs --layers 3 --output runs/student
+    """
     ctx.quiet_models()
     from training.pairs import read_pairs
     from training.student import StudentExample
@@ -207,24 +224,53 @@ def train_student(ctx: Context, pairs: tuple[Path, ...], data: Path | None, kind
 
 # -------------------------------------------------------------- export
 @cli.command("export")
-@click.argument("student_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), help="Zip to write [<student_dir>.zip].")
+@click.argument("student_dir", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--from", "source", type=click.Path(path_type=Path),
+              help="Instead of STUDENT_DIR: any transformers sequence-classification folder with one output "
+              "logit (a cross-encoder you already have, saved with save_pretrained).")
+@click.option("--out", "--output", "out", type=click.Path(path_type=Path),
+              help="Zip to write [<student_dir>.zip or <from>.zip].")
+@click.option("--max-length", type=click.IntRange(min=8),
+              help="With --from: truncation length written into tokenizer.json [template.max_tokens, at most "
+              "what the model reads].")
 @click.option("--int8", is_flag=True, help="Also write an int8 dynamically quantized zip (<out>-int8.zip), compare "
               "it with fp32 on the validation split (paired NDCG@5) and record the verdict in <out>-int8.json.")
 @data_option
 @kind_option
 @click.option("--max-queries", type=int, help="Validation queries for the int8 comparison [all].")
 @pass_ctx
-def export(ctx: Context, student_dir: Path, out: Path | None, int8: bool, data: Path | None, kind: str | None,
-           max_queries: int | None) -> None:
-    """Write the ONNX zip ML Commons deploys, after checking torch vs onnxruntime parity."""
-    ctx.quiet_models()
-    from training.export import export_student, quantize_int8
+def export(ctx: Context, student_dir: Path | None, source: Path | None, out: Path | None, max_length: int | None,
+           int8: bool, data: Path | None, kind: str | None, max_queries: int | None) -> None:
+    """Write the ONNX zip ML Commons deploys, after checking torch vs onnxruntime parity.
 
-    out = out or student_dir.resolve().with_suffix(".zip")
-    report = export_student(student_dir, out)
+    Exports a train-student checkpoint (STUDENT_DIR), or with --from any
+    single-logit cross-encoder folder; `reranker deploy` takes either zip.
+
+    Example:
+
+    \b
+      reranker export runs/student --out runs/student.zip
+      reranker export --from ./my-cross-encoder --output model.zip
+    """
+    if student_dir is None and source is None:
+        raise click.UsageError("pass STUDENT_DIR (a train-student checkpoint) or --from FOLDER (any single-logit "
+                               "cross-encoder)")
+    if student_dir is not None and source is not None:
+        raise click.UsageError("pass STUDENT_DIR or --from FOLDER, not both")
+    ctx.quiet_models()
+    from training.export import export_folder, export_student, quantize_int8
+
+    folder = source or student_dir
+    out = out or _zip_beside(folder)
+    if source is None:
+        if max_length is not None:
+            raise click.UsageError("--max-length applies to --from; a student keeps its template's max_tokens")
+        report = export_student(folder, out)
+    else:
+        report = export_folder(folder, out, max_length, ctx.config.template.max_tokens)
+    pairs = "built-in probe pairs" if report.probes else "real pairs"
     console.print(f"{report.path}: {report.path.stat().st_size / 1e6:.1f} MB, max |torch - onnxruntime| = "
-                  f"{report.max_abs_diff:.2e} over {report.pairs_checked} real pairs")
+                  f"{report.max_abs_diff:.2e} over {report.pairs_checked} {pairs}")
     if not int8:
         return
     from reranker_core.files import write_json_atomic
@@ -245,6 +291,12 @@ def export(ctx: Context, student_dir: Path, out: Path | None, int8: bool, data: 
                   + ("within noise" if verdict["within_noise"] else "worse beyond noise"))
 
 
+def _zip_beside(folder: Path) -> Path:
+    """``<folder>.zip`` next to the folder (``bge-reranker-v2.5`` -> ``bge-reranker-v2.5.zip``, not ``-v2.zip``)."""
+    resolved = folder.resolve()
+    return resolved.with_name(f"{resolved.name}.zip")
+
+
 # ------------------------------------------------------------ evaluate
 @cli.command("evaluate-offline")
 @click.argument("models", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -257,7 +309,13 @@ def export(ctx: Context, student_dir: Path, out: Path | None, int8: bool, data: 
 @pass_ctx
 def evaluate_offline(ctx: Context, models: tuple[Path, ...], data: Path | None, kind: str | None, split: str,
                      max_queries: int | None, json_path: Path) -> None:
-    """NDCG@5/@10, MRR and pairwise accuracy of teacher / student checkpoints or zips, plus random order."""
+    """NDCG@5/@10, MRR and pairwise accuracy of teacher / student checkpoints or zips, plus random order.
+
+    Example:
+
+    \b
+      reranker evaluate-offline runs/teacher runs/student.zip --max-queries 200
+    """
     ctx.quiet_models()
     from training.bootstrap import random_per_query
     from training.evaluate import judged_lists, load_scorer, ranked_lists
