@@ -9,8 +9,9 @@ queries from a file this script writes; nothing of the dataset is committed).
 2. ``side-by-side``: ``--clients`` clients for ``--duration`` s on BM25 alone,
    then the same on the pipeline (top ``--k`` reranked);
 3. ``rerank-only`` again, while this script deploys ``--swap-to`` (register,
-   upload, deploy, test prediction, pipeline switch) a quarter into the run:
-   the error rate must stay 0;
+   upload, deploy, test prediction, pipeline switch, undeploy of the replaced
+   model, as `reranker run` does) a quarter into the run: the error rate must
+   stay 0;
 4. ``rerank-only`` once more with ``--baseline`` behind the pipeline (default:
    the teacher's full-size MiniLM-L6 cross-encoder, fp32), so the shipped
    student's throughput is reported as a ratio to the model it was cut from.
@@ -108,7 +109,8 @@ def main() -> None:
     queries_file = args.out / "osb-queries.json"  # held-out queries; under results/, never committed
     write_json_atomic(queries_file, [j.query for j in lists])
 
-    cfg = override(config.deploy, model_name=PIPELINE, pipeline=PIPELINE, document_fields=config.document_fields)
+    cfg = override(config.deploy, model_name=PIPELINE, pipeline=PIPELINE, document_fields=config.document_fields,
+                   undeploy_previous=True)  # as `reranker run` deploys: the replaced model is freed under load
     first = deploy(client, validate_zip(args.model), cfg)
     params = {"queries_file": str(queries_file), "index": cfg.index, "fields": list(cfg.document_fields),
               "size": args.k, "pipeline": PIPELINE, "clients": args.clients, "duration": args.duration,

@@ -13,8 +13,11 @@ the number of optimizer steps grows with the pool, so a flat curve is not
 built in. Fraction 0 is the judged pairs alone.
 
 Every student, the teacher and a full-size human-label student (the teacher's
-architecture on the human labels only, the paper's baseline; trained here
-unless ``--full-size-human`` names one) are scored on the whole test split
+architecture on the human labels only, the paper's baseline) are scored on
+the whole test split. The default ``ensemble`` teacher without views *is*
+such a student (its cross-encoder: every human label, pointwise + RankNet),
+so it is used as is; with another teacher one is trained here, unless
+``--full-size-human`` names one. Scores are computed
 offline, with 95% bootstrap intervals over queries, and the last point minus
 the first as a paired difference. Writes ``benchmarks/results/scaling.json``
 and ``scaling.png``; sizes and wall times are recorded with every number.
@@ -100,7 +103,7 @@ def main() -> None:
                 "score_seconds": round(time.monotonic() - tick, 1)}
 
     results = {"teacher": score("teacher", teacher_dir)}
-    human_full = args.full_size_human
+    human_full = args.full_size_human or _human_label_teacher(teacher_dir)
     if human_full is None:
         human_full = args.work / "student-human-full-size"
         if not (human_full / "reranker.json").is_file():
@@ -141,6 +144,16 @@ def main() -> None:
     write_json_atomic(args.out / "scaling.json", data)
     _plot(data, args.out / "scaling.png")
     print(f"last - first: NDCG@5 {data['last - first']['ndcg@5']}; wrote {args.out / 'scaling.json'} and .png")
+
+
+def _human_label_teacher(teacher_dir: Path) -> Path | None:
+    """The teacher's cross-encoder when the teacher is nothing else (ensemble kind, no views): a full-size
+    model trained on the human labels alone, i.e. the full-size human-label student."""
+    meta = read_meta(teacher_dir)
+    members = meta.get("members", [])
+    if meta.get("kind") == "ensemble" and len(members) == 1 and members[0].get("kind") == "cross_encoder":
+        return teacher_dir / members[0]["source"]
+    return None
 
 
 def _same_pool(student: Path, cfg, pool_pairs: int) -> bool:

@@ -101,3 +101,23 @@ def evaluate_offline(scorers: Sequence[Scorer], lists: Sequence[JudgedList], ks:
         results[scorer.name] = evaluate_scorer(scorer, lists, ks, relevant_threshold,
                                                progress(scorer.name) if progress else None)
     return results
+
+
+def int8_verdict(fp32_zip: Path, int8_zip: Path, lists: Sequence, relevant_threshold: float = 0.75,
+                 progress: Progress | None = None) -> dict:
+    """int8 - fp32 on the same judged lists, paired; ``within_noise`` when int8 is not worse beyond noise.
+
+    Not worse beyond noise: the 95% paired interval of the NDCG@5 and of the
+    pairwise-accuracy differences each reaches 0 or above. ``reranker run``
+    ships the int8 zip on that verdict (it is smaller and faster on CPUs).
+    """
+    from .bootstrap import paired_difference, per_query
+    from .onnx_scorer import ZipScorer
+
+    found = {name: per_query(ranked_lists(ZipScorer(path), lists, progress), relevant_threshold=relevant_threshold)
+             for name, path in (("fp32", fp32_zip), ("int8", int8_zip))}
+    diff = paired_difference(found["int8"], found["fp32"])
+    keys = ("ndcg@5", "pairwise_accuracy")
+    return {"queries": len(lists), "fp32": str(fp32_zip), "int8": str(int8_zip),
+            "int8 - fp32": {k: [round(v, 6) for v in diff[k]] for k in keys},
+            "within_noise": all(diff[k][2] >= 0 for k in keys)}

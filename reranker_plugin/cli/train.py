@@ -274,8 +274,7 @@ def export(ctx: Context, student_dir: Path | None, source: Path | None, out: Pat
     if not int8:
         return
     from reranker_core.files import write_json_atomic
-    from training.evaluate import judged_lists
-    from training.export import int8_verdict
+    from training.evaluate import int8_verdict, judged_lists
 
     config = with_data(ctx.config, data, kind)
     dataset = load_data(config)

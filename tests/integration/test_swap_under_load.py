@@ -25,14 +25,17 @@ QUERIES = ("cordless drill", "white paint", "pipe", "garden hose", "light bulb")
 AFTER_SWAP_S = 2.0  # keep the load on this long after the pipeline switched
 
 
+@pytest.mark.parametrize("undeploy_previous", [False, True], ids=["keep-old", "undeploy-old"])
 def test_deploy_and_pipeline_switch_under_20_clients_fail_no_search(opensearch, client, products_index,
                                                                     unique_names, tiny_zip, minilm_tokenizer,
-                                                                    tmp_path):
+                                                                    tmp_path, undeploy_previous):
+    """With ``undeploy_previous`` (as `reranker run` deploys), the old model is undeployed while the clients
+    still search: searches sent before the switch may still be in flight on it."""
     other_zip = tmp_path / "other.zip"
     export_cross_encoder(tiny_cross_encoder(minilm_tokenizer, seed=1), minilm_tokenizer, other_zip,
                          [("cordless drill", "18V cordless drill kit")], max_length=64)
     cfg = DeployConfig(model_name=unique_names["model"], index=products_index, pipeline=unique_names["pipeline"],
-                       document_fields=("title",))
+                       document_fields=("title",), undeploy_previous=undeploy_previous)
     first = deploy(client, validate_zip(tiny_zip), cfg)
 
     # each query's top reranked score under either model, computed locally on the same BM25 page
@@ -85,7 +88,14 @@ def test_deploy_and_pipeline_switch_under_20_clients_fail_no_search(opensearch, 
     assert any(m == "old" for _, m in served) and any(m == "new" for _, m in served)
     late = [m for sent, m in served if sent > switched_at]
     assert late and set(late) == {"new"}  # a search sent after the switch is served by the new model
-    assert MLCommons(client).get_model(first.model_id)["model_state"] == "DEPLOYED"  # in-flight searches were safe
-    record("deploy", f"new model deployed and switched in under {CLIENTS} concurrent search clients",
-           f"0 failed of {len(results)} searches; every answer reranked", "old model still deployed (undeploy it "
-           "when you choose); the pipeline on the new one")
+    old_state = MLCommons(client).get_model(first.model_id)["model_state"]
+    if undeploy_previous:
+        assert second.previous_undeployed and old_state == "UNDEPLOYED"  # freed under load, and no search failed
+        record("deploy --undeploy-previous", f"new model deployed, switched and the old one undeployed under "
+               f"{CLIENTS} concurrent search clients", f"0 failed of {len(results)} searches; every answer "
+               "reranked", "the pipeline on the new model; the old one undeployed (kept registered)")
+    else:
+        assert old_state == "DEPLOYED"  # in-flight searches were safe
+        record("deploy", f"new model deployed and switched in under {CLIENTS} concurrent search clients",
+               f"0 failed of {len(results)} searches; every answer reranked", "old model still deployed (undeploy "
+               "it when you choose); the pipeline on the new one")
