@@ -37,6 +37,7 @@ class ModelInfo:
     size_bytes: int | None = None
     precision: str | None = None       # recorded at registration by `reranker deploy`; None for others
     layers: int | None = None
+    updated_ms: int | None = None      # last change to the record (epoch ms): an upload in progress is recent
 
 
 def _require_id(model_id: str) -> str:
@@ -117,7 +118,9 @@ class MLCommons:
                                     src.get("model_state", "UNKNOWN"), src.get("algorithm", ""),
                                     src.get("model_content_hash_value"), src.get("model_group_id"),
                                     src.get("model_content_size_in_bytes"), hf_config.get("precision"),
-                                    hf_config.get("num_hidden_layers")))
+                                    hf_config.get("num_hidden_layers"),
+                                    max((int(src[k]) for k in ("created_time", "last_updated_time")
+                                         if isinstance(src.get(k), (int, float))), default=None)))
         return models
 
     def get_model(self, model_id: str) -> dict[str, Any] | None:

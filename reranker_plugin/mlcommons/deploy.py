@@ -3,7 +3,9 @@
 Order matters: the pipeline that serves traffic is touched only after the new
 model answered a test prediction. Any failure before that removes what this run
 created, so re-running converges: a model already registered with the same
-sha256 is reused, a half-registered one is deleted first.
+sha256 is reused, and a half-registered one older than the deploy timeout (a
+killed upload's leftover) is deleted first. A younger one may be another
+operator's upload in progress: it is left alone, and this deploy uploads its own.
 """
 from __future__ import annotations
 
@@ -162,13 +164,17 @@ def _await_deployed(ml: MLCommons, model_id: str, timeout_s: float, poll_s: floa
 def _registered_model(ml: MLCommons, artifact: ModelArtifact, cfg: DeployConfig,
                       report: Progress) -> tuple[str, bool]:
     """A fully uploaded model for this zip: reused if the cluster has one, else uploaded now."""
-    for model in ml.list_models(content_hash=artifact.sha256):
+    stale_before_ms = (time.time() - cfg.deploy_timeout_s) * 1000
+    same = ml.list_models(content_hash=artifact.sha256)
+    for model in same:
+        if model.state not in COMPLETE_STATES and (model.updated_ms or 0) < stale_before_ms:
+            log.info("deleting half-registered model %s (%s), untouched for over %.0f s", model.model_id,
+                     model.state, cfg.deploy_timeout_s)
+            ml.delete(model.model_id)
+    for model in same:
         if model.state in COMPLETE_STATES and model.name == cfg.model_name:
             log.info("reusing model %s (%s) with the same sha256", model.model_id, model.state)
             return model.model_id, True
-        if model.state not in COMPLETE_STATES:
-            log.info("deleting half-registered model %s (%s)", model.model_id, model.state)
-            ml.delete(model.model_id)
     group_id = ml.ensure_model_group(cfg.model_group)
     model_id = ml.register_meta(register_meta_body(artifact, cfg, group_id))
     total = artifact.total_chunks(cfg.chunk_size_bytes)

@@ -233,3 +233,38 @@ def test_undeploy_previous_frees_the_replaced_model_but_not_one_another_pipeline
         assert search(client, products_index, "drill", ("title",), 5, shared["pipeline"])
     finally:
         client.search_pipeline.delete(id=shared["pipeline"], ignore=[404])  # as model_and_pipeline_names does
+
+
+@pytest.mark.parametrize("same_zip", [True, False], ids=["same-zip", "different-zips"])
+def test_two_operators_deploying_at_once_both_succeed_and_lose_no_model(opensearch, client, products_index,
+                                                                         tiny_zip, minilm_tokenizer, tmp_path,
+                                                                         same_zip):
+    """A deploy used to delete every half-uploaded model with its zip's sha256, including another operator's
+    upload in progress. Each deploy here serves its own pipeline; both must end DEPLOYED and answering."""
+    from .conftest import model_and_pipeline_names
+
+    other = tiny_zip
+    if not same_zip:
+        other = tmp_path / "other.zip"
+        export_cross_encoder(tiny_cross_encoder(minilm_tokenizer, seed=3), minilm_tokenizer, other,
+                             [("cordless drill", "18V cordless drill kit")], max_length=64)
+    names = [model_and_pipeline_names(client, "race") for _ in range(2)]
+    try:
+        pair = [next(n) for n in names]
+        name = pair[0]["model"]  # one model name: the same zip would be reused, or raced, under it
+        cfgs = [DeployConfig(model_name=name, index=products_index, pipeline=p["pipeline"], document_fields=("title",),
+                             chunk_size_bytes=20_000) for p in pair]  # many chunks: the uploads overlap
+        with ThreadPoolExecutor(2) as pool:  # raises here if either deploy failed
+            results = [f.result() for f in [pool.submit(deploy, client, validate_zip(z), c)
+                                            for z, c in zip((tiny_zip, other), cfgs)]]
+        ml = MLCommons(client)
+        for result, cfg in zip(results, cfgs):
+            assert pipeline_model_id(get_pipeline(client, cfg.pipeline)) == result.model_id
+            assert ml.get_model(result.model_id)["model_state"] == "DEPLOYED"
+            assert search(client, products_index, "drill", ("title",), 5, cfg.pipeline)
+    finally:
+        for n in names:  # the fixture generators' clean-up: models named like the first, both pipelines
+            next(n, None)
+        for model in MLCommons(client).list_models():
+            if model.name == pair[0]["model"]:
+                MLCommons(client).delete(model.model_id)

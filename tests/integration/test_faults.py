@@ -104,12 +104,20 @@ def test_deploy_killed_during_chunk_upload_then_rerun_converges(opensearch, clie
     done = run_cli(workdir, opensearch.url, *args)
     assert done.code == 0, done.err
     client.indices.refresh(index=".plugins-ml-model", ignore_unavailable=True)
-    models = [m for m in ml.list_models() if m.name == unique_names["model"]]
     served = pipeline_model_id(get_pipeline(client, unique_names["pipeline"]))
+    models = {m.model_id: m.state for m in ml.list_models() if m.name == unique_names["model"]}
+    assert models[served] == "DEPLOYED"
+    assert {m.model_id for m in half} <= set(models)  # a young half upload may be another deploy's: left alone
+    time.sleep(2.5)
+    again = run_cli(workdir, opensearch.url, *args, "--timeout", "2")  # now it is older than the deploy timeout
+    assert again.code == 0, again.err
+    client.indices.refresh(index=".plugins-ml-model", ignore_unavailable=True)
+    models = [m for m in ml.list_models() if m.name == unique_names["model"]]
     assert [m.model_id for m in models] == [served] and models[0].state == "DEPLOYED"  # the half one is gone
     record("deploy", f"SIGKILL during chunk upload (model {half[0].state if half else 'not listed yet'})",
            "nothing (killed); the rerun exits 0",
-           "rerun deletes the half-registered model; one model deployed, the pipeline on it")
+           "rerun uploads its own model and leaves the half one (younger than the deploy timeout, it could be "
+           "another deploy's); the next deploy after the timeout deletes it; one model deployed, the pipeline on it")
 
 
 def test_deploy_killed_after_upload_then_rerun_converges(opensearch, client, workdir, tiny_zip, products_index,
