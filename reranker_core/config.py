@@ -406,7 +406,8 @@ def load_config(path: Path | None) -> Config:
     unknown = sorted(repr(k) if not (isinstance(k, str) and k.isidentifier()) else k for k in raw if k not in SECTIONS)
     if unknown:
         raise ConfigError(f"unknown section(s) {', '.join(unknown)} in {source}", f"valid: {', '.join(SECTIONS)}")
-    cluster = raw.get("cluster") or {}
+    cluster = raw.get("cluster")
+    cluster = {} if cluster is None else cluster  # not `or {}`: `cluster: []` or `0` must be refused, as elsewhere
     if not isinstance(cluster, dict):
         raise ConfigError(f"section 'cluster' must be a mapping, not {type(cluster).__name__}", "see reranker.yaml")
     cluster = dict(cluster)
