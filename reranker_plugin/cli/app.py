@@ -53,6 +53,8 @@ class Context:
 
 
 pass_ctx = click.make_pass_decorator(Context)
+#: C0 control characters as visible escapes (``\n`` stays readable as such), tab excepted.
+CONTROL_ESCAPES = {c: f"\\x{c:02x}" for c in range(32) if c != 9} | {10: "\\n", 13: "\\r"}
 
 
 class _Group(click.Group):
@@ -83,6 +85,7 @@ class _Group(click.Group):
 
     @staticmethod
     def _fail(ctx: click.Context, message: str, code: int) -> None:
+        message = message.translate(CONTROL_ESCAPES)  # a path or query holding a newline must not split the line
         err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
         ctx.exit(code)
 
