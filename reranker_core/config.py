@@ -20,14 +20,15 @@ from urllib.parse import urlsplit
 import yaml
 
 from .errors import ConfigError
+from .redact import redact_url
 from .template import ProductTemplate
 
 DEFAULT_CONFIG_FILE = Path("reranker.yaml")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ClusterConfig:
-    """Where the cluster is and how to authenticate."""
+    """Where the cluster is and how to authenticate (its repr hides the password, in the URL or not)."""
 
     url: str = "http://127.0.0.1:9200"
     username: str | None = None
@@ -37,11 +38,21 @@ class ClusterConfig:
     timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
-        parts = urlsplit(self.url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"cluster.url {self.url!r} is not an http(s) URL", "use e.g. http://127.0.0.1:9200")
+        try:
+            parts = urlsplit(self.url)
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port or 1) > 0
+        except ValueError:  # "[::1" or a port past 65535: urlsplit refuses them
+            valid = False
+        if not valid:
+            raise ConfigError(f"cluster.url {redact_url(self.url)!r} is not an http(s) URL",
+                              "use e.g. http://127.0.0.1:9200")
         if self.timeout_s <= 0:
             raise ConfigError("cluster.timeout_s must be positive", "set e.g. timeout_s: 60")
+
+    def __repr__(self) -> str:
+        password = None if self.password is None else "***"
+        return (f"ClusterConfig(url={redact_url(self.url)!r}, username={self.username!r}, password={password!r}, "
+                f"verify_certs={self.verify_certs!r}, ca_certs={self.ca_certs!r}, timeout_s={self.timeout_s!r})")
 
 
 @dataclass(frozen=True)
@@ -406,7 +417,8 @@ def load_config(path: Path | None) -> Config:
     unknown = sorted(repr(k) if not (isinstance(k, str) and k.isidentifier()) else k for k in raw if k not in SECTIONS)
     if unknown:
         raise ConfigError(f"unknown section(s) {', '.join(unknown)} in {source}", f"valid: {', '.join(SECTIONS)}")
-    cluster = raw.get("cluster") or {}
+    cluster = raw.get("cluster")
+    cluster = {} if cluster is None else cluster  # not `or {}`: `cluster: []` or `0` must be refused, as elsewhere
     if not isinstance(cluster, dict):
         raise ConfigError(f"section 'cluster' must be a mapping, not {type(cluster).__name__}", "see reranker.yaml")
     cluster = dict(cluster)

@@ -2,10 +2,16 @@
 
 Every output the project writes (model zips, pair files, results, plots, the
 node's config) goes through :func:`atomic_write`: write a temporary file beside
-the target, then rename it over the target.
+the target, then rename it over the target. The rename alone only orders things
+for readers: after a power cut the file system may have kept the rename but not
+the data, leaving an empty file under the final name. So the temporary file is
+fsynced before the rename and its folder after it (:func:`fsync_path`);
+directories renamed into place (checkpoints, unpacked models) use
+:func:`fsync_tree`. ``benchmarks/fsync_cost.py`` measures what that costs.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -16,11 +22,12 @@ from typing import Any
 from .errors import OutputError
 
 
-def atomic_write(path: Path, write: Callable[[Path], object], mode: int = 0o644) -> Path:
+def atomic_write(path: Path, write: Callable[[Path], object], mode: int = 0o644, durable: bool = True) -> Path:
     """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it to ``path``.
 
     ``mode`` is set before the rename because ``mkstemp`` creates files 0600,
-    and models and results are meant to be shared.
+    and models and results are meant to be shared. ``durable=False`` skips the
+    fsyncs; only the benchmark that prices them uses it.
     """
     path = Path(path)
     try:
@@ -33,13 +40,47 @@ def atomic_write(path: Path, write: Callable[[Path], object], mode: int = 0o644)
     try:
         write(tmp)
         tmp.chmod(mode)
+        if durable:
+            fsync_path(tmp)
         os.replace(tmp, path)
     except BaseException as err:
         tmp.unlink(missing_ok=True)
         if disk_failure(err):
             raise output_error(path, err) from err
         raise
+    if durable:
+        sync_renamed(path)
     return path
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file's data, or a folder's entries, to the disk (a folder: which names point where)."""
+    directory = Path(path).is_dir()
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    except OSError as err:  # some file systems (network, FUSE) cannot sync a folder: nothing more to do there
+        if not (directory and err.errno in (errno.EINVAL, errno.ENOTSUP)):
+            raise
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(root: Path) -> None:
+    """fsync every file and folder under ``root``, deepest first: before renaming a finished folder into place."""
+    for folder, _, files in os.walk(root, topdown=False):
+        for name in files:
+            fsync_path(Path(folder) / name)
+        fsync_path(Path(folder))
+
+
+def sync_renamed(path: Path) -> None:
+    """After renaming onto ``path``: make the rename itself durable by syncing the folder that holds it."""
+    try:
+        fsync_path(Path(path).parent)
+    except OSError as err:
+        raise OutputError(f"{path} is in place but syncing its folder failed ({err.strerror or err}); "
+                          "a power cut now could lose it", "check the disk (dmesg), then rerun") from err
 
 
 def disk_failure(err: BaseException) -> bool:

@@ -15,6 +15,7 @@ from opensearchpy.exceptions import NotFoundError, SSLError, TransportError
 
 from reranker_core.config import ClusterConfig
 from reranker_core.errors import ClusterError
+from reranker_core.redact import redact_url
 
 #: Plugins the rerank path needs on every node.
 REQUIRED_PLUGINS = ("opensearch-ml", "opensearch-neural-search")
@@ -110,26 +111,27 @@ def make_client(cfg: ClusterConfig) -> OpenSearch:
 def connect(cfg: ClusterConfig, wait_s: float = 0.0) -> OpenSearch:
     """Connect and fail with one clear line if the cluster is unreachable or lacks plugins."""
     client = make_client(cfg)
+    url = redact_url(cfg.url)  # what every message below shows: the URL without user and password
     deadline = time.monotonic() + wait_s
     while True:
         try:
             client.info()
             break
         except AuthenticationException as err:
-            raise ClusterError(f"OpenSearch at {cfg.url} rejected the credentials",
+            raise ClusterError(f"OpenSearch at {url} rejected the credentials",
                                "set cluster.username/password or OPENSEARCH_USER/OPENSEARCH_PASSWORD") from err
         except SSLError as err:  # reachable, but TLS failed: the fix is the scheme or the CA, not the node
-            raise ClusterError(f"TLS handshake with {cfg.url} failed",
+            raise ClusterError(f"TLS handshake with {url} failed",
                                "use http:// if the cluster has no TLS, else give its CA bundle "
                                "(cluster.ca_certs or OPENSEARCH_CA_CERTS) or set cluster.verify_certs") from err
         except (OSConnectionError, TransportError) as err:
             if time.monotonic() >= deadline:
-                raise ClusterError(f"cannot reach OpenSearch at {cfg.url} ({type(err).__name__})",
+                raise ClusterError(f"cannot reach OpenSearch at {url} ({type(err).__name__})",
                                    "start one with `reranker cluster up` or set OPENSEARCH_URL") from err
             time.sleep(1.0)
     installed = {row["component"] for row in client.cat.plugins(format="json")}
     missing = [p for p in REQUIRED_PLUGINS if p not in installed]
     if missing:
-        raise ClusterError(f"OpenSearch at {cfg.url} lacks plugin(s) {', '.join(missing)}",
+        raise ClusterError(f"OpenSearch at {url} lacks plugin(s) {', '.join(missing)}",
                            "install ml-commons and neural-search (the docker image and local node have them)")
     return client

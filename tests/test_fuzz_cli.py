@@ -61,3 +61,6 @@ def test_any_command_line_exits_cleanly(argv):
     assert result.exit_code in (0, 1, 2), (argv, result.output)
     assert result.exception is None or isinstance(result.exception, SystemExit), (argv, repr(result.exception))
     assert "Traceback" not in result.output, (argv, result.output)
+    lines = result.stderr.strip().splitlines()
+    if result.exit_code == 1 or (lines and lines[0].startswith("error:")):  # not click's own usage errors
+        assert len(lines) == 1 and lines[0].startswith("error: "), (argv, result.stderr)

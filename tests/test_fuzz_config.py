@@ -16,6 +16,7 @@ from reranker_core.config import SECTIONS, ConfigError, load_config
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 KEYS = {name: [f.name for f in dataclasses.fields(cls)] for name, cls in SECTIONS.items()}
+ENV_KEYS = {"url", "username", "password", "ca_certs"}  # OPENSEARCH_URL and co. override cluster.*
 
 scalar = (st.none() | st.booleans() | st.integers(-10, 10**6) | st.floats(allow_nan=False, allow_infinity=False)
           | st.text(max_size=12))
@@ -48,6 +49,30 @@ def _matches(value, hint) -> bool:
     return True
 
 
+def _same(loaded, given) -> bool:
+    """Whether a loaded field holds the YAML value (lists come back as tuples, ints may stand for floats)."""
+    if isinstance(given, list):
+        return isinstance(loaded, (list, tuple)) and len(loaded) == len(given) and all(map(_same, loaded, given))
+    return loaded == given
+
+
+def _assert_accepted_as_written(doc, config) -> None:
+    """A config that loads held nothing, or known sections of known keys, each loaded with its value."""
+    assert doc is None or isinstance(doc, dict), f"a {type(doc).__name__} document was accepted"
+    for name, values in (doc or {}).items():
+        assert name in SECTIONS, f"unknown section {name!r} was accepted"
+        assert values is None or isinstance(values, dict), f"section {name!r} = {values!r} was accepted"
+        for key, given in (values or {}).items():
+            assert key in KEYS[name], f"unknown key {name}.{key!r} was accepted"
+            if not (name == "cluster" and key in ENV_KEYS):  # the environment may override these
+                loaded = getattr(getattr(config, name), key)
+                assert _same(loaded, given), f"{name}.{key}: wrote {given!r}, loaded {loaded!r}"
+    for name, cls in SECTIONS.items():
+        part = getattr(config, name)
+        for key, hint in typing.get_type_hints(cls).items():
+            assert _matches(getattr(part, key), hint), f"{name}.{key} = {getattr(part, key)!r} is not {hint}"
+
+
 @FUZZ
 @given(doc=document)
 def test_any_yaml_config_loads_typed_or_fails_in_one_line(doc):
@@ -59,10 +84,7 @@ def test_any_yaml_config_loads_typed_or_fails_in_one_line(doc):
         except ConfigError as err:
             assert "\n" not in str(err) and err.fix
             return
-    for name, cls in SECTIONS.items():
-        part = getattr(config, name)
-        for key, hint in typing.get_type_hints(cls).items():
-            assert _matches(getattr(part, key), hint), f"{name}.{key} = {getattr(part, key)!r} is not {hint}"
+    _assert_accepted_as_written(doc, config)
 
 
 @FUZZ
@@ -72,6 +94,8 @@ def test_any_bytes_as_a_config_file_load_or_fail_in_one_line(raw):
         path = Path(tmp) / "reranker.yaml"
         path.write_bytes(raw)
         try:
-            load_config(path)
+            config = load_config(path)
         except ConfigError as err:
             assert "\n" not in str(err) and err.fix
+            return
+    _assert_accepted_as_written(yaml.safe_load(raw.decode("utf-8")), config)

@@ -107,5 +107,14 @@ def test_report_counts_samples_and_checks(tmp_path):
     assert "augment.max_malformed_fraction" in str(err.value)
 
 
-def test_empty_report_passes():
-    MalformedReport().check(0.0)
+def test_empty_report_passes_and_a_strict_threshold_still_bites(tmp_path):
+    empty = MalformedReport()
+    assert (empty.total, empty.fraction) == (0, 0.0)  # 0 of 0 is no malformed line, not NaN (NaN > x is False)
+    empty.check(0.0)
+    report = MalformedReport()
+    for n in range(1, 1001):
+        report.add(tmp_path / "log.jsonl", LogLine(n, "q", None))
+    report.check(0.0)  # a clean log passes the strictest threshold
+    report.add(tmp_path / "log.jsonl", LogLine(1001, None, "no query"))
+    with pytest.raises(DataError, match="1 of 1001 query log lines are malformed"):
+        report.check(0.0)

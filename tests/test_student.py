@@ -159,28 +159,60 @@ def test_int8_zip_is_valid_smaller_and_ranks_like_fp32(margin_student, tmp_path)
     assert all((fa[4 * i] > fa[4 * i + 1]) == (fb[4 * i] > fb[4 * i + 1]) for i in range(len(HELD_OUT)))
 
 
-def test_human_term_pulls_labeled_pairs_towards_their_labels(tiny_bert, tmp_path):
+def _term_at_first_step(init: Path, examples: list[StudentExample], tmp_path: Path, weight: str, **cfg) -> float:
+    """The first step's loss with ``weight`` = 1 minus with 0: same batch (all 10 queries), model and dropout."""
+    first = {}
+    for w in (0.0, 1.0):
+        out = tmp_path / f"{Path(init).name}-{weight}-{w}"
+        config = StudentConfig(model=str(init), layers=None, output=str(out), max_steps=1, queries_per_batch=10,
+                               **cfg, **{weight: w})
+        first[w] = read_meta(train_student(config, TEMPLATE, examples, device="cpu").path)["losses"][0]
+    return first[1.0] - first[0.0]
+
+
+def _trained_scores(student: Path, examples: list[StudentExample]):
+    import torch
+
+    return torch.tensor(CrossEncoder.load(student).score([(e.query, e.text) for e in examples]))
+
+
+def test_human_term_is_the_bce_against_the_labels(tiny_bert, margin_student, tmp_path):
+    import torch
+    import torch.nn.functional as F
+
     # margins alone leave each query's level free; the human term (BCE on labeled rows) pins the labeled ones
     examples = [StudentExample(e.query, e.text, e.target, 1.0 if "genuine" in e.text else 0.0)
                 for e in MARGIN_EXAMPLES]
-    runs = {}
-    for weight in (0.0, 1.0):
-        cfg = StudentConfig(model=str(tiny_bert), layers=None, output=str(tmp_path / f"w{weight}"), max_steps=25,
-                            queries_per_batch=4, learning_rate=3e-3, human_weight=weight)
-        runs[weight] = read_meta(train_student(cfg, TEMPLATE, examples, device="cpu").path)["losses"]
-    # the first step sees the same batch and the same untrained model: the loss differs by exactly the BCE (~0.69)
-    assert runs[1.0][0] - runs[0.0][0] == pytest.approx(0.693, abs=0.05)
+    # an untrained model scores near 0: the term is the BCE at p = 0.5, log 2 (~0.69) at any label — its scale
+    assert _term_at_first_step(tiny_bert, examples, tmp_path, "human_weight") == pytest.approx(0.693, abs=0.05)
+    # the distilled student already puts "genuine" above "generic": the term must be the BCE of its scores against
+    # these labels, far from the BCE against the inverted ones (dropout in training mode: "closer", not "equal")
+    scores, labels = _trained_scores(margin_student.path, examples), torch.tensor([e.label for e in examples])
+    right = F.binary_cross_entropy_with_logits(scores, labels).item()
+    inverted = F.binary_cross_entropy_with_logits(scores, 1 - labels).item()
+    assert abs(inverted - right) > 0.5, (right, inverted)
+    term = _term_at_first_step(margin_student.path, examples, tmp_path, "human_weight")
+    assert abs(term - right) < abs(term - inverted) / 3, (term, right, inverted)
 
 
-def test_rank_term_adds_within_query_ranknet_to_the_pointwise_loss(tiny_bert, tmp_path):
+def test_rank_term_adds_within_query_ranknet_to_the_pointwise_loss(tiny_bert, margin_student, tmp_path):
+    import torch
+
+    from training.losses import WithinQueryRankNetLoss
+
     examples = [StudentExample(e.query, e.text, 1.0 if "genuine" in e.text else 0.0) for e in MARGIN_EXAMPLES]
-    runs = {}
-    for weight in (0.0, 1.0):
-        cfg = StudentConfig(model=str(tiny_bert), layers=None, output=str(tmp_path / f"r{weight}"), loss="pointwise", max_steps=25,
-                            queries_per_batch=4, learning_rate=3e-3, rank_weight=weight)
-        runs[weight] = read_meta(train_student(cfg, TEMPLATE, examples, device="cpu").path)["losses"]
-    # same first batch, same untrained model with near-equal scores: RankNet adds about log 2 at any target
-    assert runs[1.0][0] - runs[0.0][0] == pytest.approx(0.693, abs=0.05)
+    # an untrained model with near-equal scores: RankNet adds about log 2 at any target — its scale
+    term = _term_at_first_step(tiny_bert, examples, tmp_path, "rank_weight", loss="pointwise")
+    assert term == pytest.approx(0.693, abs=0.05)
+    # from a student that already ranks "genuine" first, RankNet against these targets is far below RankNet
+    # against the inverted ones; the trainer's term must be the former
+    scores, targets = _trained_scores(margin_student.path, examples), torch.tensor([e.target for e in examples])
+    groups = torch.tensor([WORDS.index(e.query) for e in examples])
+    right = WithinQueryRankNetLoss()(scores, targets, groups).item()
+    inverted = WithinQueryRankNetLoss()(scores, 1 - targets, groups).item()
+    assert abs(inverted - right) > 0.5, (right, inverted)
+    term = _term_at_first_step(margin_student.path, examples, tmp_path, "rank_weight", loss="pointwise")
+    assert abs(term - right) < abs(term - inverted) / 3, (term, right, inverted)
 
 
 def test_max_pairs_budget_sets_the_number_of_steps(tiny_bert, tmp_path):

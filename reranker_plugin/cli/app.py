@@ -26,6 +26,7 @@ from rich.table import Table
 
 from reranker_core.config import DATA_KINDS, Config, load_config, override
 from reranker_core.errors import RerankerError
+from reranker_core.redact import REDACTING_FILTER, redact_url
 
 console = Console()
 err_console = Console(stderr=True)
@@ -53,6 +54,8 @@ class Context:
 
 
 pass_ctx = click.make_pass_decorator(Context)
+#: C0 control characters as visible escapes (``\n`` stays readable as such), tab excepted.
+CONTROL_ESCAPES = {c: f"\\x{c:02x}" for c in range(32) if c != 9} | {10: "\\n", 13: "\\r"}
 
 
 class _Group(click.Group):
@@ -83,6 +86,7 @@ class _Group(click.Group):
 
     @staticmethod
     def _fail(ctx: click.Context, message: str, code: int) -> None:
+        message = redact_url(message).translate(CONTROL_ESCAPES)  # a newline in a path must not split the line
         err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
         ctx.exit(code)
 
@@ -109,6 +113,8 @@ def cli(ctx: click.Context, config_path: Path | None, url: str | None, verbose: 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
     # opensearch-py logs every failed attempt with a traceback; our errors say it in one line.
     logging.getLogger("opensearch").setLevel(logging.INFO if verbose else logging.CRITICAL)
+    for handler in logging.getLogger().handlers:  # no log line shows a cluster URL's user and password
+        handler.addFilter(REDACTING_FILTER)
     if not verbose:  # transformers' load reports and tqdm bars would drown our own progress display
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

@@ -38,7 +38,7 @@ import requests
 
 from reranker_core.config import ClusterConfig, LocalNodeConfig
 from reranker_core.errors import LocalNodeError
-from reranker_core.files import atomic_write, default_home
+from reranker_core.files import atomic_write, default_home, fsync_tree, sync_renamed
 
 from . import security
 from .assets import load_json, load_yaml, opensearch_version
@@ -277,7 +277,9 @@ class LocalNode:
                     raise LocalNodeError(f"installing {plugin.name} failed: {detail[0]}",
                                          "check that the plugin version equals the core version in .env")
             shutil.rmtree(self.layout.dist, ignore_errors=True)
+            fsync_tree(staging)
             staging.replace(self.layout.dist)
+            sync_renamed(self.layout.dist)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
@@ -305,7 +307,9 @@ class LocalNode:
                         (staging / Path(info.filename).name).write_bytes(jar.read(info))
             with zipfile.ZipFile(jni_jar) as jar:
                 (staging / f"{djl_api}-libdjl_torch.so").write_bytes(jar.read(member))
+            fsync_tree(staging)
             staging.replace(torch_dir)
+            sync_renamed(torch_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 

@@ -16,6 +16,7 @@ import requests
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 from reranker_core.errors import LocalNodeError
+from reranker_core.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +80,16 @@ class MavenCache:
                     digest.update(chunk)
                     if progress is not None and task is not None:
                         progress.advance(task, len(chunk))
+                out.flush()
+                os.fsync(out.fileno())  # else a power cut may leave an empty jar under the final name
             if digest.hexdigest() != expected:
                 raise LocalNodeError(
                     f"checksum mismatch for {artifact} ({algorithm} {digest.hexdigest()} != {expected})",
                     "retry; if it persists your proxy is altering downloads",
                 )
             tmp.replace(target)
-            marker.write_text(f"{algorithm} {expected}\n", encoding="utf-8")
+            # atomic_write syncs the folder too, so the jar's rename is durable before the marker vouches for it
+            atomic_write(marker, lambda t: t.write_text(f"{algorithm} {expected}\n", encoding="utf-8"))
             return target
         finally:
             tmp.unlink(missing_ok=True)

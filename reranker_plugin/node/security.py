@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from reranker_core.files import atomic_write
+from reranker_core.files import atomic_write, fsync_tree, sync_renamed
 
 from .assets import asset_path
 
@@ -64,7 +64,9 @@ def ensure_material(directory: Path, users: dict[str, list[str]]) -> Credentials
         credentials = staging / "credentials.json"
         credentials.write_text(json.dumps({"passwords": passwords}, indent=2) + "\n", encoding="utf-8")
         credentials.chmod(0o600)
+        fsync_tree(staging)
         staging.replace(directory)
+        sync_renamed(directory)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return Credentials.load(directory)  # type: ignore[return-value]

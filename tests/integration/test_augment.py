@@ -18,7 +18,7 @@ from reranker_plugin.jobs.augment import MANIFEST, PairScorer, augment
 from reranker_plugin.jobs.catalog import index_catalog
 from reranker_plugin.jobs.search import search
 from reranker_plugin.node.assets import load_json
-from training.datasets import DataError, normalize_query, split_of
+from training.datasets import DataError, normalize_query
 from training.pairs import read_pairs
 from training.teacher import Teacher
 
@@ -59,11 +59,6 @@ def ubi_index(client):
     client.indices.create(index=name, body=load_json("ubi-queries-index.json"))
     yield name
     client.indices.delete(index=name, ignore_unavailable=True)
-
-
-def test_query_splits_are_what_the_tests_assume():
-    assert {q: split_of(q) for q in TRAIN} == dict.fromkeys(TRAIN, "train")
-    assert {q: split_of(q) for q in HELD_OUT} == HELD_OUT
 
 
 def bm25_hits(client, index: str, query: str, top_k: int):

@@ -5,10 +5,8 @@ import uuid
 
 import pytest
 
-from reranker_core.config import ClusterConfig
 from reranker_core.errors import ClusterError
 from reranker_core.template import RENDERED_FIELD, ProductTemplate
-from reranker_plugin.connection import make_client
 from reranker_plugin.jobs.catalog import index_catalog
 from reranker_plugin.node.assets import load_json
 
@@ -81,12 +79,6 @@ def test_refused_rows_are_reported_by_id_and_the_rest_is_indexed(client, index_n
 def test_bad_index_name_is_a_cluster_error(client):
     with pytest.raises(ClusterError, match=r"cannot create index 'Bad Index'.*lowercase"):
         index_catalog(client, "Bad Index", catalog(), TEMPLATE)
-
-
-def test_unreachable_cluster_is_a_cluster_error():
-    closed = make_client(ClusterConfig(url="http://127.0.0.1:9", timeout_s=2.0))
-    with pytest.raises(ClusterError, match="cannot reach OpenSearch"):
-        index_catalog(closed, "products-unreachable", catalog(), TEMPLATE)
 
 
 def test_create_index_block_is_named_as_a_block_not_a_missing_permission(client, index_name):
