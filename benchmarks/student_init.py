@@ -27,10 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from reranker_core.config import override  # noqa: E402
 from reranker_core.files import atomic_write, write_json_atomic  # noqa: E402
 from training.bootstrap import intervals, paired_difference, per_query  # noqa: E402
 from training.evaluate import judged_lists, load_scorer, ranked_lists, validation_curve  # noqa: E402
-from reranker_core.config import override  # noqa: E402
 from training.models import read_meta  # noqa: E402
 from training.student import train_student  # noqa: E402
 
