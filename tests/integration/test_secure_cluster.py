@@ -188,12 +188,18 @@ def test_node_killed_during_deploy_then_restart_and_rerun_converges(secure_node,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # refreshing ML Commons' system index is deliberate: listing is a search
         admin.indices.refresh(index=".plugins-ml-model", ignore_unavailable=True)
-    mine = [m for m in MLCommons(admin).list_models() if m.name == names["model"]]
-    assert [m.model_id for m in mine] == [model_id]  # one model, the pipeline's: the half one is gone
     assert MLCommons(admin).get_model(model_id)["model_state"] == "DEPLOYED"
     assert search(user, product_index, "cordless drill", ("title",), 5, names["pipeline"])
+    time.sleep(2.5)  # a half upload younger than the deploy timeout may be another deploy's: it is left alone
+    assert cli(env, *deploy_args(tiny_zip, product_index, names), "--timeout", "2").returncode == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        admin.indices.refresh(index=".plugins-ml-model", ignore_unavailable=True)
+    mine = [m for m in MLCommons(admin).list_models() if m.name == names["model"]]
+    assert [m.model_id for m in mine] == [model_id]  # one model, the pipeline's: the stale half one is gone
     record("deploy", "OpenSearch node SIGKILLed mid-deploy", line,
-           "after `cluster up`, the rerun deploys; one model deployed, the pipeline uses it")
+           "after `cluster up`, the rerun deploys; a deploy after the deploy timeout removes the killed one's "
+           "half model; one model deployed, the pipeline uses it")
 
 
 def test_node_killed_during_search_and_indexing_gives_one_line_and_recovers(secure_node, admin, product_index,
