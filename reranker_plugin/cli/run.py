@@ -103,8 +103,9 @@ def run_all(ctx: Context, data: Path | None, kind: str | None, logs: tuple[Path,
     step(labeled, lambda: invoke("label", teacher_dir=teacher_dir, data=None, kind=None, split="train",
                                  max_queries=None, out=None, engine=None, ray_address=None))
     step(augmented, lambda: invoke("augment", teacher_dir=teacher_dir, logs=log_paths, data=None, kind=None,
-                                   index=None, restart=False, replace_stale=True, ubi_index=None, top_k=None, max_queries=None,
-                                   output=None, max_malformed_fraction=None, engine=None, ray_address=None))
+                                   index=None, restart=False, replace_stale=True, ubi_index=None, top_k=None,
+                                   max_queries=None, output=None, max_malformed_fraction=None, engine=None,
+                                   ray_address=None))
     same = dict(data=None, kind=None, max_train_queries=None, model=None, layers=None, epochs=None,
                 max_pairs=None, human_weight=None)  # one student config: same init, same architecture
     step(student, lambda: invoke("train-student", pairs=(PAIRS,), loss="margin_mse", output=None, max_steps=None,
@@ -158,7 +159,8 @@ def _shipped(choice: str, verdict: Path) -> str:
 
 
 def _queries_as_log(config) -> Path:
-    """Without a real log, the dataset's search terms stand in for one (evaluation queries are excluded later).
+    """The dataset's search terms as a log, beside any real one: every training query's top-K joins the pool
+    (evaluation queries are excluded later).
 
     Rewritten only when its content changes, so its fingerprint (and augmentation) stays put across reruns.
     """
