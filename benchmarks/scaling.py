@@ -82,8 +82,8 @@ def main() -> None:
     parser.add_argument("--fractions", default="0,0.125,0.25,0.5,1",
                         help="Shares of the mined queries added to the judged pairs, one student each.")
     parser.add_argument("--full-size-human", type=Path, default=None,
-                        help="A full-size human-label student (checkpoint or zip) to draw as a line; default: "
-                             "trained here (the teacher's architecture, pointwise, student.epochs over the labels).")
+                        help="A full-size human-label student (checkpoint or zip) to draw as a line; default: the "
+                             "teacher's cross-encoder when the teacher is nothing else, else one trained here.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks/results/scaling-work")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
