@@ -406,14 +406,15 @@ def load_config(path: Path | None) -> Config:
     source = path if path is not None else (DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None)
     if source is not None:
         try:
-            raw = yaml.safe_load(Path(source).read_text(encoding="utf-8")) or {}
+            loaded = yaml.safe_load(Path(source).read_text(encoding="utf-8"))
         except FileNotFoundError as err:
             raise ConfigError(f"config file {source} does not exist", "pass an existing file to --config") from err
         except (yaml.YAMLError, UnicodeDecodeError) as err:
             raise ConfigError(f"config file {source} is not valid UTF-8 YAML ({err})".replace("\n", " "),
                               "fix the syntax") from err
-        if not isinstance(raw, dict):
+        if loaded is not None and not isinstance(loaded, dict):  # not `or {}`: a bare `no` or `0` is refused too
             raise ConfigError(f"config file {source} must hold a mapping of sections", "see reranker.yaml")
+        raw = loaded or {}
     unknown = sorted(repr(k) if not (isinstance(k, str) and k.isidentifier()) else k for k in raw if k not in SECTIONS)
     if unknown:
         raise ConfigError(f"unknown section(s) {', '.join(unknown)} in {source}", f"valid: {', '.join(SECTIONS)}")

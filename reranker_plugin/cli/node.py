@@ -1,12 +1,12 @@
 """`reranker cluster up|down|status|logs`: the local single-node OpenSearch."""
 from __future__ import annotations
 
-import sys
 import time
 
 import click
 
 from reranker_core.config import override
+from reranker_core.errors import LocalNodeError
 
 from .app import Context, cli, console, pass_ctx
 
@@ -104,7 +104,6 @@ def cluster_password(ctx: Context, user: str) -> None:
     \b
       export OPENSEARCH_PASSWORD=$(reranker cluster password reranker)
     """
-    from reranker_core.errors import LocalNodeError
 
     credentials = _local_node(ctx, True).credentials
     if credentials is None:
@@ -130,7 +129,8 @@ def cluster_status(ctx: Context, secure: bool) -> None:
     console.print(f"url: {status.url}\nrunning: {status.running} (pid {status.pid})\nhealth: {status.health}\n"
                   f"version: {status.version}\nplugins: {', '.join(status.plugins) or '-'}\nlog: {status.log_file}")
     if not status.health:
-        sys.exit(1)
+        raise LocalNodeError(f"the local node at {status.url} is down", f"start it with `reranker cluster up` "
+                             f"(its log: {status.log_file})")
 
 
 @cluster.command("logs")

@@ -27,8 +27,9 @@ from .app import Context, cli, console, err_console, pass_ctx
 @click.option("--default-pipeline/--no-default-pipeline", default=None,
               help="Make the pipeline the index's default [deploy.default_pipeline].")
 @click.option("--undeploy-previous/--keep-previous", default=None,
-              help="After the switch, undeploy the model the pipeline used before, unless another pipeline uses it "
-                   "[deploy.undeploy_previous]. The main job does; keep it for a rollback by pipeline.")
+              help="After the switch, undeploy the model the pipeline used before once its searches have drained, "
+                   "unless another pipeline uses it [deploy.undeploy_previous]. The main job does; keep it for a "
+                   "rollback by pipeline.")
 @click.option("--timeout", "deploy_timeout_s", type=float, help="Seconds to wait for deployment.")
 @pass_ctx
 def deploy(ctx: Context, model_zip: Path, **flags) -> None:

@@ -174,6 +174,16 @@ class MLCommons:
                                    f"retry `reranker models delete -- {model_id}` later")
             time.sleep(0.5)
 
+    def predict_count(self, model_id: str) -> int | None:
+        """Predictions of the model begun on all nodes (ML Commons' stats); None where the stats are refused."""
+        try:
+            stats = self._call("GET", f"{ML}/stats", self.ml.get_stats)
+        except ClusterError:
+            return None
+        nodes = (stats.get("nodes") or {}).values() if isinstance(stats, dict) else ()
+        return sum(int(((node.get("models") or {}).get(model_id) or {}).get("predict", {}).get("ml_action_request_count", 0))
+                   for node in nodes)
+
     def predict(self, model_id: str, query: str, docs: list[str]) -> list[float]:
         """Raw logits from the deployed model, one per document."""
         result = self._call("POST", f"{ML}/models/{model_id}/_predict", self.ml.predict_model,

@@ -6,6 +6,8 @@ created, so re-running converges: a model already registered with the same
 sha256 is reused, and a half-registered one older than the deploy timeout (a
 killed upload's leftover) is deleted first. A younger one may be another
 operator's upload in progress: it is left alone, and this deploy uploads its own.
+A replaced model is undeployed (``undeploy_previous``) only after the searches
+still running on it have drained: undeploying under them crashes the node.
 """
 from __future__ import annotations
 
@@ -31,6 +33,13 @@ log = logging.getLogger(__name__)
 SETTLED_STATES = {"DEPLOYED", "DEPLOY_FAILED", "PARTIALLY_DEPLOYED", "UNDEPLOYED"}
 #: How ML Commons fails a deploy sent while another deploy of the same model runs.
 RACED_DEPLOY = ("Duplicate deploy model task", "version conflict")
+
+#: A replaced model is undeployed only once no prediction of it has begun for this long. ML Commons closes the
+#: ONNX session under a running prediction, and ONNX Runtime then crashes the whole node (SIGSEGV; seen with
+#: 20 clients searching through the pipeline while `undeploy_previous` freed the old model at once).
+DRAIN_QUIET_S = 3.0
+#: Longer than this in use (e.g. called directly, not through a pipeline), and the replaced model is left deployed.
+DRAIN_TIMEOUT_S = 60.0
 
 Progress = Callable[[str, int, int], None]
 """Callback ``(stage, done, total)`` for progress display."""
@@ -103,11 +112,32 @@ def _undeploy_unused(ml: MLCommons, client: OpenSearch, model_id: str) -> bool:
     """Undeploy a replaced model unless another pipeline still uses it: ML Commons caps deployed models per node."""
     if model_id in pipelines_by_model(client):
         return False
+    if not _drained(ml, model_id):
+        log.warning("left the previous model %s deployed: it still answered predictions %.0f s after the switch",
+                    model_id, DRAIN_TIMEOUT_S)
+        return False
     try:
         ml.undeploy(model_id)
     except ClusterError as err:  # the new model serves already; a model that cannot be freed is not a failed deploy
         log.warning("could not undeploy the previous model %s: %s", model_id, err)
         return False
+    return True
+
+
+def _drained(ml: MLCommons, model_id: str, quiet_s: float = DRAIN_QUIET_S, timeout_s: float = DRAIN_TIMEOUT_S,
+             poll_s: float = 0.5) -> bool:
+    """Wait until no prediction of ``model_id`` has begun for ``quiet_s`` (searches sent before the pipeline
+    switched are done by then); False if it is still in use after ``timeout_s``. Without ML Commons' stats
+    (refused to the user) this is a plain ``quiet_s`` wait."""
+    deadline = time.monotonic() + timeout_s
+    last, quiet_since = ml.predict_count(model_id), time.monotonic()
+    while time.monotonic() - quiet_since < quiet_s:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll_s)
+        count = ml.predict_count(model_id)
+        if count != last:
+            last, quiet_since = count, time.monotonic()
     return True
 
 

@@ -66,10 +66,14 @@ def test_deploy_and_pipeline_switch_under_20_clients_fail_no_search(opensearch, 
                 with lock:
                     failures.append(f"{type(err).__name__}: {err}")
 
+    ml = MLCommons(client)
+    before = ml.predict_count(first.model_id)
     threads = [threading.Thread(target=load, args=(i,), daemon=True) for i in range(CLIENTS)]
     for thread in threads:
         thread.start()
     time.sleep(1.0)
+    # the drain before an undeploy waits on this count: ML Commons must count searches through the pipeline
+    assert ml.predict_count(first.model_id) > before
     second = deploy(client, validate_zip(other_zip), cfg)  # register, upload, deploy, test, switch the pipeline
     switched_at = time.monotonic()
     time.sleep(AFTER_SWAP_S)
