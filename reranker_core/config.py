@@ -209,6 +209,10 @@ class StudentConfig:
     queries_per_batch: int = 8
     output: str = "runs/student"
     seed: int = 0
+    robust_share: float = 0.0             # also train this share of each batch's queries perturbed (typos, units,
+                                          # dropped or moved words) on the clean query's teacher margins; 0: off
+    robust_strength: float = 0.3          # the perturbations' rate (training/perturb.py)
+    contrastive_weight: float = 0.0       # + this x InfoNCE pulling a perturbed pair's [CLS] to its clean pair's
 
     def __post_init__(self) -> None:
         if self.loss not in ("margin_mse", "pointwise"):
@@ -219,6 +223,9 @@ class StudentConfig:
         if self.human_weight < 0 or self.rank_weight < 0 or (self.max_pairs is not None and self.max_pairs <= 0):
             raise ConfigError("student.human_weight and rank_weight must be >= 0, max_pairs positive or null",
                               "fix the student section of reranker.yaml")
+        if not (0 <= self.robust_share <= 1 and 0 < self.robust_strength <= 1) or self.contrastive_weight < 0:
+            raise ConfigError("student.robust_share must be in [0, 1], robust_strength in (0, 1], "
+                              "contrastive_weight >= 0", "fix the student section of reranker.yaml")
         _precision(self, "student")
 
 

@@ -322,3 +322,51 @@ def test_the_validation_curve_is_measured_at_evenly_spaced_steps_and_kept(tiny_b
     assert [p["step"] for p in curve] == [2, 4, 6, 8] and [p["ndcg@5"] for p in curve] == [1.0, 2.0, 3.0, 4.0]
     assert curve[-1]["pairs_seen"] == read_meta(report.path)["pairs_seen"]
     assert seen[0] != seen[-1]  # training went on between measurements (in train mode again after each)
+
+
+def test_perturbed_twins_cover_a_seeded_share_of_queries_with_one_text_each():
+    from training.student import perturbed_twins
+
+    rows = [StudentExample(q, f"{p} offer", 1.0) for q in ("cordless drill kit", "garden hose 50 ft", "x")
+            for p in ("a", "b")]
+    assert perturbed_twins(rows, 0.0, 0.3, seed=1) == []
+    twins = perturbed_twins(rows, 1.0, 1.0, seed=1)
+    assert twins == perturbed_twins(rows, 1.0, 1.0, seed=1)
+    assert [k for k, _ in twins] == [0, 1, 2, 3]  # "x": no family changes a one-letter query
+    assert twins[0][1] == twins[1][1] != rows[0].query and twins[2][1] == twins[3][1] != rows[2].query
+    half = [len({rows[k].query for k, _ in perturbed_twins(rows, 0.5, 1.0, seed=s)}) for s in range(200)]
+    assert 0.7 < statistics.mean(half) < 1.3  # about half of the two changeable queries
+
+
+def test_contrastive_term_pulls_a_twin_to_its_clean_pair_and_ignores_its_own_querys_other_products():
+    import torch
+
+    from training.student import contrastive
+
+    clean = torch.eye(4)  # rows 0, 1: query 0; rows 2, 3: query 1
+    groups = torch.tensor([0, 0, 1, 1])
+    matched = contrastive(torch.cat([clean, clean[[0]]]), [0], groups)
+    assert matched.item() < 1e-3
+    wrong_query = contrastive(torch.cat([clean, clean[[2]]]), [0], groups)
+    assert wrong_query.item() > 5
+    # like its own query's other product: that product is no negative, so the loss is that of orthogonal vectors
+    own_query = contrastive(torch.cat([clean, clean[[1]]]), [0], groups)
+    assert own_query.item() == pytest.approx(torch.log(torch.tensor(3.0)).item(), abs=1e-4)
+
+
+def test_robust_training_adds_perturbed_lists_and_the_contrastive_term(tiny_bert, tmp_path):
+    import math
+
+    plain = _term_at_first_step(tiny_bert, MARGIN_EXAMPLES, tmp_path, "robust_share", robust_strength=1.0)
+    # an untrained student's margins are ~0: a perturbed list's error is the clean list's, so the mean stays ~6
+    assert abs(plain) < 0.6
+    term = _term_at_first_step(tiny_bert, MARGIN_EXAMPLES, tmp_path / "c", "contrastive_weight", robust_share=1.0,
+                               robust_strength=1.0)
+    # an untrained encoder's [CLS] vectors are alike: InfoNCE near log(1 + other queries' pairs) = log(37)
+    assert 1.0 < term < math.log(37) + 0.5
+    report = train_student(StudentConfig(model=str(tiny_bert), layers=None, output=str(tmp_path / "robust"),
+                                         max_steps=5, queries_per_batch=4, robust_share=0.5,
+                                         contrastive_weight=0.1), TEMPLATE, MARGIN_EXAMPLES, device="cpu")
+    meta = read_meta(report.path)
+    assert meta["steps"] == 5 and meta["pairs_seen"] == 16 + 16 + 8 + 16 + 16  # clean pairs only: batches of
+    # 4, 4 and 2 of the 10 queries, 4 pairs each

@@ -5,6 +5,9 @@ holds whole queries, and the loss compares score *differences* between products
 of the same query (within-query margin-MSE), so the student learns the
 teacher's ranking, not its calibration. ``loss="pointwise"`` is the baseline:
 the same trainer on human soft labels only, with binary cross-entropy.
+With ``robust_share``, some queries are also trained perturbed (typos, unit
+spellings, dropped or moved words) against the clean query's targets, plus an
+optional contrastive term (ei-SRC's contrastive adversarial training).
 """
 from __future__ import annotations
 
@@ -87,20 +90,29 @@ class CrossEncoder:
         Rows are run in chunks of similar length and put back in order, so a
         batch pays for little padding (about a quarter of the time on short titles).
         """
+        return self.encode(queries, texts, chunk)[0]
+
+    def encode(self, queries: Sequence[str], texts: Sequence[str], chunk: int = LENGTH_CHUNK,
+               pooled: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """([batch] logits, [batch, hidden] last-layer [CLS] vectors if ``pooled``), as :meth:`logits`."""
         enc = self.tokenizer(list(queries), list(texts), truncation="longest_first",
                              max_length=self.template.max_tokens, return_token_type_ids=True)
         ids = enc["input_ids"]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         device = next(self.model.parameters()).device
-        parts = []
+        parts, vectors = [], []
         for start in range(0, len(order), chunk):
             idx = order[start:start + chunk]
             padded = self.tokenizer.pad({k: [enc[k][i] for i in idx] for k in enc}, return_tensors="pt")
             inputs = model_inputs(self.model, {k: v.to(device) for k, v in padded.items()})
-            parts.append(self.model(**inputs).logits[:, 0])
+            out = self.model(**inputs, output_hidden_states=pooled)
+            parts.append(out.logits[:, 0])
+            if pooled:
+                vectors.append(out.hidden_states[-1][:, 0])
         inverse = torch.empty(len(order), dtype=torch.long)
         inverse[torch.tensor(order)] = torch.arange(len(order))
-        return torch.cat(parts)[inverse.to(device)]
+        inverse = inverse.to(device)
+        return torch.cat(parts)[inverse], (torch.cat(vectors)[inverse] if pooled else None)
 
     @torch.no_grad()
     def score(self, pairs: Sequence[tuple[str, str]], batch_size: int = 64,
@@ -163,6 +175,42 @@ def query_batches(examples: Sequence[StudentExample], queries_per_batch: int, se
     return batches
 
 
+def perturbed_twins(rows: Sequence[StudentExample], share: float, strength: float, seed: int) -> list[tuple[int, str]]:
+    """(row, perturbed query) for every row of a ``share`` of the batch's queries (robust training; ei-SRC).
+
+    Each chosen query gets one family of :mod:`training.perturb`, the first of a
+    seeded order that changes it; a query no family changes is left out.
+    """
+    if not share:
+        return []
+    from .perturb import FAMILIES, perturb
+
+    rng = random.Random(seed)
+    twin: dict[str, str] = {}
+    for query in dict.fromkeys(r.query for r in rows):
+        if rng.random() >= share:
+            continue
+        for family in rng.sample(FAMILIES, len(FAMILIES)):
+            changed = perturb(query, family, strength, rng.randrange(2**32))
+            if changed != query:
+                twin[query] = changed
+                break
+    return [(k, twin[r.query]) for k, r in enumerate(rows) if r.query in twin]
+
+
+def contrastive(cls: torch.Tensor, clean_rows: Sequence[int], groups: torch.Tensor,
+                temperature: float = 0.1) -> torch.Tensor:
+    """InfoNCE for perturbed pairs: each one's [CLS] (rows after the clean ones) is pulled to its clean pair's
+    and pushed from the clean pairs of *other* queries (its own query's other products are left out)."""
+    clean = torch.nn.functional.normalize(cls[:len(groups)], dim=-1)
+    twins = torch.nn.functional.normalize(cls[len(groups):], dim=-1)
+    positive = torch.tensor(list(clean_rows), device=cls.device)
+    sim = twins @ clean.T / temperature
+    same_query = groups[positive][:, None] == groups[None, :]
+    same_query[torch.arange(len(positive)), positive] = False
+    return torch.nn.functional.cross_entropy(sim.masked_fill(same_query, float("-inf")), positive)
+
+
 def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Sequence[StudentExample],
                   progress: Progress | None = None, device: str | None = None, name: str | None = None,
                   provenance: dict | None = None, checkpoint: Path | None = None, checkpoint_every: int = 50,
@@ -209,21 +257,31 @@ def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Seque
             if step >= total:
                 break
             rows = [examples[i] for i in batch]
+            twins = perturbed_twins(rows, cfg.robust_share, cfg.robust_strength, cfg.seed * 100_003 + step)
             pairs_seen += len(rows)
+            queries = [r.query for r in rows] + [q for _, q in twins]
             with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-                logits = student.logits([r.query for r in rows], [r.text for r in rows]).float()
-            targets = torch.tensor([r.target for r in rows], device=logits.device)
-            groups = torch.tensor([query_id[r.query] for r in rows], device=logits.device)
+                scored, cls = student.encode(queries, [r.text for r in rows] + [rows[k].text for k, _ in twins],
+                                             pooled=bool(twins and cfg.contrastive_weight))
+            scored = scored.float()
+            logits = scored[:len(rows)]
+            # a perturbed query is a list of its own, held to the clean query's teacher margins
+            targets = torch.tensor([r.target for r in rows] + [rows[k].target for k, _ in twins], device=scored.device)
+            groups = torch.tensor([query_id[r.query] for r in rows] + [len(query_id) + query_id[rows[k].query]
+                                                                      for k, _ in twins], device=scored.device)
             if cfg.loss == "margin_mse":
-                loss = margin(logits, targets, groups)
+                loss = margin(scored, targets, groups)
+                if cls is not None:
+                    loss = loss + cfg.contrastive_weight * contrastive(
+                        cls.float(), [k for k, _ in twins], groups[:len(rows)])
                 labeled = [k for k, r in enumerate(rows) if r.label is not None]
                 if cfg.human_weight and labeled:
                     human = torch.tensor([rows[k].label for k in labeled], device=logits.device)
                     loss = loss + cfg.human_weight * pointwise(logits[labeled], human)
             else:
-                loss = pointwise(logits, targets)
+                loss = pointwise(scored, targets)
                 if cfg.rank_weight:
-                    loss = loss + cfg.rank_weight * ranknet(logits, targets, groups)
+                    loss = loss + cfg.rank_weight * ranknet(scored, targets, groups)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()

@@ -157,6 +157,12 @@ def label(ctx: Context, teacher_dir: Path, data: Path | None, kind: str | None, 
 @click.option("--max-pairs", type=int, help="Budget in pairs seen; overrides --epochs [student.max_pairs].")
 @click.option("--human-weight", type=float,
               help="margin_mse: weight of the BCE term on pairs with a human label [student.human_weight].")
+@click.option("--robust-share", type=click.FloatRange(0, 1),
+              help="margin_mse: also train this share of each batch's queries perturbed (typos, unit spellings, "
+              "dropped or moved words) on the clean query's margins [student.robust_share].")
+@click.option("--contrastive-weight", type=click.FloatRange(min=0),
+              help="With --robust-share: weight of the InfoNCE term pulling a perturbed pair to its clean pair "
+              "[student.contrastive_weight].")
 @click.option("--curve-points", type=click.IntRange(min=0), default=0, show_default=True,
               help="Measure validation NDCG@5 and pairwise accuracy at this many evenly spaced steps (kept in "
               "<output>/reranker.json as the curve; needs --data).")
