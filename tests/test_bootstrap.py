@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
 from training.bootstrap import intervals, paired_difference, per_query
@@ -79,3 +80,21 @@ def test_compare_names_systems_and_differences_and_writes_plain_json() -> None:
     json.dumps(result.to_json(), allow_nan=False)
     with pytest.raises(ValueError, match="different query lists"):
         compare({"a": per_query(good), "b": per_query(good[:50])}, [])
+
+
+def test_a_contrast_of_two_is_the_paired_difference_and_of_four_a_difference_of_differences():
+    from training.bootstrap import contrast
+
+    rng = np.random.default_rng(3)
+    lists = [[(list(rng.random(5)), list(rng.random(5))) for _ in range(60)] for _ in range(4)]
+    a, b, c, d = (per_query(x) for x in lists)
+    pair, diff = contrast([(1, a), (-1, b)]), paired_difference(a, b)
+    assert set(pair) == set(diff) and all(pair[k] == pytest.approx(diff[k]) for k in diff)
+    loss_gap = contrast([(1, a), (-1, b), (-1, c), (1, d)])
+    whole = {k: v[0] for k, v in contrast([(1, a)]).items()}
+    assert loss_gap["ndcg@5"][0] == pytest.approx(
+        whole["ndcg@5"] - contrast([(1, b)])["ndcg@5"][0] - contrast([(1, c)])["ndcg@5"][0]
+        + contrast([(1, d)])["ndcg@5"][0])
+    assert loss_gap["ndcg@5"][1] < loss_gap["ndcg@5"][0] < loss_gap["ndcg@5"][2]
+    with pytest.raises(ValueError, match="same query list|same queries"):
+        contrast([(1, a), (-1, per_query(lists[1][:10]))])

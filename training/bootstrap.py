@@ -88,6 +88,19 @@ def paired_difference(a: PerQuery, b: PerQuery, resamples: int = RESAMPLES,
                 *map(float, np.nanpercentile(boot_a[k] - boot_b[k], [2.5, 97.5]))) for k in point_a}
 
 
+def contrast(terms: Sequence[tuple[float, PerQuery]], resamples: int = RESAMPLES,
+             seed: int = SEED) -> dict[str, tuple[float, float, float]]:
+    """``{metric: (Σ w·system, low, high)}`` over the same resampled queries, e.g. a difference of two systems'
+    losses ``[(1, a_clean), (-1, a_noisy), (-1, b_clean), (1, b_noisy)]``; all must cover the same query list."""
+    if len({len(q) for _, q in terms}) != 1:
+        raise ValueError("a contrast needs every system on the same queries")
+    whole, idx = np.arange(len(terms[0][1]))[None, :], _resample(len(terms[0][1]), resamples, seed)
+    points = [(w, _statistics(q, whole)) for w, q in terms]
+    boots = [(w, _statistics(q, idx)) for w, q in terms]
+    return {k: (float(sum(w * p[k][0] for w, p in points)),
+                *map(float, np.nanpercentile(sum(w * b[k] for w, b in boots), [2.5, 97.5]))) for k in points[0][1]}
+
+
 def random_per_query(label_lists: Sequence[Sequence[float]], ks: Sequence[int] = (5, 10),
                      relevant_threshold: float = 0.75, repeats: int = 20, seed: int = 0) -> PerQuery:
     """Random order's expected per-query values: each query's metrics averaged over ``repeats`` shuffles."""
