@@ -213,6 +213,8 @@ class StudentConfig:
                                           # dropped or moved words) on the clean query's teacher margins; 0: off
     robust_strength: float = 0.3          # the perturbations' rate (training/perturb.py)
     contrastive_weight: float = 0.0       # + this x InfoNCE pulling a perturbed pair's [CLS] to its clean pair's
+    normalize_terms: bool = False         # one spelling for numbers and units (3/4 in. = 0.75 inch), kept in the
+                                          # exported tokenizer.json so ML Commons applies it too (training/terms.py)
 
     def __post_init__(self) -> None:
         if self.loss not in ("margin_mse", "pointwise"):

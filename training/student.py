@@ -53,8 +53,10 @@ class CrossEncoder:
         self.model, self.tokenizer, self.template, self.name = model, tokenizer, template, name
 
     @classmethod
-    def from_base(cls, spec: str, template: ProductTemplate, layers: int | None = None) -> CrossEncoder:
-        """A one-logit head on a pretrained encoder (MiniLM-L6 by default), cut to ``layers`` layers."""
+    def from_base(cls, spec: str, template: ProductTemplate, layers: int | None = None,
+                  normalize_terms: bool = False) -> CrossEncoder:
+        """A one-logit head on a pretrained encoder (MiniLM-L6 by default), cut to ``layers`` layers; with
+        ``normalize_terms``, its tokenizer writes numbers and units one way (:mod:`training.terms`)."""
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         source = resolve_model(spec)
@@ -70,6 +72,11 @@ class CrossEncoder:
                              "set student.model to a local BERT-style checkpoint or pkg: spec") from err
         if layers is not None:
             keep_layers(model, layers)
+        if normalize_terms:
+            from .terms import normalizes_terms, with_term_normalizer
+
+            if not normalizes_terms(tokenizer):
+                with_term_normalizer(tokenizer)
         return cls(model, tokenizer, template)
 
     @classmethod
@@ -81,8 +88,12 @@ class CrossEncoder:
         if meta.get("role") != "student":
             raise ModelError(f"{path} holds a {meta.get('role')}, not a student", "pass the train-student output")
         model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32).eval()
-        return cls(model, AutoTokenizer.from_pretrained(path), ProductTemplate(**meta["template"]),
-                   meta.get("name", Path(path).name))
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        if meta.get("normalize_terms"):  # tokenizer.json keeps the rules, but AutoTokenizer rebuilds the normalizer
+            from .terms import with_term_normalizer
+
+            with_term_normalizer(tokenizer)
+        return cls(model, tokenizer, ProductTemplate(**meta["template"]), meta.get("name", Path(path).name))
 
     def logits(self, queries: Sequence[str], texts: Sequence[str], chunk: int = LENGTH_CHUNK) -> torch.Tensor:
         """[batch] logits; pairs truncated longest-first to the template's token budget (as tokenizer.json).
@@ -229,7 +240,7 @@ def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Seque
     if not examples:
         raise ModelError("no training examples for the student", "label pairs with the teacher first")
     torch.manual_seed(cfg.seed)
-    student = CrossEncoder.from_base(cfg.model, template, cfg.layers)
+    student = CrossEncoder.from_base(cfg.model, template, cfg.layers, cfg.normalize_terms)
     device = device or default_device()
     model = student.model.to(device)
     batches = query_batches(examples, cfg.queries_per_batch, cfg.seed)
@@ -303,6 +314,7 @@ def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Seque
     meta = {"role": "student", "name": name or Path(cfg.output).name, "base_model": cfg.model, "loss": cfg.loss,
             "template": template.to_dict(), "examples": len(examples), "queries": len(query_id),
             "steps": step, "pairs_seen": pairs_seen, "losses": losses, "layers": model.config.num_hidden_layers,
+            "normalize_terms": cfg.normalize_terms,
             "curve": measured, **(provenance or {}),
             # real pairs for export's torch-vs-onnxruntime parity check, so export needs no dataset
             "parity_examples": [[e.query, e.text] for e in examples[:PARITY_EXAMPLES]]}

@@ -163,6 +163,9 @@ def label(ctx: Context, teacher_dir: Path, data: Path | None, kind: str | None, 
 @click.option("--contrastive-weight", type=click.FloatRange(min=0),
               help="With --robust-share: weight of the InfoNCE term pulling a perturbed pair to its clean pair "
               "[student.contrastive_weight].")
+@click.option("--normalize-terms/--raw-terms", default=None,
+              help="Write numbers and units one way (3/4 in. = 0.75 inch) in the tokenizer, which the zip keeps "
+              "[student.normalize_terms].")
 @click.option("--curve-points", type=click.IntRange(min=0), default=0, show_default=True,
               help="Measure validation NDCG@5 and pairwise accuracy at this many evenly spaced steps (kept in "
               "<output>/reranker.json as the curve; needs --data).")
