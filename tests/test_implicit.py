@@ -93,3 +93,22 @@ def test_blending_moves_only_judged_pairs_with_an_implicit_label_by_the_weight()
     assert [j.soft_label for j in blended] == [0.875, 0.0]
     with pytest.raises(ValueError, match="weight must be in"):
         blend_soft_labels(human, implicit, 1.5)
+
+
+def test_the_teacher_blends_an_exported_list_by_its_configured_weight_and_knows_it_is_simulated(tmp_path):
+    from reranker_core.config import ConfigError, TeacherConfig
+    from training.implicit import with_implicit_labels
+
+    a, b = TRAIN
+    result = implicit_judgments(shown(a, "p1", 0, True) + shown(b, "p2", 0), FRACTIONS, SALT)
+    path, _ = export_judgments(tmp_path / "judgments.json", result, "x", "coec", {"simulated": True})
+    human = [Judgment(a, "p1", "1", 0.0), Judgment(b, "p3", "3", 1.0)]
+    assert with_implicit_labels(human, 0.0, str(path)) == (human, 0, False)  # the default: off, nothing read
+    blended, matched, simulated = with_implicit_labels(human, 0.3, str(path))
+    assert (matched, simulated) == (1, True)
+    assert [j.soft_label for j in blended] == [pytest.approx(0.3 * 2 / 3), 1.0]
+    assert TeacherConfig().implicit_weight == 0.0
+    with pytest.raises(ConfigError, match="teacher.implicit_weight is set but teacher.implicit_judgments is not"):
+        TeacherConfig(implicit_weight=0.5)
+    with pytest.raises(ConfigError, match="teacher.implicit_weight is 2"):
+        TeacherConfig(implicit_weight=2, implicit_judgments=str(path))

@@ -230,3 +230,20 @@ def read_implicit_labels(path: Path) -> dict[tuple[str, str], float]:
         raise DataError(f"{path} is not a judgment list written by `reranker implicit-judgments` ({err})",
                         "re-export it with `reranker implicit-judgments`") from None
     return labels
+
+
+def with_implicit_labels(judgments: Sequence[Judgment], weight: float, path: str | None
+                         ) -> tuple[list[Judgment], int, bool]:
+    """The teacher's training judgments with ``teacher.implicit_weight`` of the implicit labels blended in.
+
+    Returns the judgments, how many had an implicit label, and whether the list
+    came from simulated clicks (its sidecar says). Only pairs of the given
+    (training) judgments are touched, so a list exported under another split
+    cannot bring a held-out query into training.
+    """
+    if weight == 0 or not path:
+        return list(judgments), 0, False
+    labels = read_implicit_labels(Path(path))
+    simulated = bool(json.loads(sidecar_path(Path(path)).read_text(encoding="utf-8")).get("simulated"))
+    matched = sum(1 for j in judgments if (normalize_query(j.query), j.product_id) in labels)
+    return blend_soft_labels(judgments, labels, weight), matched, simulated
