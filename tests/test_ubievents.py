@@ -7,6 +7,8 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from training.datasets import DataError
 from training.ubievents import (EventLine, UbiEvent, event_report, iter_event_file, join_events, parse_event,
@@ -93,3 +95,22 @@ def test_query_exports_map_query_ids_to_text_first_doc_wins(tmp_path):
     assert query_texts_from_file(path, report) == {"q1": "drill", "q2": "paint"}
     assert (report.total, report.malformed) == (5, 2)
     assert report.samples == [f"{path}:4: missing user_query (query_id q3)", f"{path}:5: missing query_id"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(records=st.lists(st.one_of(
+    st.binary(max_size=30).filter(lambda b: b"\n" not in b and b"\r" not in b),
+    st.builds(lambda r: json.dumps(r).encode(), st.fixed_dictionaries(
+        {"action_name": st.sampled_from(["click", "", 3])},
+        optional={"query_id": st.sampled_from(["q1", "q2", "", None]),
+                  "event_attributes": st.fixed_dictionaries({"position": st.fixed_dictionaries(
+                      {"ordinal": st.one_of(st.integers(-1, 3), st.text(max_size=2))})})}))), max_size=20))
+def test_every_non_blank_line_is_one_event_or_one_counted_malformed_line(tmp_path, records):
+    path = tmp_path / "fuzz.jsonl"
+    path.write_bytes(b"".join(r + b"\n" for r in records))
+    report = event_report()
+    joined = list(join_events(iter_event_file(path), {"q1": "drill"}, path, report))
+    lines = [r.removeprefix(b"\xef\xbb\xbf") if i == 0 else r for i, r in enumerate(records)]  # a BOM is no event
+    assert report.total == sum(1 for r in lines if r.strip())
+    assert report.total - report.malformed == len(joined)
+    assert all(j.event.query_id == "q1" for j in joined)
