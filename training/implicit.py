@@ -69,7 +69,7 @@ class ImplicitResult:
                 "excluded_eval_events": self.excluded_eval_events,
                 "excluded_eval_queries": self.excluded_eval_queries,
                 "ignored_events": dict(sorted(self.ignored_events.items())),
-                "rank_ctr": {str(r): round(c, 6) for r, c in sorted(self.rank_ctr.items())}}
+                "rank_ctr": [round(c, 6) for _, c in sorted(self.rank_ctr.items())]}  # index = position
 
 
 def training_events(events: Iterable[JoinedEvent], fractions: tuple[float, float, float], salt: str,

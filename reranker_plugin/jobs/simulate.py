@@ -8,7 +8,8 @@ every session of it sees); clicks follow :class:`training.clicksim.ClickModel`
 with the human soft label where the pair is judged. Everything is generated
 before anything is written, so a failed search writes nothing; if the bulk
 write fails half-way, the docs of this run are deleted again by their
-``query_id``. The parameters, seed and counts go to a JSON sidecar.
+``query_id``. Doc ids derive from the seeded ``query_id``, so rerunning a seed
+into the same indexes rewrites its docs instead of duplicating them. The parameters, seed and counts go to a JSON sidecar.
 """
 from __future__ import annotations
 
@@ -106,11 +107,12 @@ def write_log(client: OpenSearch, log: SimulatedLog, events_index: str, queries_
             if not client.indices.exists(index=name):
                 client.indices.create(index=name, body=load_json(MAPPINGS[kind]))
     actions = [{"_index": queries_index, "_id": d["query_id"], "_source": d} for d in log.queries]
-    actions += [{"_index": events_index, "_source": d} for d in log.events]
+    actions += [{"_index": events_index, "_source": d, "_id": event_id(d)} for d in log.events]
     try:
         with cluster_call(f"write simulated UBI docs into {queries_index!r} / {events_index!r}",
                           "check the cluster (disk, permissions) and rerun"):
-            written, errors = bulk(client, actions, chunk_size=BULK_CHUNK, raise_on_error=False, refresh="wait_for")
+            _, errors = bulk(client, actions, chunk_size=BULK_CHUNK, raise_on_error=False)
+            client.indices.refresh(index=f"{queries_index},{events_index}")  # once: wait_for per chunk took ~1 s each
         if errors:
             first = errors[0].get("index", errors[0])
             raise ClusterError(f"{len(errors)} simulated UBI docs were refused (first: {first.get('error')})"
@@ -118,6 +120,11 @@ def write_log(client: OpenSearch, log: SimulatedLog, events_index: str, queries_
     except BaseException:
         _roll_back(client, [d["query_id"] for d in log.queries], events_index, queries_index)
         raise
+
+
+def event_id(doc: dict[str, Any]) -> str:
+    """A simulated event's id from its search, action and rank: rerunning the same seed rewrites, never duplicates."""
+    return f"{doc['query_id']}-{doc['action_name']}-{doc['event_attributes']['position']['ordinal']}"
 
 
 def _roll_back(client: OpenSearch, query_ids: list[str], events_index: str, queries_index: str) -> None:

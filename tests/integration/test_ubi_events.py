@@ -133,6 +133,12 @@ def test_simulated_sessions_are_ubi_docs_for_training_queries_only(client, produ
     assert result.judgments and result.excluded_eval_events == 0
     assert {j.query for j in result.judgments} <= set(TRAIN_QUERIES)
     assert sum(j.clicks for j in result.judgments) == summary["clicks"]
+    # the same seed again rewrites the same docs: no duplicated events to inflate clicks
+    simulate_events(client, products_index, ("title",), small_dataset(), FRACTIONS, SALT, model,
+                    SimulationPlan(sessions=60, max_queries=None, top_k=5, seed=3),
+                    ubi_indexes["events"], ubi_indexes["queries"], tmp_path / "sim.json")
+    assert client.count(index=ubi_indexes["events"])["count"] == summary["events"]
+    assert client.count(index=ubi_indexes["queries"])["count"] == 60
 
 
 def write_csv(path, header, rows):
