@@ -180,3 +180,18 @@ def test_the_cli_simulates_then_exports_simulated_judgments_without_held_out_que
     assert "2 of 2 UBI events are malformed" in result.output and "bad.jsonl:1" in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert (tmp_path / "runs/clicks/judgments.json").read_bytes() == before
+
+
+def test_a_refused_write_rolls_back_and_says_which_mapping_to_fix(client, products_index, ubi_indexes, tmp_path):
+    # an events index whose query_id is numeric refuses every simulated event; the query docs went in first
+    client.indices.create(index=ubi_indexes["events"], body={"mappings": {"properties": {"query_id": {
+        "type": "integer"}}}})
+    with pytest.raises(ClusterError, match=r"simulated UBI docs were refused \(first: .*— check the UBI index "
+                                           r"mappings"):
+        simulate_events(client, products_index, ("title",), small_dataset(), FRACTIONS, SALT, ClickModel(),
+                        SimulationPlan(sessions=10, max_queries=None, top_k=3, seed=0),
+                        ubi_indexes["events"], ubi_indexes["queries"], tmp_path / "sim.json")
+    client.indices.refresh(index=f"{ubi_indexes['events']},{ubi_indexes['queries']}")
+    assert client.count(index=ubi_indexes["queries"])["count"] == 0  # rolled back
+    assert client.count(index=ubi_indexes["events"])["count"] == 0
+    assert not (tmp_path / "sim.json").exists()  # no sidecar for a simulation that is not in the index
