@@ -112,3 +112,12 @@ def test_the_teacher_blends_an_exported_list_by_its_configured_weight_and_knows_
         TeacherConfig(implicit_weight=0.5)
     with pytest.raises(ConfigError, match="teacher.implicit_weight is 2"):
         TeacherConfig(implicit_weight=2, implicit_judgments=str(path))
+
+
+def test_simulated_events_without_their_sidecar_are_still_labelled_simulated(tmp_path):
+    from reranker_plugin.cli.clicks import simulation_record
+
+    assert "not found: parameters unknown" in simulation_record(tmp_path / "none.json", "ubi_events")["note"]
+    (tmp_path / "sim.json").write_text(json.dumps({"events_index": "other", "seed": 1}))
+    assert "describes index 'other', not 'ubi_events'" in simulation_record(tmp_path / "sim.json", "ubi_events")["note"]
+    assert simulation_record(tmp_path / "sim.json", None)["seed"] == 1  # read from a file: cannot be checked

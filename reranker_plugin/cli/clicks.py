@@ -107,11 +107,22 @@ def implicit_judgments(ctx: Context, events_file: Path | None, queries_file: Pat
     provenance = {"simulated": simulated > 0, "simulated_events": simulated, "events_read": len(read.events),
                   "source": source.describe(), "max_rank": cfg.max_rank,
                   "split_fractions": list(config.data.split_fractions), "split_salt": config.data.split_salt}
-    if simulated and Path(cfg.sidecar).is_file():
-        provenance["simulation"] = json.loads(Path(cfg.sidecar).read_text(encoding="utf-8"))
+    if simulated:
+        provenance["simulation"] = simulation_record(Path(cfg.sidecar), None if events_file else cfg.events_index)
     path, side = export_judgments(Path(cfg.output), result, name, cfg.metric, provenance)
     label = f"SIMULATED ({simulated} of {len(read.events)} events simulated): " if simulated else ""
     console.print(f"{label}{len(result.judgments)} implicit judgments ({cfg.metric}) over "
                   f"{len({j.query for j in result.judgments})} training queries from {result.events_used} events "
                   f"({result.excluded_eval_events} events of {result.excluded_eval_queries} held-out queries "
                   f"excluded) in {path}; provenance in {side}")
+
+
+def simulation_record(sidecar: Path, events_index: str | None) -> dict:
+    """The simulation sidecar to embed, or why it is not there (missing, or written for another index)."""
+    if not sidecar.is_file():
+        return {"note": f"simulation sidecar {sidecar} not found: parameters unknown (set clicks.sidecar)"}
+    record = json.loads(sidecar.read_text(encoding="utf-8"))
+    if events_index is not None and record.get("events_index") != events_index:
+        return {"note": f"{sidecar} describes index {record.get('events_index')!r}, not {events_index!r}: "
+                        "parameters unknown (set clicks.sidecar)"}
+    return record
