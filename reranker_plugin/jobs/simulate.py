@@ -9,7 +9,9 @@ with the human soft label where the pair is judged. Everything is generated
 before anything is written, so a failed search writes nothing; if the bulk
 write fails half-way, the docs of this run are deleted again by their
 ``query_id``. Doc ids derive from the seeded ``query_id``, so rerunning a seed
-into the same indexes rewrites its docs instead of duplicating them. The parameters, seed and counts go to a JSON sidecar.
+into the same indexes rewrites its docs instead of duplicating them. An index
+that already holds real (not simulated) behaviour is refused before anything
+is written. The parameters, seed and counts go to a JSON sidecar.
 """
 from __future__ import annotations
 
@@ -102,10 +104,14 @@ def simulate_events(client: OpenSearch, index: str, fields: tuple[str, ...], dat
 
 def write_log(client: OpenSearch, log: SimulatedLog, events_index: str, queries_index: str) -> None:
     """Bulk-write the docs (indexes created from the UBI mappings when missing); all or, after a failure, none."""
-    for name, kind in ((events_index, "events"), (queries_index, "queries")):
-        with cluster_call(f"create UBI index {name!r}", "check the index name (lowercase, no spaces) and the cluster"):
-            if not client.indices.exists(index=name):
-                client.indices.create(index=name, body=load_json(MAPPINGS[kind]))
+    targets = ((events_index, "events"), (queries_index, "queries"))
+    with cluster_call("check the UBI indexes to write", "check the index names (lowercase, no spaces) and the cluster"):
+        missing = [(name, kind) for name, kind in targets if not client.indices.exists(index=name)]
+        for target in targets:
+            if target not in missing:
+                refuse_real_behaviour(client, target[0])
+        for name, kind in missing:
+            client.indices.create(index=name, body=load_json(MAPPINGS[kind]))
     actions = [{"_index": queries_index, "_id": d["query_id"], "_source": d} for d in log.queries]
     actions += [{"_index": events_index, "_source": d, "_id": event_id(d)} for d in log.events]
     try:
@@ -120,6 +126,17 @@ def write_log(client: OpenSearch, log: SimulatedLog, events_index: str, queries_
     except BaseException:
         _roll_back(client, [d["query_id"] for d in log.queries], events_index, queries_index)
         raise
+
+
+def refuse_real_behaviour(client: OpenSearch, index: str) -> None:
+    """Simulated docs never go into an index holding real users' behaviour: the two could not be told apart
+    by anything reading the index without checking ``application``, e.g. augment mining ``ubi_queries``."""
+    body = {"query": {"bool": {"must_not": {"term": {"application": SIMULATED_APPLICATION}}}}}
+    real = client.count(index=index, body=body)["count"]
+    if real:
+        raise ClusterError(f"{index!r} holds {real} docs that are not simulated (real UBI data?); "
+                           "refusing to mix simulated sessions into it",
+                           "pass another --events-index / --queries-index (clicks.events_index / queries_index)")
 
 
 def event_id(doc: dict[str, Any]) -> str:

@@ -195,3 +195,16 @@ def test_a_refused_write_rolls_back_and_says_which_mapping_to_fix(client, produc
     assert client.count(index=ubi_indexes["queries"])["count"] == 0  # rolled back
     assert client.count(index=ubi_indexes["events"])["count"] == 0
     assert not (tmp_path / "sim.json").exists()  # no sidecar for a simulation that is not in the index
+
+
+def test_simulated_sessions_never_mix_into_an_index_of_real_behaviour(client, products_index, ubi_indexes, tmp_path):
+    fill(client, ubi_indexes["queries"], "ubi-queries-index.json",
+         [{"query_id": "real-1", "user_query": "white paint", "application": "shop", "timestamp": "2025-01-01"}])
+    with pytest.raises(ClusterError, match=f"'{ubi_indexes['queries']}' holds 1 docs that are not simulated .* — "
+                                           "pass another --events-index"):
+                                           "another --events-index"):
+        simulate_events(client, products_index, ("title",), small_dataset(), FRACTIONS, SALT, ClickModel(),
+                        SimulationPlan(sessions=5, max_queries=None, top_k=3, seed=0),
+                        ubi_indexes["events"], ubi_indexes["queries"], tmp_path / "sim.json")
+    assert not client.indices.exists(index=ubi_indexes["events"])  # refused before anything was created
+    assert client.count(index=ubi_indexes["queries"])["count"] == 1
