@@ -202,7 +202,6 @@ def test_simulated_sessions_never_mix_into_an_index_of_real_behaviour(client, pr
          [{"query_id": "real-1", "user_query": "white paint", "application": "shop", "timestamp": "2025-01-01"}])
     with pytest.raises(ClusterError, match=f"'{ubi_indexes['queries']}' holds 1 docs that are not simulated .* — "
                                            "pass another --events-index"):
-                                           "another --events-index"):
         simulate_events(client, products_index, ("title",), small_dataset(), FRACTIONS, SALT, ClickModel(),
                         SimulationPlan(sessions=5, max_queries=None, top_k=3, seed=0),
                         ubi_indexes["events"], ubi_indexes["queries"], tmp_path / "sim.json")
