@@ -271,7 +271,8 @@ class ClicksConfig:
     sessions: int = 1000                  # simulate-events: searches simulated
     max_queries: int | None = 200         # simulate-events: most frequent training queries (null: all)
     top_k: int = 10                       # simulate-events: BM25 page size each session sees
-    eta: float = 1.0                      # simulate-events: examination (1 / (rank + 1)) ** eta
+    model: str = "pbm"                    # simulate-events: pbm (position-based) | cascade
+    eta: float = 1.0                      # simulate-events, pbm: examination (1 / (rank + 1)) ** eta
     attractiveness_min: float = 0.05      # simulate-events: click probability once examined, human soft label 0
     attractiveness_max: float = 0.95      # ... soft label 1 (linear in between)
     unjudged_attractiveness: float = 0.1  # ... a pair no human graded
@@ -282,6 +283,8 @@ class ClicksConfig:
         _positive(self, "clicks", "max_rank", "sessions", "top_k")
         if self.max_queries is not None and self.max_queries <= 0:
             raise ConfigError("clicks.max_queries must be positive or null", "fix clicks.max_queries")
+        if self.model not in ("pbm", "cascade"):
+            raise ConfigError(f"clicks.model {self.model!r} is unknown", "use pbm or cascade")
         if self.metric not in ("coec", "ctr"):
             raise ConfigError(f"clicks.metric {self.metric!r} is unknown", "use coec or ctr")
         if not 0 <= self.max_malformed_fraction <= 1:

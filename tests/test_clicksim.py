@@ -38,3 +38,20 @@ def test_sessions_are_reproducible_ubi_docs_and_grades_drive_clicks():
     assert clicks["unjudged"] / shown == pytest.approx(0.1, abs=0.06)
     impressions = [p.event for p in parsed if p.event.action_name == "impression"]
     assert {e.position for e in impressions if e.object_id == "unjudged"} == {2}
+
+
+def test_the_cascade_model_clicks_at_most_once_per_session_scanning_top_down():
+    pages = {"drill": ["good", "bad", "unjudged"]}
+    labels = {("drill", "good"): 1.0, ("drill", "bad"): 0.0}
+    model = ClickModel(kind="cascade")
+    log = simulate(pages, {"drill": 1}, labels, model, sessions=300, seed=1)
+    clicks = [e for e in log.events if e["action_name"] == "click"]
+    per_session = {}
+    for e in clicks:
+        per_session[e["query_id"]] = per_session.get(e["query_id"], 0) + 1
+    assert max(per_session.values()) == 1
+    first = sum(1 for e in clicks if e["event_attributes"]["object"]["object_id"] == "good")
+    assert first / 300 == pytest.approx(0.95, abs=0.04)  # the first result ends most sessions
+    assert model.describe()["model"] == "cascade (CM)" and model.describe()["kind"] == "cascade"
+    with pytest.raises(ValueError, match="click model 'dbn' is unknown"):
+        ClickModel(kind="dbn")

@@ -7,7 +7,10 @@ at rank r (0-based) is clicked with probability ``examination(r) x
 attractiveness``: ``examination(r) = (1 / (r + 1)) ** eta`` and the
 attractiveness of a human-judged pair grows linearly with its soft label
 between ``attractiveness_min`` and ``attractiveness_max``; an unjudged pair
-gets ``unjudged_attractiveness``. Every parameter and the seed go into
+gets ``unjudged_attractiveness``. The cascade model (``kind="cascade"``)
+scans top-down instead: each examined result is clicked with its
+attractiveness and the first click ends the session (at most one click; eta
+is unused). Every parameter and the seed go into
 :meth:`ClickModel.describe`, which is written next to every output, and every
 doc carries ``application: SIMULATED_APPLICATION`` so no one mistakes it for
 real behaviour.
@@ -25,6 +28,7 @@ from typing import Any
 #: The ``application`` of every simulated ubi_queries / ubi_events doc: what marks data as simulated.
 SIMULATED_APPLICATION = "reranker-simulated"
 OBJECT_ID_FIELD = "product_id"
+CLICK_MODELS = ("pbm", "cascade")
 START = datetime(2025, 1, 1, tzinfo=timezone.utc)
 
 
@@ -32,13 +36,16 @@ START = datetime(2025, 1, 1, tzinfo=timezone.utc)
 class ClickModel:
     """Position-based click model; all parameters are stated and recorded with the output."""
 
-    eta: float = 1.0                       # examination decay: (1 / (rank + 1)) ** eta
+    kind: str = "pbm"                      # pbm: position-based | cascade: top-down, stop at the first click
+    eta: float = 1.0                       # pbm: examination decay (1 / (rank + 1)) ** eta
     attractiveness_min: float = 0.05       # a judged pair with soft label 0
     attractiveness_max: float = 0.95       # a judged pair with soft label 1
     unjudged_attractiveness: float = 0.1   # a pair no human graded
 
     def __post_init__(self) -> None:
         probabilities = (self.attractiveness_min, self.attractiveness_max, self.unjudged_attractiveness)
+        if self.kind not in CLICK_MODELS:
+            raise ValueError(f"click model {self.kind!r} is unknown; use one of {', '.join(CLICK_MODELS)}")
         if self.eta < 0 or not all(0.0 <= p <= 1.0 for p in probabilities):
             raise ValueError("eta must be >= 0 and the attractiveness values in [0, 1]")
 
@@ -53,11 +60,26 @@ class ClickModel:
         return self.attractiveness_min + (self.attractiveness_max - self.attractiveness_min) * soft_label
 
     def click_probability(self, rank: int, soft_label: float | None) -> float:
+        """PBM: the probability that the result at ``rank`` is clicked (a cascade also depends on the ranks above)."""
         return self.examination(rank) * self.attractiveness(soft_label)
+
+    def clicks(self, rng: random.Random, attractiveness: Sequence[float]) -> list[bool]:
+        """Which results of a page (their attractiveness, best first) one session clicks."""
+        if self.kind == "pbm":
+            return [rng.random() < self.examination(r) * a for r, a in enumerate(attractiveness)]
+        clicked = [False] * len(attractiveness)
+        for rank, a in enumerate(attractiveness):
+            if rng.random() < a:
+                clicked[rank] = True
+                break
+        return clicked
 
     def describe(self) -> dict[str, Any]:
         """The model's name and parameters, for sidecars."""
-        return {"model": "position-based (PBM)", "examination": "(1 / (rank + 1)) ** eta, rank 0-based",
+        examination = ("(1 / (rank + 1)) ** eta, rank 0-based" if self.kind == "pbm" else
+                       "cascade: top-down until the first click (eta unused)")
+        return {"model": "position-based (PBM)" if self.kind == "pbm" else "cascade (CM)",
+                "examination": examination,
                 "attractiveness": "min + (max - min) x human soft label; unjudged pairs: unjudged_attractiveness",
                 **asdict(self)}
 
@@ -97,10 +119,11 @@ def simulate(pages: Mapping[str, Sequence[str]], frequencies: Mapping[str, int],
             "query_response_hit_ids": page, "object_id_field": OBJECT_ID_FIELD,
             "query_attributes": {"simulated": "true", "seed": str(seed)}})
         session_id = _digest(query_id, "session")
+        clicked = model.clicks(rng, [model.attractiveness(labels.get((query, pid))) for pid in page])
         for rank, product_id in enumerate(page):
             event_docs.append(_event("impression", query_id, session_id, client_id, product_id, rank,
                                      when + timedelta(milliseconds=100 + rank)))
-            if rng.random() < model.click_probability(rank, labels.get((query, product_id))):
+            if clicked[rank]:
                 event_docs.append(_event("click", query_id, session_id, client_id, product_id, rank,
                                          when + timedelta(seconds=2 + rank)))
     return SimulatedLog(query_docs, event_docs, counts)

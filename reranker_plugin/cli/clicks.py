@@ -20,6 +20,7 @@ from .app import Context, cli, console, data_option, err_console, kind_option, l
 @click.option("--sessions", type=int, help="Searches to simulate [clicks.sessions].")
 @click.option("--max-queries", type=int, help="Most frequent training queries to draw from [clicks.max_queries].")
 @click.option("--top-k", type=int, help="Results per page [clicks.top_k].")
+@click.option("--model", type=click.Choice(["pbm", "cascade"]), help="Click model [clicks.model].")
 @click.option("--eta", type=float, help="Examination decay: (1 / (rank + 1)) ** eta [clicks.eta].")
 @click.option("--unjudged-attractiveness", type=float,
               help="Click probability of an examined, unjudged result [clicks.unjudged_attractiveness].")
@@ -31,7 +32,7 @@ def simulate_events(ctx: Context, data: Path | None, kind: str | None, index: st
     """Write simulated UBI sessions (ubi_queries + ubi_events) for training-split queries only.
 
     Queries are drawn by frequency; each session sees the query's BM25 page from
-    the live index and clicks by a position-based model whose attractiveness
+    the live index and clicks by a position-based (or cascade) model whose attractiveness
     comes from the human grade of the pair (a stated default when unjudged).
     Every doc is marked application "reranker-simulated"; the model's
     parameters and the seed go to the sidecar.
@@ -48,7 +49,8 @@ def simulate_events(ctx: Context, data: Path | None, kind: str | None, index: st
 
     config = with_data(ctx.config, data, kind)
     cfg = override(config.clicks, sidecar=str(sidecar) if sidecar else None, **flags)
-    model = ClickModel(cfg.eta, cfg.attractiveness_min, cfg.attractiveness_max, cfg.unjudged_attractiveness)
+    model = ClickModel(cfg.model, cfg.eta, cfg.attractiveness_min, cfg.attractiveness_max,
+                       cfg.unjudged_attractiveness)
     plan = SimulationPlan(cfg.sessions, cfg.max_queries, cfg.top_k, cfg.seed)
     dataset = load_data(config)
     summary = run(ctx.client(), index or config.deploy.index, config.template.fields, dataset,
