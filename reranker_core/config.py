@@ -171,6 +171,8 @@ class TeacherConfig:
     score_batch_size: int = 64            # pairs per scoring batch, across queries and sorted by length
     output: str = "runs/teacher"
     seed: int = 0
+    implicit_weight: float = 0.0          # pull judged pairs' soft labels this share toward implicit (click) labels
+    implicit_judgments: str | None = None  # the judgment list `reranker implicit-judgments` wrote
 
     def __post_init__(self) -> None:
         if self.kind not in TEACHER_KINDS:
@@ -189,6 +191,11 @@ class TeacherConfig:
                   "score_batch_size", "lora_r", "queries_per_batch")
         if self.rank_weight < 0:
             raise ConfigError(f"teacher.rank_weight is {self.rank_weight}", "use 0 (pointwise only) or more")
+        if not 0 <= self.implicit_weight <= 1:
+            raise ConfigError(f"teacher.implicit_weight is {self.implicit_weight}", "use 0 (off) up to 1")
+        if self.implicit_weight > 0 and not self.implicit_judgments:
+            raise ConfigError("teacher.implicit_weight is set but teacher.implicit_judgments is not",
+                              "point it at the judgments.json `reranker implicit-judgments` wrote, or set the weight 0")
         _precision(self, "teacher")
 
 
@@ -260,6 +267,43 @@ class AugmentConfig:
                               'e.g. {"size": {{size}}, "query": {"match": {"title": "{{query}}"}}}')
 
 
+@dataclass(frozen=True)
+class ClicksConfig:
+    """UBI behaviour data: where events live, the simulated click model, implicit judgments (docs/clicks.md)."""
+
+    events_index: str = "ubi_events"
+    queries_index: str = "ubi_queries"
+    max_malformed_fraction: float = 0.05  # abort when more events (or query docs) than this are unreadable
+    max_rank: int = 20                    # COEC: positions 0..max_rank-1 count, as SRW's maxRank
+    metric: str = "coec"                  # rating exported in the judgment list: coec | ctr
+    output: str = "runs/clicks/judgments.json"  # + judgments.sidecar.json
+    sessions: int = 1000                  # simulate-events: searches simulated
+    max_queries: int | None = 200         # simulate-events: most frequent training queries (null: all)
+    top_k: int = 10                       # simulate-events: BM25 page size each session sees
+    model: str = "pbm"                    # simulate-events: pbm (position-based) | cascade
+    eta: float = 1.0                      # simulate-events, pbm: examination (1 / (rank + 1)) ** eta
+    attractiveness_min: float = 0.05      # simulate-events: click probability once examined, human soft label 0
+    attractiveness_max: float = 0.95      # ... soft label 1 (linear in between)
+    unjudged_attractiveness: float = 0.1  # ... a pair no human graded
+    seed: int = 0
+    sidecar: str = "runs/clicks/simulation.json"  # simulate-events: parameters, seed, counts
+
+    def __post_init__(self) -> None:
+        _positive(self, "clicks", "max_rank", "sessions", "top_k")
+        if self.max_queries is not None and self.max_queries <= 0:
+            raise ConfigError("clicks.max_queries must be positive or null", "fix clicks.max_queries")
+        if self.model not in ("pbm", "cascade"):
+            raise ConfigError(f"clicks.model {self.model!r} is unknown", "use pbm or cascade")
+        if self.metric not in ("coec", "ctr"):
+            raise ConfigError(f"clicks.metric {self.metric!r} is unknown", "use coec or ctr")
+        if not 0 <= self.max_malformed_fraction <= 1:
+            raise ConfigError("clicks.max_malformed_fraction must be in [0, 1]", "e.g. 0.05")
+        probabilities = (self.attractiveness_min, self.attractiveness_max, self.unjudged_attractiveness)
+        if self.eta < 0 or not all(0 <= p <= 1 for p in probabilities):
+            raise ConfigError("clicks.eta must be >= 0 and the attractiveness values in [0, 1]",
+                              "fix the clicks section of reranker.yaml")
+
+
 ENGINES = ("local", "ray")
 
 
@@ -312,6 +356,7 @@ class Config:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    clicks: ClicksConfig = field(default_factory=ClicksConfig)
 
     @property
     def document_fields(self) -> tuple[str, ...]:

@@ -43,6 +43,10 @@ def test_yaml_values_env_and_flags(tmp_path, monkeypatch):
     ("local_node: {secure_port: 0}\n", "local_node.secure_port 0 is out of range"),
     ("teacher: {precision: fp16}\n", "teacher.precision 'fp16' is unknown"),
     ("student: {precision: half}\n", "student.precision 'half' is unknown"),
+    ("clicks: {metric: ndcg}\n", "clicks.metric 'ndcg' is unknown"),
+    ("clicks: {sessions: 0}\n", "clicks.sessions must be positive"),
+    ("clicks: {unjudged_attractiveness: 1.5}\n", "the attractiveness values in [0, 1]"),
+    ("teacher: {implicit_weight: 0.5}\n", "teacher.implicit_judgments is not"),
 ])
 def test_bad_config_is_named(tmp_path, text, message, monkeypatch):
     monkeypatch.delenv("OPENSEARCH_URL", raising=False)

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from training.datasets import DataError, normalize_query, valid_unicode
 
@@ -157,6 +157,16 @@ def _csv_rows(reader: Any, index: int, column: str) -> Iterator[LogLine]:
             yield _query_line(reader.line_num, {column: row[index]}, (column,))
 
 
+class NumberedLine(Protocol):
+    """What :class:`MalformedReport` counts: a log line or a UBI event line (``error`` None when it was good)."""
+
+    @property
+    def line_no(self) -> int: ...
+
+    @property
+    def error(self) -> str | None: ...
+
+
 class QueryCounter:
     """Frequencies of normalized queries, keeping how each was first written (what a teacher should read)."""
 
@@ -197,8 +207,10 @@ class MalformedReport:
     total: int = 0
     malformed: int = 0
     samples: list[str] = field(default_factory=list)
+    what: str = "query log lines"
+    fix: str = "fix the log (query field, encoding) or raise augment.max_malformed_fraction"
 
-    def add(self, path: Path, line: LogLine) -> None:
+    def add(self, path: Path | str, line: NumberedLine) -> None:
         """Count one line, sampling it when it is malformed."""
         self.total += 1
         if line.error is not None:
@@ -214,6 +226,5 @@ class MalformedReport:
         """Raise when more than ``max_fraction`` of the lines are malformed: then the log, not noise, is wrong."""
         if self.fraction > max_fraction:
             first = self.samples[0] if self.samples else "none sampled"
-            raise DataError(f"{self.malformed} of {self.total} query log lines are malformed "
-                            f"({self.fraction:.1%} > {max_fraction:.1%}); first: {first}",
-                            "fix the log (query field, encoding) or raise augment.max_malformed_fraction")
+            raise DataError(f"{self.malformed} of {self.total} {self.what} are malformed "
+                            f"({self.fraction:.1%} > {max_fraction:.1%}); first: {first}", self.fix)

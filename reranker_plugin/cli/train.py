@@ -57,6 +57,12 @@ def train_teacher(ctx: Context, data: Path | None, kind: str | None, kind_: str 
                                   learning_rate=None)
     dataset = load_data(config)
     train = dataset.split("train", config.data.split_fractions, config.data.split_salt)
+    if cfg.implicit_weight > 0:
+        from training.implicit import with_implicit_labels
+
+        train, matched, simulated = with_implicit_labels(train, cfg.implicit_weight, cfg.implicit_judgments)
+        console.print(f"{'SIMULATED ' if simulated else ''}implicit labels from {cfg.implicit_judgments} blended "
+                      f"with weight {cfg.implicit_weight} into {matched} of {len(train)} judged pairs")
     examples = teacher_examples(train, dataset.products, config.template, cfg.target, dataset.grade_levels,
                                 cfg.max_train_queries, cfg.seed)
     console.print(f"{cfg.kind} teacher {cfg.model} on {len(examples)} judged pairs "

@@ -34,26 +34,33 @@ def iter_ubi_queries(client: OpenSearch, index: str = UBI_QUERIES, batch_size: i
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    _check_index(client, index)
+    check_index(client, index)
     return _pages(client, index, batch_size)
 
 
 def _pages(client: OpenSearch, index: str, batch_size: int) -> Iterator[LogLine]:
+    for line_no, source, doc_id in iter_sources(client, index, ["user_query", "query_id"], batch_size, "queries"):
+        yield to_log_line(line_no, source, doc_id)
+
+
+def iter_sources(client: OpenSearch, index: str, fields: list[str], batch_size: int,
+                 what: str) -> Iterator[tuple[int, dict[str, Any], str | None]]:
+    """``(line_no, _source, _id)`` of every doc, oldest first, paged over a point in time (see the module doc)."""
     pit_id = _open_pit(client, index)
     try:
         line_no = 0
         after: list[Any] | None = None
         while True:
             body: dict[str, Any] = {"size": batch_size, "pit": {"id": pit_id, "keep_alive": KEEP_ALIVE},
-                                    "sort": SORT, "_source": ["user_query", "query_id"]}
+                                    "sort": SORT, "_source": fields}
             if after is not None:
                 body["search_after"] = after
-            page = _search(client, index, body)
+            page = _search(client, index, body, what)
             pit_id = page.get("pit_id") or pit_id  # the cluster may hand back a new id; use the latest
             hits = page["hits"]["hits"]
             for hit in hits:
                 line_no += 1
-                yield to_log_line(line_no, hit.get("_source") or {}, hit.get("_id"))
+                yield line_no, hit.get("_source") or {}, hit.get("_id")
             if len(hits) < batch_size:
                 return
             after = hits[-1]["sort"]
@@ -72,17 +79,21 @@ def to_log_line(line_no: int, source: dict[str, Any], doc_id: str | None = None)
     return LogLine(line_no=line_no, query=None, error=problem + where)
 
 
-def _missing(index: str) -> ClusterError:
-    return ClusterError(f"UBI index {index!r} does not exist",
-                        "enable User Behavior Insights (it writes ubi_queries), create the index from "
-                        "opensearch/ubi-queries-index.json, or pass a query log file instead")
+MISSING_FIX = ("enable User Behavior Insights (it writes ubi_queries), create the index from "
+               "opensearch/ubi-queries-index.json, or pass a query log file instead")
 
 
-def _check_index(client: OpenSearch, index: str) -> None:
+def _missing(index: str, fix: str = MISSING_FIX) -> ClusterError:
+    return ClusterError(f"UBI index {index!r} does not exist", fix)
+
+
+def check_index(client: OpenSearch, index: str, fix: str = MISSING_FIX) -> None:
+    """A one-line ClusterError naming ``index`` and ``fix`` unless the index exists."""
     with cluster_call(f"check UBI index {index!r}", "check the index name (lowercase, no spaces) and the cluster"):
         found = client.indices.exists(index=index)
     if not found:
-        raise _missing(index)
+        raise _missing(index, fix)
+
 
 
 def _open_pit(client: OpenSearch, index: str) -> str:
@@ -91,8 +102,8 @@ def _open_pit(client: OpenSearch, index: str) -> str:
         return client.create_pit(index=index, params={"keep_alive": KEEP_ALIVE})["pit_id"]
 
 
-def _search(client: OpenSearch, index: str, body: dict[str, Any]) -> dict[str, Any]:
-    with cluster_call(f"read UBI queries from {index!r}",
+def _search(client: OpenSearch, index: str, body: dict[str, Any], what: str = "queries") -> dict[str, Any]:
+    with cluster_call(f"read UBI {what} from {index!r}",
                       "its timestamp must be a date field (see opensearch/ubi-queries-index.json)"):
         return client.search(body=body)
 

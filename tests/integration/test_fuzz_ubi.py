@@ -49,3 +49,52 @@ def test_ubi_documents_come_back_as_queries_or_counted_malformed(client, docs, b
         assert report.total == len(accepted) and report.malformed == sum(_expected(b) is None for b in accepted)
     finally:
         client.indices.delete(index=index, ignore_unavailable=True)
+
+
+def _good_event(source: dict) -> bool:
+    """An independent statement of what the events reader accepts, for comparison with what it returns."""
+    def text(v):
+        return isinstance(v, str) and bool(v.strip())
+
+    attributes = source.get("event_attributes") or {}
+    ordinal = attributes.get("position", {}).get("ordinal")
+    object_id = attributes.get("object", {}).get("object_id")
+    return (text(source.get("action_name")) and text(source.get("query_id"))
+            and (ordinal is None or (type(ordinal) is int and ordinal >= 0))
+            and (object_id is None or text(object_id) or type(object_id) is int))
+
+
+event = st.fixed_dictionaries(
+    {"action_name": st.one_of(st.sampled_from(["click", "impression", " "]), st.none(), st.integers())},
+    optional={"query_id": st.one_of(st.text("abc", max_size=3), st.none(), st.integers()),
+              "event_attributes": st.fixed_dictionaries({
+                  "object": st.fixed_dictionaries({}, optional={
+                      "object_id": st.one_of(text, st.integers(0, 99), st.none())}),
+                  "position": st.fixed_dictionaries({}, optional={
+                      "ordinal": st.one_of(st.integers(-2, 30), st.sampled_from(["4", "x"]), st.booleans())})})})
+
+
+@settings(max_examples=20, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(docs=st.lists(event, max_size=20), batch_size=st.integers(1, 7))
+def test_ubi_events_come_back_as_events_or_counted_malformed(client, docs, batch_size):
+    from reranker_plugin.jobs.ubi_events import iter_ubi_events
+
+    index = f"ubi-events-fuzz-{uuid.uuid4().hex[:8]}"
+    client.indices.create(index=index, body=load_json("ubi-events-index.json"))
+    try:
+        accepted = []
+        for i, source in enumerate(docs):
+            body = {k: v for k, v in source.items() if v is not None}
+            body["timestamp"] = 1_700_000_000_000 + i
+            try:
+                client.index(index=index, id=str(i), body=body)
+                accepted.append(body)
+            except Exception:  # noqa: BLE001 - a doc the mapping refuses never entered the log
+                pass
+        client.indices.refresh(index=index)
+        lines = list(iter_ubi_events(client, index, batch_size=batch_size))
+        assert [line.event is not None for line in lines] == [_good_event(b) for b in accepted]
+        assert all((line.event is None) != (line.error is None) for line in lines)
+    finally:
+        client.indices.delete(index=index, ignore_unavailable=True)

@@ -1,0 +1,130 @@
+"""Commands on UBI behaviour data: simulate-events, implicit-judgments (docs/clicks.md)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from reranker_core.config import override
+
+from .app import Context, cli, console, data_option, err_console, kind_option, load_data, pass_ctx, with_data
+
+
+@cli.command("simulate-events")
+@data_option
+@kind_option
+@click.option("--index", help="Index whose BM25 pages the sessions see [deploy.index].")
+@click.option("--events-index", help="UBI events index to write [clicks.events_index].")
+@click.option("--queries-index", help="UBI queries index to write [clicks.queries_index].")
+@click.option("--sessions", type=int, help="Searches to simulate [clicks.sessions].")
+@click.option("--max-queries", type=int, help="Most frequent training queries to draw from [clicks.max_queries].")
+@click.option("--top-k", type=int, help="Results per page [clicks.top_k].")
+@click.option("--model", type=click.Choice(["pbm", "cascade"]), help="Click model [clicks.model].")
+@click.option("--eta", type=float, help="Examination decay: (1 / (rank + 1)) ** eta [clicks.eta].")
+@click.option("--unjudged-attractiveness", type=float,
+              help="Click probability of an examined, unjudged result [clicks.unjudged_attractiveness].")
+@click.option("--seed", type=int, help="Random seed [clicks.seed].")
+@click.option("--sidecar", type=click.Path(path_type=Path), help="Parameters / seed / counts JSON [clicks.sidecar].")
+@pass_ctx
+def simulate_events(ctx: Context, data: Path | None, kind: str | None, index: str | None, sidecar: Path | None,
+                    **flags) -> None:
+    """Write simulated UBI sessions (ubi_queries + ubi_events) for training-split queries only.
+
+    Queries are drawn by frequency; each session sees the query's BM25 page from
+    the live index and clicks by a position-based (or cascade) model whose attractiveness
+    comes from the human grade of the pair (a stated default when unjudged).
+    Every doc is marked application "reranker-simulated"; the model's
+    parameters and the seed go to the sidecar.
+
+    Example:
+
+    \b
+      reranker simulate-events --data data/train.csv.zip --sessions 5000 --seed 1
+    """
+    from training.clicksim import ClickModel
+
+    from ..jobs.simulate import SimulationPlan
+    from ..jobs.simulate import simulate_events as run
+
+    config = with_data(ctx.config, data, kind)
+    cfg = override(config.clicks, sidecar=str(sidecar) if sidecar else None, **flags)
+    model = ClickModel(cfg.model, cfg.eta, cfg.attractiveness_min, cfg.attractiveness_max,
+                       cfg.unjudged_attractiveness)
+    plan = SimulationPlan(cfg.sessions, cfg.max_queries, cfg.top_k, cfg.seed)
+    dataset = load_data(config)
+    summary = run(ctx.client(), index or config.deploy.index, config.template.fields, dataset,
+                  config.data.split_fractions, config.data.split_salt, model, plan, cfg.events_index,
+                  cfg.queries_index, Path(cfg.sidecar))
+    console.print(f"SIMULATED: {summary['query_docs']} sessions over {summary['queries']} training queries, "
+                  f"{summary['events']} events ({summary['clicks']} clicks) into {cfg.queries_index!r} / "
+                  f"{cfg.events_index!r}; parameters and seed in {cfg.sidecar}")
+
+
+@cli.command("implicit-judgments")
+@click.option("--events", "events_file", type=click.Path(path_type=Path),
+              help="ubi_events export (JSONL[.gz] / Parquet) instead of the index.")
+@click.option("--queries", "queries_file", type=click.Path(path_type=Path),
+              help="ubi_queries export (JSONL[.gz] / Parquet) instead of the index.")
+@click.option("--events-index", help="UBI events index [clicks.events_index].")
+@click.option("--queries-index", help="UBI queries index [clicks.queries_index].")
+@click.option("--metric", type=click.Choice(["coec", "ctr"]), help="Rating to export [clicks.metric].")
+@click.option("--max-rank", type=int, help="Positions counted: 0..N-1 [clicks.max_rank].")
+@click.option("--max-malformed-fraction", type=float,
+              help="Abort above this share of unreadable events [clicks.max_malformed_fraction].")
+@click.option("--name", default="implicit-judgments", show_default=True, help="Judgment list name.")
+@click.option("--output", type=click.Path(path_type=Path), help="Judgment list JSON [clicks.output].")
+@pass_ctx
+def implicit_judgments(ctx: Context, events_file: Path | None, queries_file: Path | None, name: str,
+                       output: Path | None, **flags) -> None:
+    """COEC (or CTR) implicit judgments per (training query, product) from UBI events.
+
+    Events are joined to ubi_queries by query_id; validation and test queries
+    are dropped before anything is counted. Writes a Search Relevance Workbench
+    import body and a sidecar with counts, rank CTRs and, for simulated events,
+    the simulation's parameters. teacher.implicit_judgments reads it.
+
+    Example:
+
+    \b
+      reranker implicit-judgments --events ubi_events.jsonl.gz --queries ubi_queries.jsonl
+    """
+    from training.clicksim import SIMULATED_APPLICATION
+    from training.implicit import export_judgments
+    from training.implicit import implicit_judgments as compute
+
+    from ..jobs.ubi_events import EventSource, read_joined_events
+
+    config = ctx.config
+    cfg = override(config.clicks, output=str(output) if output else None, **flags)
+    source = EventSource(events_file, queries_file, cfg.events_index, cfg.queries_index)
+    client = ctx.client() if events_file is None or queries_file is None else None
+    read = read_joined_events(client, source, cfg.max_malformed_fraction)
+    for report in (read.query_report, read.report):
+        if report.malformed:
+            err_console.print(f"{report.malformed} of {report.total} {report.what} malformed; e.g. "
+                              + "; ".join(report.samples[:3]), highlight=False)
+    result = compute(read.events, config.data.split_fractions, config.data.split_salt, cfg.max_rank)
+    simulated = sum(1 for e in read.events if e.event.application == SIMULATED_APPLICATION)
+    provenance = {"simulated": simulated > 0, "simulated_events": simulated, "events_read": len(read.events),
+                  "source": source.describe(), "max_rank": cfg.max_rank,
+                  "split_fractions": list(config.data.split_fractions), "split_salt": config.data.split_salt}
+    if simulated:
+        provenance["simulation"] = simulation_record(Path(cfg.sidecar), None if events_file else cfg.events_index)
+    path, side = export_judgments(Path(cfg.output), result, name, cfg.metric, provenance)
+    label = f"SIMULATED ({simulated} of {len(read.events)} events simulated): " if simulated else ""
+    console.print(f"{label}{len(result.judgments)} implicit judgments ({cfg.metric}) over "
+                  f"{len({j.query for j in result.judgments})} training queries from {result.events_used} events "
+                  f"({result.excluded_eval_events} events of {result.excluded_eval_queries} held-out queries "
+                  f"excluded) in {path}; provenance in {side}")
+
+
+def simulation_record(sidecar: Path, events_index: str | None) -> dict:
+    """The simulation sidecar to embed, or why it is not there (missing, or written for another index)."""
+    if not sidecar.is_file():
+        return {"note": f"simulation sidecar {sidecar} not found: parameters unknown (set clicks.sidecar)"}
+    record = json.loads(sidecar.read_text(encoding="utf-8"))
+    if events_index is not None and record.get("events_index") != events_index:
+        return {"note": f"{sidecar} describes index {record.get('events_index')!r}, not {events_index!r}: "
+                        "parameters unknown (set clicks.sidecar)"}
+    return record
