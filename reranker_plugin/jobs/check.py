@@ -171,6 +171,9 @@ def probe_plugins(cluster: _Cluster) -> Probe:
 
 def probe_ml_settings(cluster: _Cluster) -> Probe:
     """Settings that make ML Commons refuse our model: no uploads from a local file, no node to run it on."""
+    if cluster.setting(ML + "only_run_on_ml_node") is None:
+        return Probe("ml settings", False, "the cluster has no plugins.ml_commons settings: ML Commons is not "
+                                           "installed", "install ml-commons on every node")
     if str(cluster.setting(ML + "allow_registering_model_via_local_file")).lower() != "true":
         return Probe("ml settings", False, f"{ML}allow_registering_model_via_local_file is false: ML Commons "
                                            "refuses uploaded model zips", f"set it to true ({SETTINGS_FIX})")
