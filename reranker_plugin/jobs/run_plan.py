@@ -14,15 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from opensearchpy import OpenSearch
-from opensearchpy.exceptions import TransportError
 
 from reranker_core.config import Config
-from reranker_core.errors import ClusterError, UnconfirmedChange
+from reranker_core.errors import UnconfirmedChange
 from reranker_core.redact import redact_url
 
 from ..mlcommons.pipeline import get_pipeline, pipeline_model_id
 from ..node.identity import is_local_cluster
-from .catalog import CREATED_BY, index_owner, legacy_products_mapping
+from .catalog import CREATED_BY, index_bodies, index_owner, legacy_products_mapping
 
 
 @dataclass(frozen=True)
@@ -106,12 +105,7 @@ def confirm_run(plan: RunPlan, yes: bool, overwrite: bool, say: Callable[[str], 
 
 
 def _default_pipeline(client: OpenSearch, index: str) -> str | None:
-    try:
-        settings = client.indices.get_settings(index=index, name="index.search.default_pipeline",
-                                               flat_settings=True)
-    except TransportError as err:
-        raise ClusterError(f"reading the settings of index {index!r} failed: {err.error}", "check the cluster") from err
-    found = {body.get("settings", {}).get("index.search.default_pipeline") for body in settings.values()}
-    found.discard(None)
-    found.discard("_none")
+    found = {(body.get("settings") or {}).get("index.search.default_pipeline")
+             for body in (index_bodies(client, index) or {}).values()}
+    found -= {None, "_none"}
     return ", ".join(sorted(found)) or None
