@@ -235,12 +235,13 @@ def probe_permissions(cluster: _Cluster, index: str) -> Probe:
 
 def missing_permissions(client: OpenSearch, index: str) -> list[str]:
     """What the user may not do among harmless reads standing for each permission group deploy + rerank need:
-    ML Commons' API, search pipelines, the product index (exists/count, so the index pattern is checked even
+    ML Commons' API, search pipelines, the product index (get/count, so the index pattern is checked even
     when the index is absent). Empty when all are allowed; each entry names the refused action."""
     reads: list[tuple[str, Callable[[], Any]]] = [
         ("ML Commons", lambda: client.plugins.ml.search_models(body={"size": 0, "query": {"match_all": {}}})),
         ("search pipelines", lambda: client.search_pipeline.get()),
-        (f"index {index!r}", lambda: client.indices.exists(index=index) and client.count(index=index)),
+        # GET, not HEAD: a refused HEAD has no body, so no reason naming the refused action
+        (f"index {index!r}", lambda: client.indices.get(index=index) and client.count(index=index)),
     ]
     refused = []
     for _, read in reads:

@@ -17,8 +17,8 @@ from .test_secure_cluster import admin, cluster_config, product_index, secure_no
 pytestmark = pytest.mark.integration
 
 
-def probes_as(node, user: str) -> dict:
-    probes = {p.name: p for p in run_checks(Config(cluster=cluster_config(node, user)), "products")}
+def probes_as(node, user: str, index: str = "products") -> dict:
+    probes = {p.name: p for p in run_checks(Config(cluster=cluster_config(node, user)), index)}
     print("\n".join(p.line() for p in probes.values()))  # shown with -s: what `reranker check` prints
     return probes
 
@@ -29,6 +29,12 @@ def test_the_deploying_role_passes_every_probe(secure_node):  # noqa: F811
     assert "security plugin present" in probes["plugins"].detail
     permissions = probes["permissions"].detail
     assert "user 'reranker' (roles: " in permissions and "reranker_deployer" in permissions
+
+
+def test_an_index_outside_the_roles_pattern_fails_even_when_absent(secure_node):  # noqa: F811
+    line = probes_as(secure_node, "reranker", index="orders-absent")["permissions"].line()
+    assert line.startswith("FAIL") and "GET /orders-absent" in line and "reranker_deployer role" in line
+    assert "no permission for [indices:admin/get]" in line
 
 
 def test_a_user_without_the_role_fails_the_permission_probe_naming_the_action(secure_node):  # noqa: F811
