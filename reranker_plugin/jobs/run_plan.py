@@ -19,9 +19,11 @@ from reranker_core.config import Config
 from reranker_core.errors import UnconfirmedChange
 from reranker_core.redact import redact_url
 
+from ..connection import PERMISSION_FIX, PermissionDenied
 from ..mlcommons.pipeline import get_pipeline, pipeline_model_id
 from ..node.identity import is_local_cluster
 from .catalog import CREATED_BY, index_bodies, index_owner, legacy_products_mapping
+from .check import missing_permissions
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,8 @@ class RunPlan:
 
 def plan_run(client: OpenSearch, config: Config, models: dict[str, str], undeploy_previous: bool = True,
              either: tuple[str, ...] = ()) -> RunPlan:
-    """Read the cluster: does the index exist and whose is it, which pipelines exist and on which models.
+    """Read the cluster: may the user do what the job needs (else PermissionDenied), does the index exist and
+    whose is it, which pipelines exist and on which models.
 
     ``models`` maps each pipeline the job may deploy to the model name it registers behind it; the main job
     undeploys each pipeline's previous model (``undeploy_previous``) whatever deploy.undeploy_previous says.
@@ -79,6 +82,9 @@ def plan_run(client: OpenSearch, config: Config, models: dict[str, str], undeplo
     deploy = config.deploy
     local = is_local_cluster(client, config)
     index = deploy.index
+    refused = missing_permissions(client, index)  # hours of training would end in this refusal at deploy
+    if refused:
+        raise PermissionDenied(refused[0], PERMISSION_FIX)
     owner = index_owner(client, index)
     if owner == "" and local and legacy_products_mapping(client, index):
         owner = CREATED_BY  # the local node's catalog index from before indices were marked
