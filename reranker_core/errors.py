@@ -47,3 +47,7 @@ class DeployError(RerankerError):
 
 class OutputError(RerankerError):
     """An output could not be written (disk full, file too large, no permission); the previous one is untouched."""
+
+
+class UnconfirmedChange(RerankerError):
+    """A job would change a cluster in a way the user has not confirmed (--yes, --overwrite); nothing was changed."""

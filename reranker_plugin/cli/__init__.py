@@ -4,7 +4,7 @@
 registers its commands on that group when imported below. Nothing else imports
 the verb modules, so they cannot import each other.
 """
-from . import clicks, jobs, node, run, serve, train  # noqa: F401  (register their commands on `cli`)
+from . import check, clicks, jobs, node, run, serve, train  # noqa: F401  (register their commands on `cli`)
 from .app import cli
 
 

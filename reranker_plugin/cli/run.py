@@ -28,9 +28,13 @@ HUMAN = "human"  # suffix of the human-label student's checkpoint, zip, model an
               help="The zip the main pipeline serves: auto ships int8 when it ranks within noise of fp32 on "
               "the validation split (the other is deployed beside it as <pipeline>-<precision>).")
 @click.option("--restart", is_flag=True, help="Forget finished steps (runs/steps.json) and redo everything.")
+@click.option("--yes", is_flag=True, help="On a cluster other than the local node: carry out the plan printed "
+              "first (index, models, pipelines, undeploys). Without it the run stops there.")
+@click.option("--overwrite", is_flag=True, help="Write the catalog into deploy.index even though reranker did not "
+              "create that index.")
 @pass_ctx
 def run_all(ctx: Context, data: Path | None, kind: str | None, logs: tuple[Path, ...], ship: str,
-            restart: bool) -> None:
+            restart: bool, yes: bool = False, overwrite: bool = False) -> None:
     """The main job: node up, index, teacher, label, augment, students, export, deploy, evaluate.
 
     Budgets come from reranker.yaml (teacher, augment and student sections);
@@ -45,10 +49,15 @@ def run_all(ctx: Context, data: Path | None, kind: str | None, logs: tuple[Path,
     human term) and a human-label one (human labels only), and both are
     deployed and evaluated beside BM25, random order and the teacher.
 
+    On a cluster other than the local node it first prints what it will
+    change there and needs --yes; it never writes into an index reranker did
+    not create without --overwrite.
+
     Example:
 
     \b
       reranker run --data data/train.csv.zip --kind homedepot
+      OPENSEARCH_URL=https://search.example.com:9200 reranker run --data data/train.csv.zip --yes
       reranker --config configs/large.yaml run --data data/train.csv.zip
     """
     for name in CHAINED:  # a renamed command fails here, before any work
@@ -56,10 +65,6 @@ def run_all(ctx: Context, data: Path | None, kind: str | None, logs: tuple[Path,
     config = with_data(ctx.config, data, kind)
     ctx.config = config
     click_ctx = click.get_current_context()
-    if restart:
-        (RUNS / "steps.json").unlink(missing_ok=True)
-        shutil.rmtree(Path(config.augment.output), ignore_errors=True)
-    ledger = Ledger(RUNS)
     timings: dict[str, float] = {}
 
     def invoke(name: str, **kwargs) -> None:
@@ -76,6 +81,13 @@ def run_all(ctx: Context, data: Path | None, kind: str | None, logs: tuple[Path,
                        on_skip=lambda: console.print("unchanged since its last run; reusing (--restart redoes it)"))
         timings[title] = time.monotonic() - started
 
+    if _is_local_node(config):
+        step("cluster up", lambda: invoke("cluster up", port=None))
+    _confirm(ctx, config, ship, yes, overwrite)  # before anything is written to the cluster
+    if restart:
+        (RUNS / "steps.json").unlink(missing_ok=True)
+        shutil.rmtree(Path(config.augment.output), ignore_errors=True)
+    ledger = Ledger(RUNS)
     teacher_dir, student_dir = Path(config.teacher.output), Path(config.student.output)
     human_dir = student_dir.with_name(f"{student_dir.name}-{HUMAN}")
     zips = {"fp32": student_dir.with_suffix(".zip"), "int8": student_dir.with_name(f"{student_dir.name}-int8.zip"),
@@ -94,8 +106,6 @@ def run_all(ctx: Context, data: Path | None, kind: str | None, logs: tuple[Path,
     exported = Step("export", (), after=(student.name, human.name),
                     outputs=(*zips.values(), zips["int8"].with_suffix(".json")))
 
-    if _is_local_node(config):
-        step("cluster up", lambda: invoke("cluster up", port=None))
     step("index catalog", lambda: invoke("index-catalog", catalog=None, data=None, kind=None, index=None))
     step(teacher, lambda: invoke("train-teacher", data=None, kind=None, kind_=None, resume=True, output=None,
                                  model=None, gguf_file=None, target=None, lora=None, max_train_queries=None,
@@ -135,6 +145,19 @@ def run_all(ctx: Context, data: Path | None, kind: str | None, logs: tuple[Path,
     for name, seconds in timings.items():
         console.print(f"{name:>28}: {seconds:7.1f}s")
     console.print(f"{'total':>28}: {sum(timings.values()):7.1f}s")
+
+
+def _confirm(ctx: Context, config, ship: str, yes: bool, overwrite: bool) -> None:
+    """Print the plan on a cluster that is not the local node and stop unless --yes (and --overwrite for an
+    index reranker did not create) allow it; reads the cluster only."""
+    from ..jobs.run_plan import confirm_run, plan_run
+
+    others = {"auto": ("fp32", "int8"), "int8": ("fp32",), "fp32": ("int8",)}[ship]
+    pipeline, model = config.deploy.pipeline, config.deploy.model_name
+    models = {pipeline: model, **{f"{pipeline}-{v}": f"{model}-{v}" for v in (*others, HUMAN)}}
+    either = tuple(f"{pipeline}-{v}" for v in others) if len(others) > 1 else ()
+    confirm_run(plan_run(ctx.client(), config, models, either=either), yes, overwrite,
+                lambda line: console.print(line, highlight=False, markup=False, soft_wrap=True))
 
 
 def _steps_of(student_dir: Path) -> int:

@@ -15,13 +15,15 @@ from typing import Any
 
 from opensearchpy import OpenSearch, helpers
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
-from opensearchpy.exceptions import RequestError, TransportError
+from opensearchpy.exceptions import NotFoundError, RequestError, TransportError
 
 from reranker_core.errors import ClusterError
 from reranker_core.template import RENDERED_FIELD, ProductTemplate
 
 from ..node.assets import load_json
 
+#: ``_meta.created_by`` of the indices the catalog indexer creates (set in opensearch/products-index.json).
+CREATED_BY = "reranker"
 #: OpenSearch rejects a whole bulk request (not just the row) for ids longer than this.
 MAX_ID_BYTES = 512
 
@@ -35,8 +37,42 @@ class IndexReport:
     index: str
 
 
+def index_bodies(client: OpenSearch, index: str) -> dict[str, Any] | None:
+    """``GET <index>`` (flat settings, mappings), per concrete index; None when absent. This call needs only
+    ``indices:admin/get``, which the deploying role has (reading mappings or settings alone needs more)."""
+    try:
+        return client.indices.get(index=index, flat_settings=True)
+    except NotFoundError:
+        return None
+    except OSConnectionError as err:
+        raise ClusterError(f"cannot reach OpenSearch to read index {index!r} ({type(err).__name__})",
+                           "start one with `reranker cluster up` or set OPENSEARCH_URL") from err
+    except TransportError as err:
+        raise ClusterError(f"reading index {index!r} failed: {_reason(err)}", "check the cluster") from err
+
+
+def index_owner(client: OpenSearch, index: str) -> str | None:
+    """Who made ``index``: its mapping's ``_meta.created_by`` (``CREATED_BY`` for ours), ``""`` when unmarked,
+    None when absent. `reranker run` writes into an existing index only if it is ours (or with --overwrite)."""
+    bodies = index_bodies(client, index)
+    if bodies is None:
+        return None
+    owners = {str(((b.get("mappings") or {}).get("_meta") or {}).get("created_by") or "") for b in bodies.values()}
+    return owners.pop() if len(owners) == 1 else ""  # an alias over indices of several owners: not ours
+
+
+def legacy_products_mapping(client: OpenSearch, index: str) -> bool:
+    """True when ``index`` has the catalog indexer's field (``product_text``): made by a reranker from before
+    indices were marked."""
+    bodies = (index_bodies(client, index) or {}).values()
+    return bool(bodies) and all(RENDERED_FIELD in ((b.get("mappings") or {}).get("properties") or {}) for b in bodies)
+
+
 def ensure_products_index(client: OpenSearch, index: str) -> bool:
-    """Create ``index`` with ``opensearch/products-index.json`` unless it exists; True when created."""
+    """Create ``index`` with ``opensearch/products-index.json`` unless it exists; True when created.
+
+    The mapping's ``_meta.created_by`` marks it as made by reranker (see :func:`index_owner`).
+    """
     try:
         if client.indices.exists(index=index):
             return False

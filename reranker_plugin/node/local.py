@@ -40,7 +40,7 @@ from reranker_core.config import ClusterConfig, LocalNodeConfig
 from reranker_core.errors import LocalNodeError
 from reranker_core.files import atomic_write, default_home, fsync_tree, sync_renamed
 
-from . import security
+from . import identity, security
 from .assets import load_json, load_yaml, opensearch_version
 from .maven import Artifact, MavenCache
 
@@ -160,10 +160,20 @@ class LocalNode:
         return self.status()
 
     def _configure(self) -> None:
-        """What a running node gets on every `up`: ML Commons settings and, when secured, the roles."""
+        """What a running node gets on every `up`: ML Commons settings, when secured the roles, and its
+        cluster UUID recorded, so `reranker run` can tell this node from another cluster on the same port."""
         if self.secure:
             self._apply_security_roles()
         self._apply_ml_settings()
+        self._record_identity()
+
+    def _record_identity(self) -> None:
+        try:
+            cluster_uuid = self._get("").json().get("cluster_uuid", "")
+        except (requests.RequestException, ValueError) as err:
+            raise LocalNodeError(f"the node at {self.url} did not say its cluster UUID",
+                                 f"see {self.log_file}") from err
+        identity.record_cluster_uuid(self.layout.root, cluster_uuid)
 
     def down(self, timeout_s: float = 60.0) -> bool:
         """Stop the node; returns False if it was not running."""
