@@ -173,6 +173,10 @@ class TeacherConfig:
     seed: int = 0
     implicit_weight: float = 0.0          # pull judged pairs' soft labels this share toward implicit (click) labels
     implicit_judgments: str | None = None  # the judgment list `reranker implicit-judgments` wrote
+    behaviour: str | None = None          # neighbours: + a cross-encoder reading what users chose (docs/clicks.md)
+    behaviour_top_n: int = 3              # titles per query: its own clicks, then each neighbour's
+    behaviour_neighbours: int = 3         # nearest logged training queries (TF-IDF over query text)
+    implicit_view_weight: float = 0.0     # behaviour: the implicit-judgment view's weight (a prior, not fit)
 
     def __post_init__(self) -> None:
         if self.kind not in TEACHER_KINDS:
@@ -196,6 +200,14 @@ class TeacherConfig:
         if self.implicit_weight > 0 and not self.implicit_judgments:
             raise ConfigError("teacher.implicit_weight is set but teacher.implicit_judgments is not",
                               "point it at the judgments.json `reranker implicit-judgments` wrote, or set the weight 0")
+        if self.behaviour not in (None, "neighbours"):
+            raise ConfigError(f"teacher.behaviour {self.behaviour!r} is unknown", "use neighbours, or null (off)")
+        if self.behaviour and (self.kind != "ensemble" or not self.implicit_judgments):
+            raise ConfigError("teacher.behaviour needs teacher.kind ensemble and teacher.implicit_judgments",
+                              "set both (the list `reranker implicit-judgments` wrote), or behaviour: null")
+        if self.behaviour_top_n < 1 or self.behaviour_neighbours < 0 or self.implicit_view_weight < 0:
+            raise ConfigError("teacher.behaviour_top_n must be >= 1, behaviour_neighbours and "
+                              "implicit_view_weight >= 0", "fix the teacher section of reranker.yaml")
         _precision(self, "teacher")
 
 

@@ -84,6 +84,10 @@ class EnsembleTeacher:
                 scorers.append(ZipScorer(Path(path) / m.source))
             elif m.kind == "bi_encoder":
                 scorers.append(BiEncoderView(m.source))
+            elif m.kind in ("behaviour_cross_encoder", "implicit"):
+                from .aggregate import member_scorer
+
+                scorers.append(member_scorer(Path(path), m, ProductTemplate(**meta["template"])))
             else:
                 raise ModelError(f"{path}: unknown ensemble member kind {m.kind!r}", "re-run train-teacher")
         return cls(path, members, scorers, meta.get("name", Path(path).name), ProductTemplate(**meta["template"]))
@@ -118,8 +122,13 @@ def cross_encoder_config(cfg, output: Path):
 
 
 def train_ensemble_teacher(cfg, template, human: Sequence, validation: Sequence, output: Path,
-                           progress: Progress | None = None, device: str | None = None, resume: bool = False):
+                           progress: Progress | None = None, device: str | None = None, resume: bool = False,
+                           behaviour=None):
     """Train the cross-encoder on every human label, export it, fit the views' weights on ``validation``.
+
+    With ``behaviour`` (a :class:`training.behaviour.BehaviourContext`), a second
+    cross-encoder learns from inputs with behaviour and joins, with the implicit
+    judgments, as views (:mod:`training.aggregate`).
 
     ``human`` holds StudentExample rows with soft labels as targets; ``validation``
     the split's JudgedList rows. Writes ``output`` (teacher dir) atomically. The
@@ -137,6 +146,7 @@ def train_ensemble_teacher(cfg, template, human: Sequence, validation: Sequence,
 
     output = Path(output)
     checkpoint = output.with_name(f"{output.name}.checkpoint")
+    behaviour_checkpoint = output.with_name(f"{output.name}.behaviour.checkpoint")
     work = Path(tempfile.mkdtemp(prefix=f".{output.name}.work.", dir=output.parent if output.parent.exists() else None))
     try:
         report = train_student(cross_encoder_config(cfg, work / "cross_encoder"), template, human, progress=progress,
@@ -146,7 +156,7 @@ def train_ensemble_teacher(cfg, template, human: Sequence, validation: Sequence,
         pairs = [(j.query, t) for j in validation for t in j.texts]
         labels = [j.labels for j in validation]
         # the cross-encoder's validation scores only serve to fit view weights (MPNet: ~5 min on 2 cores)
-        base = ZipScorer(work / "cross_encoder.zip").score(pairs) if cfg.views and pairs else []
+        base = ZipScorer(work / "cross_encoder.zip").score(pairs) if (cfg.views or behaviour) and pairs else []
         members = [Member("cross_encoder", "cross_encoder.zip", 1.0, 0.0)]
         fits = {}
         for spec in cfg.views if pairs else ():  # no validation queries: nothing to fit views on
@@ -155,16 +165,27 @@ def train_ensemble_teacher(cfg, template, human: Sequence, validation: Sequence,
             a, mean = coefficient(weight, base, view)
             members.append(Member("bi_encoder", spec, a, mean))
             fits[spec] = {"weight": weight, "validation_pairwise_accuracy": [[w, v] for w, v in curve.items()]}
+        extra: dict = {}
+        if behaviour is not None:
+            from .aggregate import train_behaviour_views
+
+            added, extra = train_behaviour_views(cfg, template, human, validation, base, behaviour, work, progress,
+                                                 device, behaviour_checkpoint, resume)
+            members += added
+            fits |= extra.pop("fits")
         meta = {"role": "teacher", "kind": "ensemble", "name": output.name, "template": template.to_dict(),
                 "members": [m.__dict__ for m in members], "fits": fits, "validation_queries": len(validation),
-                "examples": report.examples, "queries": report.queries, "losses": read_meta(work / "cross_encoder")["losses"]}
+                "examples": report.examples, "queries": report.queries, "losses": read_meta(work / "cross_encoder")["losses"], **extra}
 
         def save(tmp: Path) -> None:
-            shutil.move(str(work / "cross_encoder"), tmp / "cross_encoder")
-            shutil.move(str(work / "cross_encoder.zip"), tmp / "cross_encoder.zip")
+            for name in ("cross_encoder", "cross_encoder.zip", "behaviour_encoder", "behaviour_encoder.zip",
+                         "behaviour.json"):
+                if (work / name).exists():
+                    shutil.move(str(work / name), tmp / name)
 
         write_checkpoint(output, save, meta)
         shutil.rmtree(checkpoint, ignore_errors=True)
+        shutil.rmtree(behaviour_checkpoint, ignore_errors=True)
         return dataclasses.replace(report, path=output)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -76,8 +76,9 @@ def train_teacher(ctx: Context, data: Path | None, kind: str | None, kind_: str 
             human = [StudentExample(e.query, e.text, e.target[0], e.label) for e in examples]
             validation = judged_lists(dataset, "validation", config.template, config.data.split_fractions,
                                       config.data.split_salt)
+            context = behaviour_context(cfg, config, dataset) if cfg.behaviour else None
             report = train_ensemble_teacher(cfg, config.template, human, validation, Path(cfg.output), update,
-                                            resume=resume)
+                                            resume=resume, behaviour=context)
         else:
             from training.teacher import train_teacher as run
 
@@ -89,9 +90,28 @@ def train_teacher(ctx: Context, data: Path | None, kind: str | None, kind_: str 
         from training.models import read_meta
 
         for spec, fit in read_meta(report.path).get("fits", {}).items():
+            if "validation_pairwise_accuracy" not in fit:
+                console.print(f"view {spec}: weight {fit['weight']} ({fit['fit_on']})")
+                continue
             curve = dict(map(tuple, fit["validation_pairwise_accuracy"]))
             console.print(f"view {spec}: weight {fit['weight']} (validation pairwise accuracy "
                           f"{curve[0.0]:.4f} without it, {curve[fit['weight']]:.4f} with it)")
+        for view, found in read_meta(report.path).get("views", {}).items():
+            console.print(f"  validation {view}: NDCG@5 {found['ndcg@5']:.4f}, pairwise "
+                          f"{found['pairwise_accuracy']:.4f}")
+
+
+def behaviour_context(cfg, config, dataset):
+    """What the behaviour teacher reads, from the implicit judgment list (training queries only)."""
+    from training.behaviour import build_context
+    from training.implicit import read_implicit_labels
+
+    context = build_context(read_implicit_labels(Path(cfg.implicit_judgments)), dataset.products, config.template,
+                            config.data.split_fractions, config.data.split_salt, cfg.behaviour_top_n,
+                            cfg.behaviour_neighbours)
+    console.print(f"behaviour from {cfg.implicit_judgments}: {len(context.engaged)} training queries with clicks, "
+                  f"{context.dropped_held_out} held-out queries dropped; neighbours by TF-IDF over query text")
+    return context
 
 
 @cli.command("label")

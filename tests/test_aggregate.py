@@ -1,0 +1,101 @@
+"""Progressive aggregation on tiny real models: plain + behaviour cross-encoders + implicit view, one teacher."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from reranker_core.config import TeacherConfig
+from reranker_core.template import ProductTemplate
+from training.aggregate import behaviour_examples
+from training.behaviour import OWN_MARK, BehaviourInputs, build_context
+from training.datasets import split_of
+from training.evaluate import JudgedList
+from training.student import StudentExample
+
+from .conftest import tiny_cross_encoder
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+FRACTIONS, SALT = (0.8, 0.1, 0.1), "reranker"
+TEMPLATE = ProductTemplate(max_tokens=48)
+WORDS = ["drill", "lamp", "saw", "tile", "fan", "door", "mower", "grill", "shed", "ladder", "sink", "cordless drill",
+         "vacuums", "faucets"]
+TRAIN = [w for w in WORDS if split_of(w, FRACTIONS, SALT) == "train"]
+VALIDATION = [w for w in WORDS if split_of(w, FRACTIONS, SALT) == "validation"]
+
+
+def title(query: str, j: int) -> str:
+    return f"{query} deluxe model {j}"
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, minilm_tokenizer):
+    root = tmp_path_factory.mktemp("aggregate")
+    tiny_cross_encoder(minilm_tokenizer).save_pretrained(root / "tiny-bert")
+    minilm_tokenizer.save_pretrained(root / "tiny-bert")
+    products = {f"{q}/{j}": {"title": title(q, j)} for q in WORDS for j in range(3)}
+    # clicks on every query's first product, held-out queries included: the context must drop those
+    labels = {(q, f"{q}/0"): 0.6 for q in WORDS} | {(q, f"{q}/2"): 0.0 for q in WORDS}
+    context = build_context(labels, products, TEMPLATE, FRACTIONS, SALT, top_n=2, neighbours=2)
+    human = [StudentExample(q, title(q, j), soft, soft) for q in TRAIN for j, soft in enumerate((1.0, 0.5, 0.0))]
+    validation = [JudgedList(q, tuple(f"{q}/{j}" for j in range(3)), tuple(title(q, j) for j in range(3)),
+                             (1.0, 0.5, 0.0)) for q in VALIDATION]
+    return root, context, human, validation
+
+
+def test_the_fixture_has_training_and_validation_queries():
+    assert len(TRAIN) >= 6 and VALIDATION == ["sink", "cordless drill", "vacuums", "faucets"]
+
+
+def test_training_inputs_carry_training_behaviour_only(setup, minilm_tokenizer):
+    _, context, human, _ = setup
+    stray = [StudentExample("cordless drill", title("drill", 0), 1.0)]  # a held-out row, were one ever passed
+    examples = behaviour_examples(human + stray, BehaviourInputs(context, minilm_tokenizer, TEMPLATE.max_tokens))
+    assert [(e.text, e.target, e.label) for e in examples] == [(e.text, e.target, e.label) for e in human + stray]
+    assert examples[-1].query == "cordless drill"  # plain
+    assert all(e.query.startswith(h.query + OWN_MARK) for e, h in zip(examples, human))
+    for e in examples:
+        assert len(minilm_tokenizer(e.query, e.text)["input_ids"]) <= TEMPLATE.max_tokens
+        assert not any(title(q, 0) in e.query for q in VALIDATION)  # no held-out click anywhere
+
+
+def test_the_aggregated_teacher_trains_fits_on_plain_validation_and_scores_as_its_sum(setup, tmp_path):
+    from training.ensemble import load_teacher, train_ensemble_teacher
+    from training.models import read_meta
+    from training.onnx_scorer import ZipScorer
+
+    root, context, human, validation = setup
+    cfg = TeacherConfig(kind="ensemble", model=str(root / "tiny-bert"), max_steps=2, queries_per_batch=2,
+                        output=str(tmp_path / "teacher"), behaviour="neighbours", implicit_judgments="clicks.json",
+                        implicit_view_weight=0.5)
+    train_ensemble_teacher(cfg, TEMPLATE, human, validation, Path(cfg.output), device="cpu", behaviour=context)
+    out = Path(cfg.output)
+    meta = read_meta(out)
+    assert [m["kind"] for m in meta["members"]] == ["cross_encoder", "behaviour_cross_encoder", "implicit"]
+    found = meta["behaviour"]
+    assert found["validation_pairs_plain"] == found["validation_pairs"] == 3 * len(VALIDATION)
+    assert found["training_pairs_with_behaviour"] == len(human) and found["dropped_held_out"] == len(VALIDATION)
+    assert set(meta["views"]) == {"plain", "behaviour (plain validation input)", "plain + behaviour"}
+    assert meta["fits"]["behaviour"]["fit_on"] == "validation, plain input"
+    assert meta["fits"]["implicit"]["weight"] == 0.5 and meta["fits"]["implicit"]["fit_on"].startswith("not fit")
+    saved = json.loads((out / "behaviour.json").read_text())
+    assert set(saved["engaged"]) == set(TRAIN) and not set(saved["implicit"]) - set(TRAIN)
+    parity = read_meta(out / "behaviour_encoder")["parity_examples"]
+    assert all(OWN_MARK in q for q, _ in parity)  # the behaviour encoder learned from behaviour inputs
+    assert not Path(f"{cfg.output}.behaviour.checkpoint").exists()
+
+    teacher = load_teacher(out)
+    plain_q, held_q = TRAIN[0], VALIDATION[0]
+    pairs = [(plain_q, title(plain_q, 0)), (plain_q, title(plain_q, 1)), (held_q, title(held_q, 0))]
+    behaviour = teacher.scorers[1]
+    fed = behaviour.inputs(pairs)
+    assert fed[2] == pairs[2] and fed[0][0].startswith(plain_q + OWN_MARK)  # validation: plain input
+    base = ZipScorer(out / "cross_encoder.zip").score(pairs)
+    view = ZipScorer(out / "behaviour_encoder.zip").score(fed)
+    b, i = teacher.members[1], teacher.members[2]
+    implicit = [0.6, i.mean, i.mean]  # clicked; unjudged; held out: the mean, adding nothing
+    expected = [s + b.coefficient * (v - b.mean) + i.coefficient * (m - i.mean)
+                for s, v, m in zip(base, view, implicit)]
+    assert i.coefficient > 0
+    assert teacher.score(pairs) == pytest.approx(expected, abs=1e-5)
