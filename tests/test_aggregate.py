@@ -99,3 +99,61 @@ def test_the_aggregated_teacher_trains_fits_on_plain_validation_and_scores_as_it
                 for s, v, m in zip(base, view, implicit)]
     assert i.coefficient > 0
     assert teacher.score(pairs) == pytest.approx(expected, abs=1e-5)
+
+
+def test_the_cli_chain_exports_clicks_trains_the_behaviour_teacher_and_labels_plain_pairs(setup, tmp_path):
+    """implicit-judgments -> train-teacher --behaviour neighbours -> label: the pairs the student reads are plain."""
+    import pyarrow.parquet as pq
+    import yaml
+    from click.testing import CliRunner
+
+    from reranker_plugin.cli import cli
+
+    root = setup[0]
+    catalog = [{"id": f"{q}/{j}", "title": title(q, j)} for q in WORDS for j in range(3)]
+    (tmp_path / "catalog.jsonl").write_text("".join(json.dumps(c) + "\n" for c in catalog))
+    (tmp_path / "judgments.csv").write_text("query,product_id,grade\n" + "".join(
+        f"{q},{q}/{j},{g}\n" for q in WORDS for j, g in enumerate((1.0, 0.5, 0.0))))
+    queries, events = [], []
+    for n, q in enumerate(WORDS):  # every query clicked its first product, held-out ones included
+        queries.append({"query_id": f"s{n}", "user_query": q})
+        for rank, action in ((0, "impression"), (0, "click"), (1, "impression")):
+            events.append({"action_name": action, "query_id": f"s{n}", "event_attributes": {
+                "object": {"object_id": f"{q}/{rank}", "object_id_field": "product_id"},
+                "position": {"ordinal": rank}}})
+    (tmp_path / "q.jsonl").write_text("".join(json.dumps(x) + "\n" for x in queries))
+    (tmp_path / "e.jsonl").write_text("".join(json.dumps(x) + "\n" for x in events))
+    config = {"data": {"kind": "generic", "path": str(tmp_path / "judgments.csv"),
+                       "catalog": str(tmp_path / "catalog.jsonl")},
+              "template": {"fields": ["title"], "max_tokens": 48},
+              "teacher": {"kind": "ensemble", "model": str(root / "tiny-bert"), "max_steps": 2,
+                          "queries_per_batch": 2, "output": str(tmp_path / "teacher")},
+              "clicks": {"output": str(tmp_path / "clicks/judgments.json")}}
+    (tmp_path / "reranker.yaml").write_text(yaml.safe_dump(config))
+
+    def run(*args: str) -> str:
+        result = CliRunner().invoke(cli, ["--config", str(tmp_path / "reranker.yaml"), *args])
+        assert result.exit_code == 0, result.output
+        return " ".join(result.output.split())
+
+    assert "held-out queries excluded" in run("implicit-judgments", "--events", str(tmp_path / "e.jsonl"),
+                                              "--queries", str(tmp_path / "q.jsonl"))
+    out = run("train-teacher", "--behaviour", "neighbours", "--implicit-judgments",
+              str(tmp_path / "clicks/judgments.json"))
+    assert f"{len(TRAIN)} training queries with clicks" in out and "view behaviour: weight" in out
+    assert "view implicit: weight 0.0 (not fit" in out and "validation plain + behaviour: NDCG@5" in out
+    run("label", str(tmp_path / "teacher"), "--out", str(tmp_path / "pairs.parquet"))
+    rows = pq.read_table(tmp_path / "pairs.parquet").to_pylist()
+    assert {r["query"] for r in rows} == set(TRAIN) and all(OWN_MARK not in r["query"] for r in rows)
+    assert {r["text"] for r in rows} == {title(q, j) for q in TRAIN for j in range(3)}
+
+
+def test_run_swaps_in_the_behaviour_teacher_only_with_behaviour():
+    from reranker_core.config import Config
+    from reranker_plugin.cli.run import with_behaviour
+
+    config = Config()
+    assert with_behaviour(config, None) is config  # the default main job is unchanged
+    changed = with_behaviour(config, "index")
+    assert (changed.teacher.behaviour, changed.teacher.implicit_judgments) == ("neighbours", config.clicks.output)
+    assert changed.student == config.student and changed.teacher.output == config.teacher.output

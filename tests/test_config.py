@@ -47,6 +47,10 @@ def test_yaml_values_env_and_flags(tmp_path, monkeypatch):
     ("clicks: {sessions: 0}\n", "clicks.sessions must be positive"),
     ("clicks: {unjudged_attractiveness: 1.5}\n", "the attractiveness values in [0, 1]"),
     ("teacher: {implicit_weight: 0.5}\n", "teacher.implicit_judgments is not"),
+    ("teacher: {behaviour: sessions}\n", "teacher.behaviour 'sessions' is unknown"),
+    ("teacher: {behaviour: neighbours}\n", "teacher.behaviour needs teacher.kind ensemble and teacher.implicit_"),
+    ("teacher: {behaviour: neighbours, kind: llm, implicit_judgments: j.json}\n", "needs teacher.kind ensemble"),
+    ("teacher: {behaviour_top_n: 0}\n", "teacher.behaviour_top_n must be >= 1"),
 ])
 def test_bad_config_is_named(tmp_path, text, message, monkeypatch):
     monkeypatch.delenv("OPENSEARCH_URL", raising=False)

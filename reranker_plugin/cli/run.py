@@ -27,6 +27,11 @@ HUMAN = "human"  # suffix of the human-label student's checkpoint, zip, model an
 @click.option("--ship", type=click.Choice(["auto", "int8", "fp32"]), default="auto", show_default=True,
               help="The zip the main pipeline serves: auto ships int8 when it ranks within noise of fp32 on "
               "the validation split (the other is deployed beside it as <pipeline>-<precision>).")
+@click.option("--behaviour", "behaviour", metavar="EVENTS",
+              help="'index' (clicks.events_index) or a ubi_events export: implicit judgments from its training "
+              "queries' clicks, then a behaviour-aggregated teacher labels the pool (teacher.behaviour).")
+@click.option("--behaviour-queries", type=click.Path(path_type=Path),
+              help="With --behaviour: a ubi_queries export instead of clicks.queries_index.")
 @click.option("--restart", is_flag=True, help="Forget finished steps (runs/steps.json) and redo everything.")
 @click.option("--yes", is_flag=True, help="On a cluster other than the local node: carry out the plan printed "
               "first (index, models, pipelines, undeploys). Without it the run stops there.")
@@ -34,7 +39,8 @@ HUMAN = "human"  # suffix of the human-label student's checkpoint, zip, model an
               "create that index.")
 @pass_ctx
 def run_all(ctx: Context, data: Path | None, kind: str | None, logs: tuple[Path, ...], ship: str,
-            restart: bool, yes: bool = False, overwrite: bool = False) -> None:
+            restart: bool, yes: bool = False, overwrite: bool = False, behaviour: str | None = None,
+            behaviour_queries: Path | None = None) -> None:
     """The main job: node up, index, teacher, label, augment, students, export, deploy, evaluate.
 
     Budgets come from reranker.yaml (teacher, augment and student sections);
@@ -48,6 +54,8 @@ def run_all(ctx: Context, data: Path | None, kind: str | None, logs: tuple[Path,
     the same number of optimizer steps: the distilled one (teacher margins +
     human term) and a human-label one (human labels only), and both are
     deployed and evaluated beside BM25, random order and the teacher.
+    With --behaviour, implicit judgments come first and the teacher is the
+    behaviour-aggregated one (docs/clicks.md); the students stay plain.
 
     On a cluster other than the local node it first prints what it will
     change there and needs --yes; it never writes into an index reranker did
@@ -59,10 +67,11 @@ def run_all(ctx: Context, data: Path | None, kind: str | None, logs: tuple[Path,
       reranker run --data data/train.csv.zip --kind homedepot
       OPENSEARCH_URL=https://search.example.com:9200 reranker run --data data/train.csv.zip --yes
       reranker --config configs/large.yaml run --data data/train.csv.zip
+      reranker run --data data/train.csv.zip --behaviour index
     """
     for name in CHAINED:  # a renamed command fails here, before any work
         command(*name.split())
-    config = with_data(ctx.config, data, kind)
+    config = with_behaviour(with_data(ctx.config, data, kind), behaviour)
     ctx.config = config
     click_ctx = click.get_current_context()
     timings: dict[str, float] = {}
@@ -92,7 +101,8 @@ def run_all(ctx: Context, data: Path | None, kind: str | None, logs: tuple[Path,
     human_dir = student_dir.with_name(f"{student_dir.name}-{HUMAN}")
     zips = {"fp32": student_dir.with_suffix(".zip"), "int8": student_dir.with_name(f"{student_dir.name}-int8.zip"),
             HUMAN: human_dir.with_suffix(".zip")}
-    data_files = tuple(Path(p) for p in (config.data.require_path(), config.data.catalog) if p)
+    data_files = tuple(Path(p) for p in (config.data.require_path(), config.data.catalog,
+                                         config.teacher.implicit_judgments if behaviour else None) if p)
     log_paths = (*logs, _queries_as_log(config))  # every training query's top-K joins the pool
     base = (config.data, config.template)
     teacher = Step("train teacher", (*base, config.teacher), data_files, outputs=(teacher_dir,))
@@ -107,9 +117,14 @@ def run_all(ctx: Context, data: Path | None, kind: str | None, logs: tuple[Path,
                     outputs=(*zips.values(), zips["int8"].with_suffix(".json")))
 
     step("index catalog", lambda: invoke("index-catalog", catalog=None, data=None, kind=None, index=None))
+    if behaviour:  # quick and idempotent; the teacher step retrains when the list's content changes
+        step("implicit judgments", lambda: invoke(
+            "implicit-judgments", events_file=None if behaviour == "index" else Path(behaviour),
+            queries_file=behaviour_queries, name="implicit-judgments", output=None, events_index=None,
+            queries_index=None, metric=None, max_rank=None, max_malformed_fraction=None))
     step(teacher, lambda: invoke("train-teacher", data=None, kind=None, kind_=None, resume=True, output=None,
                                  model=None, gguf_file=None, target=None, lora=None, max_train_queries=None,
-                                 max_steps=None, epochs=None))
+                                 max_steps=None, epochs=None, behaviour=None, implicit_judgments=None))
     step(labeled, lambda: invoke("label", teacher_dir=teacher_dir, data=None, kind=None, split="train",
                                  max_queries=None, out=None, engine=None, ray_address=None))
     step(augmented, lambda: invoke("augment", teacher_dir=teacher_dir, logs=log_paths, data=None, kind=None,
@@ -145,6 +160,16 @@ def run_all(ctx: Context, data: Path | None, kind: str | None, logs: tuple[Path,
     for name, seconds in timings.items():
         console.print(f"{name:>28}: {seconds:7.1f}s")
     console.print(f"{'total':>28}: {sum(timings.values()):7.1f}s")
+
+
+def with_behaviour(config, behaviour: str | None):
+    """The config with the behaviour-aggregated teacher reading clicks.output, or unchanged without --behaviour."""
+    import dataclasses
+
+    if not behaviour:
+        return config
+    teacher = dataclasses.replace(config.teacher, behaviour="neighbours", implicit_judgments=config.clicks.output)
+    return dataclasses.replace(config, teacher=teacher)
 
 
 def _confirm(ctx: Context, config, ship: str, yes: bool, overwrite: bool) -> None:

@@ -33,6 +33,11 @@ PAIRS_DIR = Path("runs/pairs")
 @click.option("--max-train-queries", type=int, help="Training budget in queries [teacher.max_train_queries].")
 @click.option("--max-steps", type=int, help="Stop after this many optimizer steps [teacher.max_steps].")
 @click.option("--epochs", type=float, help="Passes over the training queries [teacher.epochs].")
+@click.option("--behaviour", type=click.Choice(["neighbours"]),
+              help="ensemble: also train a cross-encoder reading the titles users clicked for the query and its "
+              "nearest training queries, aggregated as a view [teacher.behaviour].")
+@click.option("--implicit-judgments", type=click.Path(),
+              help="The judgment list `reranker implicit-judgments` wrote [teacher.implicit_judgments].")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint beside --output (<output>.checkpoint).")
 @pass_ctx
 def train_teacher(ctx: Context, data: Path | None, kind: str | None, kind_: str | None, resume: bool,
@@ -40,11 +45,15 @@ def train_teacher(ctx: Context, data: Path | None, kind: str | None, kind_: str 
     """Train the teacher on the train split's soft labels (every judged pair unless a budget is set).
 
     An ensemble teacher also fits its views' weights on the validation split.
+    With --behaviour neighbours it adds a behaviour cross-encoder and the
+    implicit judgments as views (docs/clicks.md); validation and test queries
+    never read behaviour.
 
     Example:
 
     \b
       reranker train-teacher --data data/train.csv.zip --kind homedepot --epochs 1
+      reranker train-teacher --behaviour neighbours --implicit-judgments runs/clicks/judgments.json
     """
     ctx.quiet_models()
     from training.teacher import teacher_examples
