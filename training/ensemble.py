@@ -175,7 +175,8 @@ def train_ensemble_teacher(cfg, template, human: Sequence, validation: Sequence,
             fits |= extra.pop("fits")
         meta = {"role": "teacher", "kind": "ensemble", "name": output.name, "template": template.to_dict(),
                 "members": [m.__dict__ for m in members], "fits": fits, "validation_queries": len(validation),
-                "examples": report.examples, "queries": report.queries, "losses": read_meta(work / "cross_encoder")["losses"], **extra}
+                "examples": report.examples, "queries": report.queries,
+                "losses": read_meta(work / "cross_encoder")["losses"], **extra}
 
         def save(tmp: Path) -> None:
             for name in ("cross_encoder", "cross_encoder.zip", "behaviour_encoder", "behaviour_encoder.zip",
