@@ -45,17 +45,22 @@ class QueryIndex:
         self.fractions, self.salt = fractions, salt
         counted = [features(q) for q in keys]
         df: Counter[str] = Counter(f for c in counted for f in c)
-        self.vocab = {f: i for i, f in enumerate(sorted(df))}
-        self.idf = np.array([math.log((1 + len(keys)) / (1 + df[f])) + 1.0 for f in sorted(df)])
-        self.matrix = np.vstack([self._vector(c) for c in counted]) if keys else np.zeros((0, len(self.vocab)))
+        self.idf = {f: math.log((1 + len(keys)) / (1 + n)) + 1.0 for f, n in df.items()}
+        # sparse: feature -> (query rows, weights), so memory grows with the queries' features, not rows x vocab
+        postings: dict[str, tuple[list[int], list[float]]] = {}
+        for row, c in enumerate(counted):
+            for f, w in self._weights(c).items():
+                postings.setdefault(f, ([], []))[0].append(row)
+                postings[f][1].append(w)
+        self.postings = {f: (np.array(r), np.array(w)) for f, (r, w) in postings.items()}
 
-    def _vector(self, counted: Counter[str]) -> np.ndarray:
-        vec = np.zeros(len(self.vocab))
-        for f, n in counted.items():
-            if f in self.vocab:
-                vec[self.vocab[f]] = (1 + math.log(n)) * self.idf[self.vocab[f]]
-        norm = np.linalg.norm(vec)
-        return vec / norm if norm else vec
+    def _weights(self, counted: Counter[str]) -> dict[str, float]:
+        """Unit-length TF-IDF weights (sublinear tf) of the features some indexed query has; the length counts
+        every feature, so a query with words no indexed query has is less similar, as cosine says."""
+        unseen = math.log(1 + len(self.queries)) + 1.0
+        raw = {f: (1 + math.log(n)) * self.idf.get(f, unseen) for f, n in counted.items()}
+        norm = math.sqrt(sum(w * w for w in raw.values()))
+        return {f: w / norm for f, w in raw.items() if f in self.idf} if norm else {}
 
     def nearest(self, query: str, k: int, min_similarity: float = 0.0) -> list[tuple[str, float]]:
         """Up to ``k`` indexed queries most similar to ``query``, best first, never ``query`` itself.
@@ -65,7 +70,10 @@ class QueryIndex:
         key = normalize_query(query)
         if k <= 0 or not self.queries or split_of(key, self.fractions, self.salt) != "train":
             return []
-        sims = self.matrix @ self._vector(features(key))
+        sims = np.zeros(len(self.queries))
+        for f, w in self._weights(features(key)).items():
+            rows, weights = self.postings[f]
+            sims[rows] += w * weights
         order = np.argsort(-sims, kind="stable")
         out = []
         for i in order:
