@@ -76,7 +76,11 @@ def test_the_aggregated_teacher_trains_fits_on_plain_validation_and_scores_as_it
     found = meta["behaviour"]
     assert found["validation_pairs_plain"] == found["validation_pairs"] == 3 * len(VALIDATION)
     assert found["training_pairs_with_behaviour"] == len(human) and found["dropped_held_out"] == len(VALIDATION)
-    assert set(meta["views"]) == {"plain", "behaviour (plain validation input)", "plain + behaviour"}
+    assert set(meta["views"]) == {"plain (validation)", "behaviour (validation, plain input)",
+                                  "plain + behaviour (validation)",
+                                  "implicit (training queries with clicks, vs human labels)"}
+    # the clicked first product (soft 0.6) above the skipped third (0.0), the unjudged second at the mean
+    assert meta["views"]["implicit (training queries with clicks, vs human labels)"]["pairwise_accuracy"] == 1.0
     assert meta["fits"]["behaviour"]["fit_on"] == "validation, plain input"
     assert meta["fits"]["implicit"]["weight"] == 0.5 and meta["fits"]["implicit"]["fit_on"].startswith("not fit")
     saved = json.loads((out / "behaviour.json").read_text())
@@ -141,7 +145,7 @@ def test_the_cli_chain_exports_clicks_trains_the_behaviour_teacher_and_labels_pl
     out = run("train-teacher", "--behaviour", "neighbours", "--implicit-judgments",
               str(tmp_path / "clicks/judgments.json"))
     assert f"{len(TRAIN)} training queries with clicks" in out and "view behaviour: weight" in out
-    assert "view implicit: weight 0.0 (not fit" in out and "validation plain + behaviour: NDCG@5" in out
+    assert "view implicit: weight 0.0 (not fit" in out and "plain + behaviour (validation): NDCG@5" in out
     run("label", str(tmp_path / "teacher"), "--out", str(tmp_path / "pairs.parquet"))
     rows = pq.read_table(tmp_path / "pairs.parquet").to_pylist()
     assert {r["query"] for r in rows} == set(TRAIN) and all(OWN_MARK not in r["query"] for r in rows)

@@ -83,8 +83,9 @@ def train_behaviour_views(cfg, template: ProductTemplate, human: Sequence, valid
         weight, curve = fit_weight(base, view, labels)
         a, mean = coefficient(weight, base, view)
         combined = np.asarray(base) + a * (np.asarray(view) - mean)
-        report["views"] = {"plain": view_metrics(labels, base), "behaviour (plain validation input)":
-                           view_metrics(labels, view), "plain + behaviour": view_metrics(labels, combined)}
+        report["views"] = {"plain (validation)": view_metrics(labels, base),
+                           "behaviour (validation, plain input)": view_metrics(labels, view),
+                           "plain + behaviour (validation)": view_metrics(labels, combined)}
         report["fits"] = {"behaviour": {"weight": weight, "fit_on": "validation, plain input",
                                         "validation_pairwise_accuracy": [[w, v] for w, v in curve.items()]}}
     else:  # no validation queries: nothing to fit on, the view stays out
@@ -94,10 +95,29 @@ def train_behaviour_views(cfg, template: ProductTemplate, human: Sequence, valid
     mean_i = float(np.mean(implicit)) if implicit else 0.0
     a_i, _ = coefficient(cfg.implicit_view_weight, base or [0.0, 1.0], implicit or [0.0])
     members.append(Member("implicit", CONTEXT_FILE, a_i if implicit else 0.0, mean_i))
+    agreement = implicit_agreement(human, context, mean_i)
+    if agreement:
+        report.setdefault("views", {})["implicit (training queries with clicks, vs human labels)"] = agreement
     report["fits"]["implicit"] = {"weight": cfg.implicit_view_weight if implicit else 0.0,
                                   "fit_on": "not fit: validation queries have no implicit judgments by design "
                                             "(teacher.implicit_view_weight, a prior)"}
     return members, report
+
+
+def implicit_agreement(human: Sequence, context: BehaviourContext, default: float) -> dict[str, float] | None:
+    """How the implicit view ranks the judged products of training queries with clicks, against their human
+    labels: the only place it can be measured (simulated clicks are drawn from those labels, so read it as a
+    check of the click data, not of a teacher)."""
+    lists: dict[str, list] = {}
+    for e in human:
+        if e.query in context.implicit and e.label is not None:
+            lists.setdefault(e.query, []).append(e)
+    lists = {q: rows for q, rows in lists.items() if len(rows) > 1}
+    if not lists:
+        return None
+    view = ImplicitView(context, default)
+    labels = [[e.label for e in rows] for rows in lists.values()]
+    return view_metrics(labels, view.score([(e.query, e.text) for rows in lists.values() for e in rows]))
 
 
 def member_scorer(teacher_dir: Path, member: Member, template: ProductTemplate):

@@ -106,7 +106,7 @@ def train_teacher(ctx: Context, data: Path | None, kind: str | None, kind_: str 
             console.print(f"view {spec}: weight {fit['weight']} (validation pairwise accuracy "
                           f"{curve[0.0]:.4f} without it, {curve[fit['weight']]:.4f} with it)")
         for view, found in read_meta(report.path).get("views", {}).items():
-            console.print(f"  validation {view}: NDCG@5 {found['ndcg@5']:.4f}, pairwise "
+            console.print(f"  {view}: NDCG@5 {found['ndcg@5']:.4f}, pairwise "
                           f"{found['pairwise_accuracy']:.4f}")
 
 
