@@ -63,7 +63,12 @@ def train_behaviour_views(cfg, template: ProductTemplate, human: Sequence, valid
     from .student import train_student
 
     context.save(work / CONTEXT_FILE)
-    inputs = BehaviourInputs(context, AutoTokenizer.from_pretrained(resolve_model(cfg.model)), template.max_tokens)
+    source = resolve_model(cfg.model)
+    if source.endswith(".onnx"):  # an encoder shipped as a graph: its tokenizer is found as the trainer finds it
+        from .student import onnx_tokenizer_dir
+
+        source = str(onnx_tokenizer_dir(Path(source)))
+    inputs = BehaviourInputs(context, AutoTokenizer.from_pretrained(source), template.max_tokens)
     examples = behaviour_examples(human, inputs)
     with_behaviour = sum(1 for e, h in zip(examples, human) if e.query != h.query)
     train_student(cross_encoder_config(cfg, work / BEHAVIOUR_DIR), template, examples, progress=progress,
