@@ -18,7 +18,8 @@ from .app import Context, cli, console, data_option, err_console, kind_option, l
 @click.option("--events-index", help="UBI events index to write [clicks.events_index].")
 @click.option("--queries-index", help="UBI queries index to write [clicks.queries_index].")
 @click.option("--sessions", type=int, help="Searches to simulate [clicks.sessions].")
-@click.option("--max-queries", type=int, help="Most frequent training queries to draw from [clicks.max_queries].")
+@click.option("--max-queries", type=int,
+              help="Use at most N of the train split's queries (the most frequent) [clicks.max_queries].")
 @click.option("--top-k", type=int, help="Results per page [clicks.top_k].")
 @click.option("--model", type=click.Choice(["pbm", "cascade"]), help="Click model [clicks.model].")
 @click.option("--eta", type=float, help="Examination decay: (1 / (rank + 1)) ** eta [clicks.eta].")

@@ -107,7 +107,7 @@ def run_all(ctx: Context, data: Path | None, kind: str | None, logs: tuple[Path,
                     outputs=(*zips.values(), zips["int8"].with_suffix(".json")))
 
     step("index catalog", lambda: invoke("index-catalog", catalog=None, data=None, kind=None, index=None))
-    step(teacher, lambda: invoke("train-teacher", data=None, kind=None, kind_=None, resume=True, output=None,
+    step(teacher, lambda: invoke("train-teacher", data=None, kind=None, kind_=None, restart=False, output=None,
                                  model=None, gguf_file=None, target=None, lora=None, max_train_queries=None,
                                  max_steps=None, epochs=None))
     step(labeled, lambda: invoke("label", teacher_dir=teacher_dir, data=None, kind=None, split="train",

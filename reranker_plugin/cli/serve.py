@@ -11,7 +11,7 @@ from rich.table import Column, Table
 from reranker_core.config import override
 from reranker_core.errors import RerankerError
 
-from .app import Context, cli, console, err_console, pass_ctx
+from .app import Context, Deprecated, GrammarCommand, cli, console, err_console, pass_ctx
 
 
 # ----------------------------------------------------------------- deploy
@@ -86,16 +86,21 @@ def models() -> None:
     """
 
 
-@models.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table (for scripts).")
+format_option = click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table",
+                             show_default=True, help="Print a table, or JSON for scripts.")
+
+
+@models.command("list", cls=GrammarCommand,
+                old_spellings={"--json": Deprecated(("--format", "json"), "use --format json")})
+@format_option
 @pass_ctx
-def models_list(ctx: Context, as_json: bool) -> None:
+def models_list(ctx: Context, output_format: str) -> None:
     """Registered models, newest first: size, precision, layers, state and the pipelines that use each.
 
     Example:
 
     \b
-      reranker models list --json
+      reranker models list --format json
     """
     import dataclasses
     import json
@@ -106,7 +111,7 @@ def models_list(ctx: Context, as_json: bool) -> None:
     client = ctx.client()
     found = MLCommons(client).list_models()
     used_by = pipelines_by_model(client)
-    if as_json:
+    if output_format == "json":
         rows = [{**dataclasses.asdict(m), "pipelines": used_by.get(m.model_id, [])} for m in found]
         click.echo(json.dumps(rows, indent=2))
         return

@@ -13,14 +13,17 @@ import click
 
 from reranker_core.config import override
 
-from .app import (Context, cli, console, data_option, engine_options, kind_option, load_data, pass_ctx,
-                  progress_bar, report_comparison, with_data, with_engine)
+from .app import (Context, Deprecated, GrammarCommand, cli, console, data_option, engine_options, kind_option,
+                  load_data, pass_ctx, progress_bar, renamed, report_comparison, restart_option, with_data,
+                  with_engine)
 
 PAIRS_DIR = Path("runs/pairs")
 
 
 # ------------------------------------------------------------- teacher
-@cli.command("train-teacher")
+@cli.command("train-teacher", cls=GrammarCommand, old_spellings={
+    "--resume": Deprecated((), "resuming is the default (use --restart to start over)"),
+    "--max-train-queries": renamed("--max-queries")})
 @data_option
 @kind_option
 @click.option("--output", type=click.Path(path_type=Path), help="Checkpoint directory [teacher.output].")
@@ -30,16 +33,20 @@ PAIRS_DIR = Path("runs/pairs")
 @click.option("--gguf-file", help="llm: GGUF file inside --model [teacher.gguf_file].")
 @click.option("--target", type=click.Choice(["binary", "distribution"]), help="llm: soft target kind [teacher.target].")
 @click.option("--lora/--no-lora", default=None, help="llm: train LoRA adapters instead of all weights [teacher.lora].")
-@click.option("--max-train-queries", type=int, help="Training budget in queries [teacher.max_train_queries].")
+@click.option("--max-queries", "max_train_queries", type=int,
+              help="Use at most N of the train split's queries (seeded sample): the training budget "
+              "[teacher.max_train_queries].")
 @click.option("--max-steps", type=int, help="Stop after this many optimizer steps [teacher.max_steps].")
 @click.option("--epochs", type=float, help="Passes over the training queries [teacher.epochs].")
-@click.option("--resume", is_flag=True, help="Continue from the last checkpoint beside --output (<output>.checkpoint).")
+@restart_option
 @pass_ctx
-def train_teacher(ctx: Context, data: Path | None, kind: str | None, kind_: str | None, resume: bool,
+def train_teacher(ctx: Context, data: Path | None, kind: str | None, kind_: str | None, restart: bool,
                   **flags) -> None:
     """Train the teacher on the train split's soft labels (every judged pair unless a budget is set).
 
     An ensemble teacher also fits its views' weights on the validation split.
+    Training continues from the checkpoint beside --output (<output>.checkpoint)
+    when there is one; --restart ignores it.
 
     Example:
 
@@ -48,6 +55,8 @@ def train_teacher(ctx: Context, data: Path | None, kind: str | None, kind_: str 
     """
     ctx.quiet_models()
     from training.teacher import teacher_examples
+
+    resume = not restart
 
     flags["output"] = str(flags["output"]) if flags["output"] else None
     config = with_data(ctx.config, data, kind)
@@ -94,13 +103,14 @@ def train_teacher(ctx: Context, data: Path | None, kind: str | None, kind_: str 
                           f"{curve[0.0]:.4f} without it, {curve[fit['weight']]:.4f} with it)")
 
 
-@cli.command("label")
+@cli.command("label", cls=GrammarCommand, old_spellings={"--out": renamed("--output")})
 @click.argument("teacher_dir", type=click.Path(path_type=Path))
 @data_option
 @kind_option
 @click.option("--split", default="train", show_default=True, type=click.Choice(["train", "validation", "test"]))
-@click.option("--max-queries", type=int, help="Label at most this many of the split's queries (seeded sample).")
-@click.option("--out", type=click.Path(path_type=Path), help="Pairs file [runs/pairs/judged-<split>.parquet].")
+@click.option("--max-queries", type=int, help="Use at most N of the split's queries (seeded sample) [all].")
+@click.option("--output", "out", type=click.Path(path_type=Path),
+              help="Pairs file [runs/pairs/judged-<split>.parquet].")
 @engine_options
 @pass_ctx
 def label(ctx: Context, teacher_dir: Path, data: Path | None, kind: str | None, split: str,
@@ -144,14 +154,16 @@ def label(ctx: Context, teacher_dir: Path, data: Path | None, kind: str | None, 
 
 
 # ------------------------------------------------------------- student
-@cli.command("train-student")
+@cli.command("train-student", cls=GrammarCommand,
+             old_spellings={"--max-train-queries": renamed("--max-queries")})
 @click.option("--pairs", "pairs", multiple=True, type=click.Path(path_type=Path),
               help="Teacher-scored pairs (file or directory; repeatable) for margin_mse [runs/pairs].")
 @data_option
 @kind_option
 @click.option("--loss", type=click.Choice(["margin_mse", "pointwise"]), help="Objective [student.loss].")
-@click.option("--max-train-queries", type=int,
-              help="pointwise: human-labeled training queries to use (seeded sample) [teacher.max_train_queries].")
+@click.option("--max-queries", "max_train_queries", type=int,
+              help="pointwise: use at most N of the train split's queries (seeded sample) "
+              "[teacher.max_train_queries].")
 @click.option("--output", type=click.Path(path_type=Path), help="Checkpoint directory [student.output].")
 @click.option("--model", help="Encoder to start from; 'teacher': the ensemble teacher's cross-encoder "
               "[student.model].")
@@ -238,21 +250,22 @@ def train_student(ctx: Context, pairs: tuple[Path, ...], data: Path | None, kind
 
 
 # -------------------------------------------------------------- export
-@cli.command("export")
+@cli.command("export", cls=GrammarCommand, old_spellings={"--out": renamed("--output")})
 @click.argument("student_dir", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--from", "source", type=click.Path(path_type=Path),
               help="Instead of STUDENT_DIR: any transformers sequence-classification folder with one output "
               "logit (a cross-encoder you already have, saved with save_pretrained).")
-@click.option("--out", "--output", "out", type=click.Path(path_type=Path),
+@click.option("--output", "out", type=click.Path(path_type=Path),
               help="Zip to write [<student_dir>.zip or <from>.zip].")
 @click.option("--max-length", type=click.IntRange(min=8),
               help="With --from: truncation length written into tokenizer.json [template.max_tokens, at most "
               "what the model reads].")
 @click.option("--int8", is_flag=True, help="Also write an int8 dynamically quantized zip (<out>-int8.zip), compare "
-              "it with fp32 on the validation split (paired NDCG@5) and record the verdict in <out>-int8.json.")
+              "it with fp32 on the validation split (paired NDCG@5) and record the verdict in <output>-int8.json.")
 @data_option
 @kind_option
-@click.option("--max-queries", type=int, help="Validation queries for the int8 comparison [all].")
+@click.option("--max-queries", type=int,
+              help="With --int8: use at most N of the validation split's queries (sorted) [all].")
 @pass_ctx
 def export(ctx: Context, student_dir: Path | None, source: Path | None, out: Path | None, max_length: int | None,
            int8: bool, data: Path | None, kind: str | None, max_queries: int | None) -> None:
@@ -264,7 +277,7 @@ def export(ctx: Context, student_dir: Path | None, source: Path | None, out: Pat
     Example:
 
     \b
-      reranker export runs/student --out runs/student.zip
+      reranker export runs/student --output runs/student.zip
       reranker export --from ./my-cross-encoder --output model.zip
     """
     if student_dir is None and source is None:
@@ -317,7 +330,7 @@ def _zip_beside(folder: Path) -> Path:
 @data_option
 @kind_option
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "validation", "test"]))
-@click.option("--max-queries", type=int, help="Evaluate on at most this many queries (sorted; reproducible).")
+@click.option("--max-queries", type=int, help="Use at most N of the split's queries (sorted) [all].")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=Path("runs/evaluate-offline.json"),
               show_default=True, help="Where to write the metrics.")
 @pass_ctx
