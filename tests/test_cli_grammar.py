@@ -7,12 +7,16 @@ and print one warning line on stderr.
 """
 from __future__ import annotations
 
+import json
+
 import click
 import pytest
 from click.testing import CliRunner
 
 from reranker_plugin.cli import cli
 from reranker_plugin.cli.app import GrammarCommand, rewrite_deprecated, renamed
+from reranker_plugin.jobs.search import read_body
+from reranker_core.errors import ConfigError
 
 CLOSED = "http://127.0.0.1:9"  # nothing listens: a command that needs the cluster fails fast
 
@@ -48,8 +52,9 @@ def _id(path: tuple[str, ...]) -> str:
     return " ".join(path) or "reranker"
 
 
-def test_the_walk_reaches_nested_commands():
-    assert {(), ("cluster",), ("cluster", "up"), ("models", "undeploy"), ("label",), ("run",)} <= set(COMMANDS)
+def test_the_walk_reaches_the_new_commands():
+    assert {("models", "deploy"), ("deploy",), ("pipeline", "list"), ("pipeline", "delete"),
+            ("pipeline", "show"), ("search",)} <= set(COMMANDS)
 
 
 @pytest.mark.parametrize("path", sorted(COMMANDS), ids=_id)
@@ -110,11 +115,11 @@ def test_deprecated_options_never_show_in_help():
 
 
 def test_a_deprecated_spelling_keeps_the_exit_code_and_adds_one_warning_line():
-    new = CliRunner().invoke(cli, ["--url", CLOSED, "export", "--output", "model.zip"])
-    old = CliRunner().invoke(cli, ["--url", CLOSED, "export", "--out", "model.zip"])
-    assert new.exit_code == old.exit_code == 2
-    assert old.stderr.splitlines()[0] == "warning: --out is deprecated; use --output"
-    assert old.stderr.splitlines()[1:] == new.stderr.splitlines() and "Error:" in new.stderr
+    new = CliRunner().invoke(cli, ["--url", CLOSED, "models", "list", "--format", "json"])
+    old = CliRunner().invoke(cli, ["--url", CLOSED, "models", "list", "--json"])
+    assert new.exit_code == old.exit_code == 1
+    assert old.stderr.splitlines()[0] == "warning: --json is deprecated; use --format json"
+    assert old.stderr.splitlines()[1:] == new.stderr.splitlines() and "error:" in new.stderr
 
 
 def test_rewrite_handles_equals_repeats_and_stops_at_double_dash(capsys):
@@ -131,3 +136,61 @@ def test_train_teacher_resumes_by_default_and_restart_starts_over():
     assert command.make_context("train-teacher", []).params["restart"] is False
     assert command.make_context("train-teacher", ["--restart"]).params["restart"] is True
     assert "resume" not in command.make_context("train-teacher", []).params
+
+
+def test_models_deploy_and_its_shortcut_take_the_same_options():
+    def shape(command: click.Command) -> list[tuple]:
+        return [(p.name, tuple(p.opts), tuple(p.secondary_opts)) for p in command.params]
+
+    assert shape(COMMANDS[("models", "deploy")]) == shape(COMMANDS[("deploy",)])
+    assert "shortcut for `reranker models deploy`" in CliRunner().invoke(cli, ["deploy", "--help"]).output
+
+
+def test_cluster_status_reports_the_url_given_not_the_local_node():
+    result = CliRunner().invoke(cli, ["--url", "http://127.0.0.1:9", "cluster", "status"])
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1 and "http://127.0.0.1:9 did not answer" in result.stderr
+    both = CliRunner().invoke(cli, ["--url", CLOSED, "cluster", "status", "--secure"])
+    assert both.exit_code == 2 and "pass one of them" in both.stderr
+
+
+# ------------------------------------------------------------- search --body
+def test_body_query_text_comes_from_the_argument_first(tmp_path):
+    path = tmp_path / "body.json"
+    path.write_text(json.dumps({"query": {"match": {"title": "drill"}}, "ext": {"rerank": {"query_context": {
+        "query_text": "stated"}}}}))
+    assert read_body(path, "given", None)[1] == "given"
+    assert read_body(path, None, None)[1] == "stated"
+
+
+@pytest.mark.parametrize("query, text", [
+    ({"match": {"title": "cordless drill"}}, "cordless drill"),
+    ({"match": {"title": {"query": "white paint", "operator": "and"}}}, "white paint"),
+    ({"bool": {"must": [{"term": {"brand": "x"}}, {"multi_match": {"query": "hose", "fields": ["title"]}}]}}, "hose"),
+])
+def test_body_query_text_is_found_in_the_query_dsl(tmp_path, query, text):
+    path = tmp_path / "body.json"
+    path.write_text(json.dumps({"query": query}))
+    body, found = read_body(path, None, 3)
+    assert found == text and body["size"] == 3 and body["query"] == query
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "is not readable JSON"),
+    ("[1, 2]", "holds a JSON list, not an object"),
+    ('{"query": {"term": {"brand": "x"}}}', "holds no query text"),
+])
+def test_a_bad_body_is_one_line_with_the_fix(tmp_path, content, message):
+    path = tmp_path / "body.json"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=message):
+        read_body(path, None, None)
+    result = CliRunner().invoke(cli, ["--url", CLOSED, "search", "--body", str(path)])
+    assert result.exit_code == 2 and message in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_search_needs_a_query_or_a_body():
+    result = CliRunner().invoke(cli, ["--url", CLOSED, "search"])
+    assert result.exit_code == 2 and "pass QUERY, or --body FILE" in result.stderr
+    missing = CliRunner().invoke(cli, ["--url", CLOSED, "search", "--body", "/nonexistent/body.json"])
+    assert missing.exit_code == 2 and "does not exist" in missing.stderr
