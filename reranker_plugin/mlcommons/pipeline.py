@@ -1,10 +1,11 @@
 """Rerank search pipelines: render from ``opensearch/rerank-pipeline.json``, put, read, attach."""
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from opensearchpy import OpenSearch
-from opensearchpy.exceptions import NotFoundError, TransportError
+from opensearchpy.exceptions import NotFoundError, OpenSearchWarning, TransportError
 
 from reranker_core.errors import ClusterError
 
@@ -90,8 +91,10 @@ def list_pipelines(client: OpenSearch) -> dict[str, dict[str, Any]]:
 def default_pipeline_indices(client: OpenSearch) -> dict[str, list[str]]:
     """Pipeline name -> the indices (hidden and closed ones too) that use it as their default search pipeline."""
     try:
-        settings = client.indices.get_settings(index="*", name="index.search.default_pipeline",
-                                               params={"expand_wildcards": "all"})
+        with warnings.catch_warnings():  # "*" with hidden indices reaches ML Commons' system indices: only read
+            warnings.simplefilter("ignore", OpenSearchWarning)
+            settings = client.indices.get_settings(index="*", name="index.search.default_pipeline",
+                                                   params={"expand_wildcards": "all"})
     except NotFoundError:
         return {}
     except TransportError as err:

@@ -91,9 +91,13 @@ def test_search_body_is_sent_and_reranked_against_the_query_text(opensearch, cli
     for hit in reranked:  # scored against the query text taken from the body
         assert hit.score == pytest.approx(local[hit.doc_id], abs=1e-4)
 
-    other = run_cli(opensearch, "search", "white paint", "--body", str(path), "--index", products_index,
+    hoses = tmp_path / "hoses.json"  # the body decides the hits; QUERY is only the text the reranker reads
+    hoses.write_text(json.dumps({"query": {"match": {"title": "hose"}}}))
+    other = run_cli(opensearch, "search", "white paint", "--body", str(hoses), "--index", products_index,
                     "--field", "title", "--pipeline", unique_names["pipeline"])
-    assert other.exit_code == 0 and "'white paint' on" in " ".join(other.stdout.split())
+    shown = " ".join(other.stdout.split())
+    assert other.exit_code == 0 and "'white paint' on" in shown and "hose" in shown
+    assert "Behr" not in shown and "Glidden" not in shown  # BM25 on "white paint" would have found these
 
 
 def test_cluster_status_with_url_reports_that_cluster(opensearch):
