@@ -45,6 +45,7 @@ DEPRECATED = [
     (("train-teacher",), ["--max-train-queries", "7"], ["--max-queries", "7"]),
     (("train-student",), ["--max-train-queries", "7"], ["--max-queries", "7"]),
     (("models", "list"), ["--json"], ["--format", "json"]),
+    (("simulate-events",), ["--sidecar", "sim.json"], ["--json", "sim.json"]),
 ]
 
 
@@ -129,6 +130,16 @@ def test_rewrite_handles_equals_repeats_and_stops_at_double_dash(capsys):
     assert capsys.readouterr().err == "warning: --out is deprecated; use --output\n"
     assert rewrite_deprecated(["--output", "x", "--outer"], spellings) == ["--output", "x", "--outer"]
     assert capsys.readouterr().err == ""
+
+
+def test_export_json_is_the_int8_verdict_file_and_needs_int8(tmp_path):
+    assert LEAVES[("export",)].make_context("export", ["--int8", "--json", "v.json"]).params["verdict_path"].name \
+        == "v.json"
+    student = tmp_path / "student"
+    student.mkdir()
+    result = CliRunner().invoke(cli, ["export", str(student), "--json", str(tmp_path / "v.json")])
+    assert result.exit_code == 2 and "add --int8, or drop --json" in result.stderr
+    assert not (tmp_path / "student.zip").exists()  # refused before any work
 
 
 def test_train_teacher_resumes_by_default_and_restart_starts_over():

@@ -8,10 +8,11 @@ import click
 
 from reranker_core.config import override
 
-from .app import Context, cli, console, data_option, err_console, kind_option, load_data, pass_ctx, with_data
+from .app import (Context, GrammarCommand, cli, console, data_option, err_console, kind_option, load_data, pass_ctx,
+                  renamed, with_data)
 
 
-@cli.command("simulate-events")
+@cli.command("simulate-events", cls=GrammarCommand, old_spellings={"--sidecar": renamed("--json")})
 @data_option
 @kind_option
 @click.option("--index", help="Index whose BM25 pages the sessions see [deploy.index].")
@@ -26,7 +27,8 @@ from .app import Context, cli, console, data_option, err_console, kind_option, l
 @click.option("--unjudged-attractiveness", type=float,
               help="Click probability of an examined, unjudged result [clicks.unjudged_attractiveness].")
 @click.option("--seed", type=int, help="Random seed [clicks.seed].")
-@click.option("--sidecar", type=click.Path(path_type=Path), help="Parameters / seed / counts JSON [clicks.sidecar].")
+@click.option("--json", "sidecar", type=click.Path(path_type=Path),
+              help="Where to write the simulation's parameters, seed and counts [clicks.sidecar].")
 @pass_ctx
 def simulate_events(ctx: Context, data: Path | None, kind: str | None, index: str | None, sidecar: Path | None,
                     **flags) -> None:

@@ -260,15 +260,17 @@ def train_student(ctx: Context, pairs: tuple[Path, ...], data: Path | None, kind
 @click.option("--max-length", type=click.IntRange(min=8),
               help="With --from: truncation length written into tokenizer.json [template.max_tokens, at most "
               "what the model reads].")
-@click.option("--int8", is_flag=True, help="Also write an int8 dynamically quantized zip (<out>-int8.zip), compare "
-              "it with fp32 on the validation split (paired NDCG@5) and record the verdict in <output>-int8.json.")
+@click.option("--int8", is_flag=True, help="Also write an int8 dynamically quantized zip (<output>-int8.zip), "
+              "compare it with fp32 on the validation split (paired NDCG@5) and record the verdict in --json.")
+@click.option("--json", "verdict_path", type=click.Path(path_type=Path),
+              help="With --int8: where to write the verdict [<output>-int8.json].")
 @data_option
 @kind_option
 @click.option("--max-queries", type=int,
               help="With --int8: use at most N of the validation split's queries (sorted) [all].")
 @pass_ctx
 def export(ctx: Context, student_dir: Path | None, source: Path | None, out: Path | None, max_length: int | None,
-           int8: bool, data: Path | None, kind: str | None, max_queries: int | None) -> None:
+           int8: bool, verdict_path: Path | None, data: Path | None, kind: str | None, max_queries: int | None) -> None:
     """Write the ONNX zip ML Commons deploys, after checking torch vs onnxruntime parity.
 
     Exports a train-student checkpoint (STUDENT_DIR), or with --from any
@@ -285,6 +287,8 @@ def export(ctx: Context, student_dir: Path | None, source: Path | None, out: Pat
                                "cross-encoder)")
     if student_dir is not None and source is not None:
         raise click.UsageError("pass STUDENT_DIR or --from FOLDER, not both")
+    if verdict_path is not None and not int8:
+        raise click.UsageError("--json is where --int8 writes its verdict: add --int8, or drop --json")
     ctx.quiet_models()
     from training.export import export_folder, export_student, quantize_int8
 
@@ -311,11 +315,13 @@ def export(ctx: Context, student_dir: Path | None, source: Path | None, out: Pat
                          config.data.split_salt, max_queries)
     with progress_bar("comparing int8 with fp32", "pairs") as update:
         verdict = int8_verdict(out, quantized, lists, config.data.relevant_threshold, update)
-    write_json_atomic(quantized.with_suffix(".json"), verdict)
+    verdict_path = verdict_path or quantized.with_suffix(".json")
+    write_json_atomic(verdict_path, verdict)
     value, low, high = verdict["int8 - fp32"]["ndcg@5"]
     console.print(f"{quantized}: {quantized.stat().st_size / 1e6:.1f} MB; int8 - fp32 NDCG@5 on {len(lists)} "
                   f"validation queries {value:+.4f} [{low:+.4f}, {high:+.4f}]: "
-                  + ("within noise" if verdict["within_noise"] else "worse beyond noise"))
+                  + ("within noise" if verdict["within_noise"] else "worse beyond noise")
+                  + f"; verdict in {verdict_path}")
 
 
 def _zip_beside(folder: Path) -> Path:
