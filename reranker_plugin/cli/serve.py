@@ -55,7 +55,8 @@ _DEPLOY_PARAMS = [
 ]
 
 
-@cli.command("deploy", help=DEPLOY_HELP.format(
+@cli.command("deploy", short_help="Shortcut for `models deploy`: register and deploy MODEL_ZIP.",
+             help=DEPLOY_HELP.format(
     shortcut="\n\n    A documented shortcut for `reranker models deploy`: the same command.", path="deploy"))
 @deploy_options
 def deploy(ctx: Context, model_zip: Path, **flags) -> None:
