@@ -72,7 +72,7 @@ def test_train_label_distil_export_evaluate(workspace):
     assert "teacher saved to" in out and json.loads((runs / "teacher/reranker.json").read_text())["steps"] == 3
 
     pairs_file = runs / "judged-train.parquet"
-    invoke(workspace, "label", str(runs / "teacher"), "--out", str(pairs_file))
+    invoke(workspace, "label", str(runs / "teacher"), "--output", str(pairs_file))
     pairs = pq.read_table(pairs_file).to_pylist()
     train_queries = {w for w in WORDS if split_of(w) == "train"}
     assert {p["query"] for p in pairs} == train_queries and len(pairs) == 3 * len(train_queries)
@@ -138,7 +138,7 @@ def test_ensemble_teacher_trains_fits_its_view_and_teaches_with_human_term(works
     assert teacher.score(pairs) == pytest.approx([b + a * (v - mu) for b, v in zip(base, view)], abs=1e-5)
 
     pairs_file = runs / "ensemble-judged.parquet"
-    run("label", str(runs / "ensemble"), "--out", str(pairs_file))
+    run("label", str(runs / "ensemble"), "--output", str(pairs_file))
     rows = pq.read_table(pairs_file).to_pylist()
     assert rows and all(r["teacher"] == "ensemble" and r["label"] is not None for r in rows)
     run("train-student", "--pairs", str(pairs_file), "--human-weight", "0.5", "--max-pairs", "12",

@@ -79,7 +79,7 @@ def test_folder_exports_to_a_valid_zip_whose_scores_match_torch(folders, tmp_pat
 
 def test_max_length_is_written_and_capped_at_what_the_model_reads(folders, tmp_path, monkeypatch):
     out = tmp_path / "short.zip"
-    result = export(tmp_path, monkeypatch, "--from", str(folders["good"]), "--out", str(out), "--max-length", "32")
+    result = export(tmp_path, monkeypatch, "--from", str(folders["good"]), "--output", str(out), "--max-length", "32")
     assert result.exit_code == 0, result.output
     assert validate_zip(out).max_length == 32
     too_long = export(tmp_path, monkeypatch, "--from", str(folders["good"]), "--output", str(tmp_path / "x.zip"),

@@ -18,7 +18,7 @@ SECRET_URL = "http://admin:secret@127.0.0.1:1"
 COMMANDS = [
     ["search", "cordless drill"],
     ["models", "list"],
-    ["models", "list", "--json"],
+    ["models", "list", "--format", "json"],
     ["models", "undeploy", "some-model"],
     ["models", "delete", "some-model"],
     ["pipeline", "show"],

@@ -33,11 +33,12 @@ err_console = Console(stderr=True)
 
 
 class Context:
-    """What the group passes to commands: the loaded config."""
+    """What the group passes to commands: the loaded config, and the --url given on the command line (if any)."""
 
-    def __init__(self, config: Config, verbose: bool = False) -> None:
+    def __init__(self, config: Config, verbose: bool = False, url: str | None = None) -> None:
         self.config = config
         self.verbose = verbose
+        self.url = url
 
     def quiet_models(self) -> None:
         """Silence transformers' load reports and tqdm bars (unless -v): our progress display says enough."""
@@ -54,6 +55,61 @@ class Context:
 
 
 pass_ctx = click.make_pass_decorator(Context)
+
+
+class Deprecated:
+    """An old option spelling: what it now reads as, and the one warning line it prints."""
+
+    def __init__(self, replacement: tuple[str, ...], advice: str) -> None:
+        self.replacement = replacement
+        self.advice = advice
+
+
+def renamed(new: str) -> Deprecated:
+    """An option that only changed its name: ``--out`` -> ``--output``."""
+    return Deprecated((new,), f"use {new}")
+
+
+class GrammarCommand(click.Command):
+    """A command whose deprecated option spellings still parse for one release, each with a warning on stderr.
+
+    ``old_spellings`` maps an old spelling to :class:`Deprecated`; the old spelling
+    is rewritten before click parses, so it never shows in ``--help`` and the
+    exit code is that of the new spelling.
+    """
+
+    def __init__(self, *args, old_spellings: dict[str, Deprecated] | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.old_spellings = old_spellings or {}
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, rewrite_deprecated(args, self.old_spellings))
+
+
+def rewrite_deprecated(args: list[str], deprecated: dict[str, Deprecated]) -> list[str]:
+    """``args`` with each deprecated spelling (``--out X``, ``--out=X``) replaced; one warning line per spelling."""
+    rewritten: list[str] = []
+    warned: set[str] = set()
+    for i, arg in enumerate(args):
+        if arg == "--":
+            return rewritten + args[i:]
+        old, _, value = arg.partition("=")
+        found = deprecated.get(old)
+        if found is None:
+            rewritten.append(arg)
+            continue
+        if old not in warned:
+            click.echo(f"warning: {old} is deprecated; {found.advice}", err=True)
+            warned.add(old)
+        if value and found.replacement:
+            rewritten += [*found.replacement[:-1], f"{found.replacement[-1]}={value}"]
+        else:
+            rewritten += found.replacement
+    return rewritten
+
+
+restart_option = click.option("--restart", is_flag=True,
+                              help="Ignore earlier work and start over (resuming is the default).")
 #: C0 control characters as visible escapes (``\n`` stays readable as such), tab excepted.
 CONTROL_ESCAPES = {c: f"\\x{c:02x}" for c in range(32) if c != 9} | {10: "\\n", 13: "\\r"}
 
@@ -124,7 +180,7 @@ def cli(ctx: click.Context, config_path: Path | None, url: str | None, verbose: 
     config = load_config(config_path)
     if url:
         config = override(config, cluster=override(config.cluster, url=url))
-    ctx.obj = Context(config, verbose)
+    ctx.obj = Context(config, verbose, url)
 
 
 def command(*names: str) -> click.Command:

@@ -8,24 +8,27 @@ import click
 
 from reranker_core.config import override
 
-from .app import Context, cli, console, data_option, err_console, kind_option, load_data, pass_ctx, with_data
+from .app import (Context, GrammarCommand, cli, console, data_option, err_console, kind_option, load_data, pass_ctx,
+                  renamed, with_data)
 
 
-@cli.command("simulate-events")
+@cli.command("simulate-events", cls=GrammarCommand, old_spellings={"--sidecar": renamed("--json")})
 @data_option
 @kind_option
 @click.option("--index", help="Index whose BM25 pages the sessions see [deploy.index].")
 @click.option("--events-index", help="UBI events index to write [clicks.events_index].")
 @click.option("--queries-index", help="UBI queries index to write [clicks.queries_index].")
 @click.option("--sessions", type=int, help="Searches to simulate [clicks.sessions].")
-@click.option("--max-queries", type=int, help="Most frequent training queries to draw from [clicks.max_queries].")
+@click.option("--max-queries", type=int,
+              help="Use at most N of the train split's queries (the most frequent) [clicks.max_queries].")
 @click.option("--top-k", type=int, help="Results per page [clicks.top_k].")
 @click.option("--model", type=click.Choice(["pbm", "cascade"]), help="Click model [clicks.model].")
 @click.option("--eta", type=float, help="Examination decay: (1 / (rank + 1)) ** eta [clicks.eta].")
 @click.option("--unjudged-attractiveness", type=float,
               help="Click probability of an examined, unjudged result [clicks.unjudged_attractiveness].")
 @click.option("--seed", type=int, help="Random seed [clicks.seed].")
-@click.option("--sidecar", type=click.Path(path_type=Path), help="Parameters / seed / counts JSON [clicks.sidecar].")
+@click.option("--json", "sidecar", type=click.Path(path_type=Path),
+              help="Where to write the simulation's parameters, seed and counts [clicks.sidecar].")
 @pass_ctx
 def simulate_events(ctx: Context, data: Path | None, kind: str | None, index: str | None, sidecar: Path | None,
                     **flags) -> None:

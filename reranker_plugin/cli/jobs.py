@@ -57,7 +57,8 @@ def index_catalog(ctx: Context, catalog: Path | None, data: Path | None, kind: s
 @kind_option
 @click.option("--index", help="Index to retrieve from [deploy.index].")
 @click.option("--top-k", type=int, help="Hits per query [augment.top_k].")
-@click.option("--max-queries", type=int, help="Most frequent queries to use [augment.max_queries].")
+@click.option("--max-queries", type=int,
+              help="Use at most N of the log's queries (the most frequent) [augment.max_queries].")
 @click.option("--output", type=click.Path(path_type=Path), help="Output directory [augment.output].")
 @click.option("--max-malformed-fraction", type=float,
               help="Abort above this share of unreadable log lines [augment.max_malformed_fraction].")
@@ -127,7 +128,8 @@ def augment(ctx: Context, teacher_dir: Path, logs: tuple[Path, ...], data: Path 
               help="Also score this teacher / student checkpoint or zip locally on the same lists; repeatable.")
 @click.option("--index", help="Index [deploy.index].")
 @click.option("--split", type=click.Choice(["train", "validation", "test"]), help="Judged split [evaluate.split].")
-@click.option("--max-queries", type=int, help="Queries to evaluate [evaluate.max_queries].")
+@click.option("--max-queries", type=int,
+              help="Use at most N of the split's queries (sorted) [evaluate.max_queries].")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Results file [evaluate.output].")
 @pass_ctx
 def evaluate(ctx: Context, data: Path | None, kind: str | None, pipelines: tuple[str, ...], offline: tuple[Path, ...],

@@ -120,17 +120,48 @@ def cluster_password(ctx: Context, user: str) -> None:
 def cluster_status(ctx: Context, secure: bool) -> None:
     """Show whether the local node runs, its health and plugins; exit 1 if it is down.
 
+    With `reranker --url URL cluster status` it reports the cluster at URL
+    instead (health, version, plugins), with cluster.* credentials.
+
     Example:
 
     \b
       reranker cluster status
+      reranker --url http://127.0.0.1:9200 cluster status
     """
+    if ctx.url:
+        if secure:
+            raise click.UsageError("--url and --secure name two clusters; pass one of them")
+        _remote_status(ctx)
+        return
     status = _local_node(ctx, secure).status()
     console.print(f"url: {status.url}\nrunning: {status.running} (pid {status.pid})\nhealth: {status.health}\n"
                   f"version: {status.version}\nplugins: {', '.join(status.plugins) or '-'}\nlog: {status.log_file}")
     if not status.health:
         raise LocalNodeError(f"the local node at {status.url} is down", f"start it with `reranker cluster up` "
                              f"(its log: {status.log_file})")
+
+
+def _remote_status(ctx: Context) -> None:
+    """`cluster status` for the cluster at --url: health, version and plugins, or one error line when unreachable."""
+    from opensearchpy.exceptions import OpenSearchException
+
+    from reranker_core.errors import ClusterError
+    from reranker_core.redact import redact_url
+
+    from ..connection import make_client
+
+    url = redact_url(ctx.config.cluster.url)
+    client = make_client(ctx.config.cluster)  # not connect(): a cluster without ML plugins still gets a status
+    try:
+        health = client.cluster.health()["status"]
+        version = client.info()["version"]["number"]
+        plugins = sorted({row["component"] for row in client.cat.plugins(format="json")})
+    except (OpenSearchException, KeyError, TypeError) as err:
+        raise ClusterError(f"the cluster at {url} did not answer ({type(err).__name__})",
+                           "check --url and that the cluster is up") from err
+    console.print(f"url: {url}\nhealth: {health}\nversion: {version}\nplugins: {', '.join(plugins) or '-'}",
+                  highlight=False)
 
 
 @cluster.command("logs")

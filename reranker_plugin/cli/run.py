@@ -122,7 +122,7 @@ def run_all(ctx: Context, data: Path | None, kind: str | None, logs: tuple[Path,
             "implicit-judgments", events_file=None if behaviour == "index" else Path(behaviour),
             queries_file=behaviour_queries, name="implicit-judgments", output=None, events_index=None,
             queries_index=None, metric=None, max_rank=None, max_malformed_fraction=None))
-    step(teacher, lambda: invoke("train-teacher", data=None, kind=None, kind_=None, resume=True, output=None,
+    step(teacher, lambda: invoke("train-teacher", data=None, kind=None, kind_=None, restart=False, output=None,
                                  model=None, gguf_file=None, target=None, lora=None, max_train_queries=None,
                                  max_steps=None, epochs=None, behaviour=None, implicit_judgments=None))
     step(labeled, lambda: invoke("label", teacher_dir=teacher_dir, data=None, kind=None, split="train",

@@ -1,4 +1,5 @@
-"""Serving commands: `reranker deploy`, `models list|undeploy|delete`, `pipeline show`, `search`."""
+"""Serving commands: `models deploy|list|undeploy|delete` (`deploy` for short), `pipeline list|show|delete`,
+`search`."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,38 +12,60 @@ from rich.table import Column, Table
 from reranker_core.config import override
 from reranker_core.errors import RerankerError
 
-from .app import Context, cli, console, err_console, pass_ctx
+from .app import Context, Deprecated, GrammarCommand, cli, console, err_console, pass_ctx
 
 
 # ----------------------------------------------------------------- deploy
-@cli.command()
-@click.argument("model_zip", type=click.Path(path_type=Path))
-@click.option("--name", "model_name", help="Model name in ML Commons [deploy.model_name].")
-@click.option("--model-version", help="Model version label [deploy.model_version].")
-@click.option("--group", "model_group", help="Model group [deploy.model_group].")
-@click.option("--index", help="Index the pipeline serves [deploy.index].")
-@click.option("--field", "document_fields", multiple=True, help="Document field(s) to rerank on; repeatable "
-              "[deploy.document_fields, else the product template's].")
-@click.option("--pipeline", help="Search pipeline name [deploy.pipeline].")
-@click.option("--default-pipeline/--no-default-pipeline", default=None,
-              help="Make the pipeline the index's default [deploy.default_pipeline].")
-@click.option("--undeploy-previous/--keep-previous", default=None,
-              help="After the switch, undeploy the model the pipeline used before once its searches have drained, "
-                   "unless another pipeline uses it [deploy.undeploy_previous]. The main job does; keep it for a "
-                   "rollback by pipeline.")
-@click.option("--timeout", "deploy_timeout_s", type=float, help="Seconds to wait for deployment.")
-@pass_ctx
-def deploy(ctx: Context, model_zip: Path, **flags) -> None:
-    """Validate MODEL_ZIP, register and deploy it, then point the rerank pipeline at it.
+DEPLOY_HELP = """Validate MODEL_ZIP, register and deploy it, then point the rerank pipeline at it.
 
     The serving pipeline changes only after the new model answered a test
-    prediction; a failed run removes what it registered, so re-running converges.
+    prediction; a failed run removes what it registered, so re-running converges.{shortcut}
 
     Example:
 
     \b
-      reranker deploy runs/student.zip --index products --field title --pipeline rerank
+      reranker {path} runs/student.zip --index products --field title --pipeline rerank
     """
+
+
+def deploy_options(command):
+    """MODEL_ZIP and the deploy flags, shared by `models deploy` and its shortcut `deploy`."""
+    for decorator in reversed(_DEPLOY_PARAMS):
+        command = decorator(command)
+    return command
+
+
+_DEPLOY_PARAMS = [
+    click.argument("model_zip", type=click.Path(path_type=Path)),
+    click.option("--name", "model_name", help="Model name in ML Commons [deploy.model_name]."),
+    click.option("--model-version", help="Model version label [deploy.model_version]."),
+    click.option("--group", "model_group", help="Model group [deploy.model_group]."),
+    click.option("--index", help="Index the pipeline serves [deploy.index]."),
+    click.option("--field", "document_fields", multiple=True, help="Document field(s) to rerank on; repeatable "
+                 "[deploy.document_fields, else the product template's]."),
+    click.option("--pipeline", help="Search pipeline name [deploy.pipeline]."),
+    click.option("--default-pipeline/--no-default-pipeline", default=None,
+                 help="Make the pipeline the index's default [deploy.default_pipeline]."),
+    click.option("--undeploy-previous/--keep-previous", default=None,
+                 help="After the switch, undeploy the model the pipeline used before once its searches have "
+                      "drained, unless another pipeline uses it [deploy.undeploy_previous]. The main job does; "
+                      "keep it for a rollback by pipeline."),
+    click.option("--timeout", "deploy_timeout_s", type=float, help="Seconds to wait for deployment."),
+    pass_ctx,
+]
+
+
+@cli.command("deploy", short_help="Shortcut for `models deploy`: register and deploy MODEL_ZIP.",
+             help=DEPLOY_HELP.format(
+    shortcut="\n\n    A documented shortcut for `reranker models deploy`: the same command.", path="deploy"))
+@deploy_options
+def deploy(ctx: Context, model_zip: Path, **flags) -> None:
+    """Shortcut for `reranker models deploy` (help: DEPLOY_HELP)."""
+    run_deploy_command(ctx, model_zip, **flags)
+
+
+def run_deploy_command(ctx: Context, model_zip: Path, **flags) -> None:
+    """What `models deploy` and `deploy` do: validate, register, deploy, switch the pipeline."""
     from reranker_core.model_zip import validate_zip
 
     from ..mlcommons.deploy import deploy as run_deploy
@@ -76,26 +99,39 @@ def deploy(ctx: Context, model_zip: Path, **flags) -> None:
 # ----------------------------------------------------------------- models
 @cli.group()
 def models() -> None:
-    """List, undeploy and delete models in ML Commons.
+    """Deploy, list, undeploy and delete models in ML Commons.
 
     Example:
 
     \b
+      reranker models deploy runs/student.zip --index products --field title
       reranker models list
       reranker models undeploy -- MODEL_ID
     """
 
 
-@models.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table (for scripts).")
+@models.command("deploy", help=DEPLOY_HELP.format(shortcut="", path="models deploy"))
+@deploy_options
+def models_deploy(ctx: Context, model_zip: Path, **flags) -> None:
+    """Help: DEPLOY_HELP."""
+    run_deploy_command(ctx, model_zip, **flags)
+
+
+format_option = click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table",
+                             show_default=True, help="Print a table, or JSON for scripts.")
+
+
+@models.command("list", cls=GrammarCommand,
+                old_spellings={"--json": Deprecated(("--format", "json"), "use --format json")})
+@format_option
 @pass_ctx
-def models_list(ctx: Context, as_json: bool) -> None:
+def models_list(ctx: Context, output_format: str) -> None:
     """Registered models, newest first: size, precision, layers, state and the pipelines that use each.
 
     Example:
 
     \b
-      reranker models list --json
+      reranker models list --format json
     """
     import dataclasses
     import json
@@ -106,7 +142,7 @@ def models_list(ctx: Context, as_json: bool) -> None:
     client = ctx.client()
     found = MLCommons(client).list_models()
     used_by = pipelines_by_model(client)
-    if as_json:
+    if output_format == "json":
         rows = [{**dataclasses.asdict(m), "pipelines": used_by.get(m.model_id, [])} for m in found]
         click.echo(json.dumps(rows, indent=2))
         return
@@ -159,13 +195,44 @@ def models_delete(ctx: Context, model_id: str) -> None:
 # --------------------------------------------------------------- pipeline
 @cli.group()
 def pipeline() -> None:
-    """Inspect rerank search pipelines.
+    """List, inspect and delete search pipelines.
 
     Example:
 
     \b
+      reranker pipeline list
       reranker pipeline show rerank
     """
+
+
+@pipeline.command("list")
+@format_option
+@pass_ctx
+def pipeline_list(ctx: Context, output_format: str) -> None:
+    """Search pipelines: the model each reranks with and the indices whose default it is.
+
+    Example:
+
+    \b
+      reranker pipeline list --format json
+    """
+    import json
+
+    from ..mlcommons.pipeline import default_pipeline_indices, list_pipelines, pipeline_model_id
+
+    client = ctx.client()
+    bodies = list_pipelines(client)
+    defaults = default_pipeline_indices(client)
+    rows = [{"name": name, "model_id": pipeline_model_id(body), "default_of": defaults.get(name, [])}
+            for name, body in bodies.items()]
+    if output_format == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(Column("pipeline", no_wrap=True), Column("model", no_wrap=True),
+                  Column("default of", overflow="fold"), box=box.SIMPLE_HEAD, pad_edge=False)
+    for row in rows:
+        table.add_row(row["name"], row["model_id"] or "-", ", ".join(row["default_of"]) or "-")
+    console.print(table)
 
 
 @pipeline.command("show")
@@ -190,30 +257,75 @@ def pipeline_show(ctx: Context, name: str | None) -> None:
     click.echo(json.dumps(body, indent=2))
 
 
+@pipeline.command("delete")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Also when it is an index's default pipeline: that setting is removed "
+              "first, so plain searches on the index are no longer reranked.")
+@pass_ctx
+def pipeline_delete(ctx: Context, name: str, force: bool) -> None:
+    """Delete search pipeline NAME (its model stays deployed; see `models undeploy`).
+
+    It refuses when NAME is an index's default search pipeline, since every
+    plain search on that index would then fail, unless --force.
+
+    Example:
+
+    \b
+      reranker pipeline delete rerank-int8
+    """
+    from ..mlcommons.pipeline import clear_default_pipeline, default_pipeline_indices, delete_pipeline, get_pipeline
+
+    client = ctx.client()
+    if get_pipeline(client, name) is None:
+        raise RerankerError(f"search pipeline {name!r} does not exist", "see `reranker pipeline list`")
+    indices = default_pipeline_indices(client).get(name, [])
+    if indices and not force:
+        raise RerankerError(f"search pipeline {name!r} is the default pipeline of {', '.join(indices)}",
+                            "deploy another pipeline as the default first, or pass --force to remove the setting too")
+    for index in indices:
+        clear_default_pipeline(client, index)
+        console.print(f"{index}: default pipeline {name!r} removed")
+    delete_pipeline(client, name)
+    console.print(f"deleted search pipeline {name!r}")
+
+
 # ----------------------------------------------------------------- search
 @cli.command()
-@click.argument("query")
+@click.argument("query", required=False)
+@click.option("--body", "body_file", type=click.Path(path_type=Path),
+              help="JSON search body to send instead of the BM25 multi_match (QUERY, or the body's "
+              "ext.rerank.query_context.query_text or first match query, is the text the reranker scores against).")
 @click.option("--index", help="Index to search [deploy.index].")
 @click.option("--field", "fields", multiple=True, help="Text field(s) to match and show [deploy.document_fields].")
 @click.option("--pipeline", "pipeline_name", help="Rerank pipeline [deploy.pipeline].")
-@click.option("-k", "--size", default=10, show_default=True, help="Hits per side.")
+@click.option("-k", "--size", type=click.IntRange(min=1), help="Hits per side [10, or the body's size].")
 @pass_ctx
-def search(ctx: Context, query: str, index: str | None, fields: tuple[str, ...], pipeline_name: str | None,
-           size: int) -> None:
+def search(ctx: Context, query: str | None, body_file: Path | None, index: str | None, fields: tuple[str, ...],
+           pipeline_name: str | None, size: int | None) -> None:
     """Show the top hits for QUERY without and with the rerank pipeline, side by side.
+
+    With --body FILE the search body comes from FILE (any query DSL); QUERY may
+    then be left out when the body holds the query text.
 
     Example:
 
     \b
       reranker search "cordless drill" --index products
+      reranker search --body query.json --index products
     """
-    from ..jobs.search import search as run_search
+    from ..jobs.search import read_body, search as run_search
 
     cfg = ctx.config.deploy
     index, fields, pipeline_name = index or cfg.index, fields or ctx.config.document_fields, pipeline_name or cfg.pipeline
+    body = None
+    if body_file is not None:
+        body, query = read_body(body_file, query, size)
+    elif query is None:
+        raise click.UsageError("pass QUERY, or --body FILE with a search body")
+    size = size or 10
     client = ctx.client()
-    plain = run_search(client, index, query, fields, size, None)
-    reranked = run_search(client, index, query, fields, size, pipeline_name)
+    plain = run_search(client, index, query, fields, size, None, body)
+    reranked = run_search(client, index, query, fields, size, pipeline_name, body)
     table = Table(title=f"{query!r} on {index}", show_lines=False)
     table.add_column("#", justify="right")
     table.add_column("BM25", overflow="fold")

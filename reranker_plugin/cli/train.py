@@ -13,14 +13,17 @@ import click
 
 from reranker_core.config import override
 
-from .app import (Context, cli, console, data_option, engine_options, kind_option, load_data, pass_ctx,
-                  progress_bar, report_comparison, with_data, with_engine)
+from .app import (Context, Deprecated, GrammarCommand, cli, console, data_option, engine_options, kind_option,
+                  load_data, pass_ctx, progress_bar, renamed, report_comparison, restart_option, with_data,
+                  with_engine)
 
 PAIRS_DIR = Path("runs/pairs")
 
 
 # ------------------------------------------------------------- teacher
-@cli.command("train-teacher")
+@cli.command("train-teacher", cls=GrammarCommand, old_spellings={
+    "--resume": Deprecated((), "resuming is the default (use --restart to start over)"),
+    "--max-train-queries": renamed("--max-queries")})
 @data_option
 @kind_option
 @click.option("--output", type=click.Path(path_type=Path), help="Checkpoint directory [teacher.output].")
@@ -30,7 +33,9 @@ PAIRS_DIR = Path("runs/pairs")
 @click.option("--gguf-file", help="llm: GGUF file inside --model [teacher.gguf_file].")
 @click.option("--target", type=click.Choice(["binary", "distribution"]), help="llm: soft target kind [teacher.target].")
 @click.option("--lora/--no-lora", default=None, help="llm: train LoRA adapters instead of all weights [teacher.lora].")
-@click.option("--max-train-queries", type=int, help="Training budget in queries [teacher.max_train_queries].")
+@click.option("--max-queries", "max_train_queries", type=int,
+              help="Use at most N of the train split's queries (seeded sample): the training budget "
+              "[teacher.max_train_queries].")
 @click.option("--max-steps", type=int, help="Stop after this many optimizer steps [teacher.max_steps].")
 @click.option("--epochs", type=float, help="Passes over the training queries [teacher.epochs].")
 @click.option("--behaviour", type=click.Choice(["neighbours"]),
@@ -38,16 +43,17 @@ PAIRS_DIR = Path("runs/pairs")
               "nearest training queries, aggregated as a view [teacher.behaviour].")
 @click.option("--implicit-judgments", type=click.Path(),
               help="The judgment list `reranker implicit-judgments` wrote [teacher.implicit_judgments].")
-@click.option("--resume", is_flag=True, help="Continue from the last checkpoint beside --output (<output>.checkpoint).")
+@restart_option
 @pass_ctx
-def train_teacher(ctx: Context, data: Path | None, kind: str | None, kind_: str | None, resume: bool,
+def train_teacher(ctx: Context, data: Path | None, kind: str | None, kind_: str | None, restart: bool,
                   **flags) -> None:
     """Train the teacher on the train split's soft labels (every judged pair unless a budget is set).
 
     An ensemble teacher also fits its views' weights on the validation split.
     With --behaviour neighbours it adds a behaviour cross-encoder and the
     implicit judgments as views (docs/clicks.md); validation and test queries
-    never read behaviour.
+    never read behaviour. Training continues from the checkpoint beside
+    --output (<output>.checkpoint) when there is one; --restart ignores it.
 
     Example:
 
@@ -57,6 +63,8 @@ def train_teacher(ctx: Context, data: Path | None, kind: str | None, kind_: str 
     """
     ctx.quiet_models()
     from training.teacher import teacher_examples
+
+    resume = not restart
 
     flags["output"] = str(flags["output"]) if flags["output"] else None
     config = with_data(ctx.config, data, kind)
@@ -123,13 +131,14 @@ def behaviour_context(cfg, config, dataset):
     return context
 
 
-@cli.command("label")
+@cli.command("label", cls=GrammarCommand, old_spellings={"--out": renamed("--output")})
 @click.argument("teacher_dir", type=click.Path(path_type=Path))
 @data_option
 @kind_option
 @click.option("--split", default="train", show_default=True, type=click.Choice(["train", "validation", "test"]))
-@click.option("--max-queries", type=int, help="Label at most this many of the split's queries (seeded sample).")
-@click.option("--out", type=click.Path(path_type=Path), help="Pairs file [runs/pairs/judged-<split>.parquet].")
+@click.option("--max-queries", type=int, help="Use at most N of the split's queries (seeded sample) [all].")
+@click.option("--output", "out", type=click.Path(path_type=Path),
+              help="Pairs file [runs/pairs/judged-<split>.parquet].")
 @engine_options
 @pass_ctx
 def label(ctx: Context, teacher_dir: Path, data: Path | None, kind: str | None, split: str,
@@ -173,14 +182,16 @@ def label(ctx: Context, teacher_dir: Path, data: Path | None, kind: str | None, 
 
 
 # ------------------------------------------------------------- student
-@cli.command("train-student")
+@cli.command("train-student", cls=GrammarCommand,
+             old_spellings={"--max-train-queries": renamed("--max-queries")})
 @click.option("--pairs", "pairs", multiple=True, type=click.Path(path_type=Path),
               help="Teacher-scored pairs (file or directory; repeatable) for margin_mse [runs/pairs].")
 @data_option
 @kind_option
 @click.option("--loss", type=click.Choice(["margin_mse", "pointwise"]), help="Objective [student.loss].")
-@click.option("--max-train-queries", type=int,
-              help="pointwise: human-labeled training queries to use (seeded sample) [teacher.max_train_queries].")
+@click.option("--max-queries", "max_train_queries", type=int,
+              help="pointwise: use at most N of the train split's queries (seeded sample) "
+              "[teacher.max_train_queries].")
 @click.option("--output", type=click.Path(path_type=Path), help="Checkpoint directory [student.output].")
 @click.option("--model", help="Encoder to start from; 'teacher': the ensemble teacher's cross-encoder "
               "[student.model].")
@@ -267,24 +278,27 @@ def train_student(ctx: Context, pairs: tuple[Path, ...], data: Path | None, kind
 
 
 # -------------------------------------------------------------- export
-@cli.command("export")
+@cli.command("export", cls=GrammarCommand, old_spellings={"--out": renamed("--output")})
 @click.argument("student_dir", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--from", "source", type=click.Path(path_type=Path),
               help="Instead of STUDENT_DIR: any transformers sequence-classification folder with one output "
               "logit (a cross-encoder you already have, saved with save_pretrained).")
-@click.option("--out", "--output", "out", type=click.Path(path_type=Path),
+@click.option("--output", "out", type=click.Path(path_type=Path),
               help="Zip to write [<student_dir>.zip or <from>.zip].")
 @click.option("--max-length", type=click.IntRange(min=8),
               help="With --from: truncation length written into tokenizer.json [template.max_tokens, at most "
               "what the model reads].")
-@click.option("--int8", is_flag=True, help="Also write an int8 dynamically quantized zip (<out>-int8.zip), compare "
-              "it with fp32 on the validation split (paired NDCG@5) and record the verdict in <out>-int8.json.")
+@click.option("--int8", is_flag=True, help="Also write an int8 dynamically quantized zip (<output>-int8.zip), "
+              "compare it with fp32 on the validation split (paired NDCG@5) and record the verdict in --json.")
+@click.option("--json", "verdict_path", type=click.Path(path_type=Path),
+              help="With --int8: where to write the verdict [<output>-int8.json].")
 @data_option
 @kind_option
-@click.option("--max-queries", type=int, help="Validation queries for the int8 comparison [all].")
+@click.option("--max-queries", type=int,
+              help="With --int8: use at most N of the validation split's queries (sorted) [all].")
 @pass_ctx
 def export(ctx: Context, student_dir: Path | None, source: Path | None, out: Path | None, max_length: int | None,
-           int8: bool, data: Path | None, kind: str | None, max_queries: int | None) -> None:
+           int8: bool, verdict_path: Path | None, data: Path | None, kind: str | None, max_queries: int | None) -> None:
     """Write the ONNX zip ML Commons deploys, after checking torch vs onnxruntime parity.
 
     Exports a train-student checkpoint (STUDENT_DIR), or with --from any
@@ -293,7 +307,7 @@ def export(ctx: Context, student_dir: Path | None, source: Path | None, out: Pat
     Example:
 
     \b
-      reranker export runs/student --out runs/student.zip
+      reranker export runs/student --output runs/student.zip
       reranker export --from ./my-cross-encoder --output model.zip
     """
     if student_dir is None and source is None:
@@ -301,6 +315,8 @@ def export(ctx: Context, student_dir: Path | None, source: Path | None, out: Pat
                                "cross-encoder)")
     if student_dir is not None and source is not None:
         raise click.UsageError("pass STUDENT_DIR or --from FOLDER, not both")
+    if verdict_path is not None and not int8:
+        raise click.UsageError("--json is where --int8 writes its verdict: add --int8, or drop --json")
     ctx.quiet_models()
     from training.export import export_folder, export_student, quantize_int8
 
@@ -327,11 +343,13 @@ def export(ctx: Context, student_dir: Path | None, source: Path | None, out: Pat
                          config.data.split_salt, max_queries)
     with progress_bar("comparing int8 with fp32", "pairs") as update:
         verdict = int8_verdict(out, quantized, lists, config.data.relevant_threshold, update)
-    write_json_atomic(quantized.with_suffix(".json"), verdict)
+    verdict_path = verdict_path or quantized.with_suffix(".json")
+    write_json_atomic(verdict_path, verdict)
     value, low, high = verdict["int8 - fp32"]["ndcg@5"]
     console.print(f"{quantized}: {quantized.stat().st_size / 1e6:.1f} MB; int8 - fp32 NDCG@5 on {len(lists)} "
                   f"validation queries {value:+.4f} [{low:+.4f}, {high:+.4f}]: "
-                  + ("within noise" if verdict["within_noise"] else "worse beyond noise"))
+                  + ("within noise" if verdict["within_noise"] else "worse beyond noise")
+                  + f"; verdict in {verdict_path}")
 
 
 def _zip_beside(folder: Path) -> Path:
@@ -346,7 +364,7 @@ def _zip_beside(folder: Path) -> Path:
 @data_option
 @kind_option
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "validation", "test"]))
-@click.option("--max-queries", type=int, help="Evaluate on at most this many queries (sorted; reproducible).")
+@click.option("--max-queries", type=int, help="Use at most N of the split's queries (sorted) [all].")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=Path("runs/evaluate-offline.json"),
               show_default=True, help="Where to write the metrics.")
 @pass_ctx

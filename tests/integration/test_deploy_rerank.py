@@ -148,7 +148,7 @@ def test_undeploy_and_delete_leave_nothing(opensearch, client, products_index, u
     model_id = pipeline_model_id(get_pipeline(client, unique_names["pipeline"]))
     listed = run_cli(opensearch, "models", "list")
     assert model_id in listed.output and "fp32" in listed.output
-    rows = {m["model_id"]: m for m in json.loads(run_cli(opensearch, "models", "list", "--json").output)}
+    rows = {m["model_id"]: m for m in json.loads(run_cli(opensearch, "models", "list", "--format", "json").output)}
     row = rows[model_id]
     assert (row["precision"], row["layers"], row["state"]) == ("fp32", 2, "DEPLOYED")
     assert row["size_bytes"] == tiny_zip.stat().st_size and row["pipelines"] == [unique_names["pipeline"]]

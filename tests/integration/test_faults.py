@@ -217,14 +217,14 @@ def test_train_teacher_killed_then_rerun_equals_an_uninterrupted_run(opensearch,
                           ready=lambda: (checkpoint / "state.json").is_file())  # killed past its first checkpoint
     assert not (target / "reranker.json").exists()
     saved = json.loads((checkpoint / "state.json").read_text())["step"]
-    rerun = run_cli(workdir, opensearch.url, "train-teacher", "--output", str(target), "--resume")
+    rerun = run_cli(workdir, opensearch.url, "train-teacher", "--output", str(target))  # resuming is the default
     assert rerun.code == 0, rerun.err
     assert saved > 0 and f"resumed at step {saved}" in " ".join(rerun.out.split())
     assert not checkpoint.exists()
     expected = load_teacher(workdir / "runs/teacher-reference").score(PAIRS)
     assert load_teacher(target).score(PAIRS) == pytest.approx(expected, abs=1e-5)
     record("train-teacher", f"SIGKILL after {killed_at:.1f}s of {duration:.1f}s (checkpoint at step {saved})",
-           "nothing (killed); the rerun with --resume exits 0",
+           "nothing (killed); the rerun (resuming by default) exits 0",
            "no teacher until the rerun; rerun = uninterrupted run (1e-5)")
 
 
@@ -234,21 +234,21 @@ def test_label_killed_or_on_a_full_disk_never_leaves_a_partial_pairs_file(opense
     durations = []
     for _ in range(2):  # the shorter: a cold first run (imports, page cache) could set a kill point past the end
         started = time.monotonic()
-        assert run_cli(workdir, opensearch.url, "label", str(teacher), "--out", str(reference)).code == 0
+        assert run_cli(workdir, opensearch.url, "label", str(teacher), "--output", str(reference)).code == 0
         durations.append(time.monotonic() - started)
     duration = min(durations)
     target = workdir / "runs/pairs/judged-train.parquet"
     target.unlink(missing_ok=True)
-    killed_at = kill_when(workdir, opensearch.url, ("label", str(teacher), "--out", str(target)),
+    killed_at = kill_when(workdir, opensearch.url, ("label", str(teacher), "--output", str(target)),
                           after_s=0.7 * duration)
     assert not target.exists() or _rows(target) == _rows(reference)  # absent, or whole
-    assert run_cli(workdir, opensearch.url, "label", str(teacher), "--out", str(target)).code == 0
+    assert run_cli(workdir, opensearch.url, "label", str(teacher), "--output", str(target)).code == 0
     assert _rows(target) == _rows(reference)
     record("label", f"SIGKILL after {killed_at:.1f}s of {duration:.1f}s", "nothing (killed); the rerun exits 0",
            "no pairs file, or a whole one; rerun = uninterrupted run")
 
     before = _sha(target)
-    full = run_cli(workdir, opensearch.url, "label", str(teacher), "--out", str(target), file_size_limit=2_000)
+    full = run_cli(workdir, opensearch.url, "label", str(teacher), "--output", str(target), file_size_limit=2_000)
     assert full.code == 1 and "Traceback" not in full.err, full.err
     assert "File too large" in full.last_line or "disk" in full.last_line
     assert _sha(target) == before

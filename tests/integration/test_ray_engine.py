@@ -113,7 +113,7 @@ def test_ray_engine_writes_what_the_local_engine_writes(opensearch, workdir, que
     teacher = str(workdir / "runs/teacher")
     for engine, target in ((("--engine", "local"), "runs/label-local.parquet"),
                            (("--ray-address", ray_cluster.address), "runs/label-ray.parquet")):
-        labeled = run_cli(workdir, opensearch.url, "label", teacher, "--out", target, *engine)
+        labeled = run_cli(workdir, opensearch.url, "label", teacher, "--output", target, *engine)
         assert labeled.code == 0, labeled.err
     same_pairs(workdir / "runs/label-ray.parquet", workdir / "runs/label-local.parquet")
 
