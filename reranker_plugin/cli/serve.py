@@ -155,11 +155,26 @@ def models_list(ctx: Context, output_format: str) -> None:
     console.print(table)
 
 
+serving_option = click.option("--force", is_flag=True,
+                              help="Even if a search pipeline reranks with it (its searches then fail).")
+
+
+def _refuse_if_serving(client, model_id: str, force: bool, verb: str) -> None:
+    """A model behind a pipeline is not undeployed or deleted by accident: every search through it would fail."""
+    from ..mlcommons.pipeline import pipelines_by_model
+
+    users = pipelines_by_model(client).get(model_id, [])
+    if users and not force:
+        raise RerankerError(f"model {model_id} serves search pipeline(s) {', '.join(users)}: {verb} refused",
+                            "deploy another model behind them first, or pass --force")
+
+
 @models.command("undeploy")
 @click.argument("model_id")
+@serving_option
 @pass_ctx
-def models_undeploy(ctx: Context, model_id: str) -> None:
-    """Free a model's memory on the nodes (it stays registered).
+def models_undeploy(ctx: Context, model_id: str, force: bool) -> None:
+    """Free a model's memory on the nodes (it stays registered); refused while a pipeline uses it.
 
     Example:
 
@@ -168,15 +183,18 @@ def models_undeploy(ctx: Context, model_id: str) -> None:
     """
     from ..mlcommons.client import MLCommons
 
-    MLCommons(ctx.client()).undeploy(model_id)
+    client = ctx.client()
+    _refuse_if_serving(client, model_id, force, "undeploy")
+    MLCommons(client).undeploy(model_id)
     console.print(f"undeployed {model_id}")
 
 
 @models.command("delete")
 @click.argument("model_id")
+@serving_option
 @pass_ctx
-def models_delete(ctx: Context, model_id: str) -> None:
-    """Undeploy (if needed) and delete a model with its chunks.
+def models_delete(ctx: Context, model_id: str, force: bool) -> None:
+    """Undeploy (if needed) and delete a model with its chunks; refused while a pipeline uses it.
 
     Example:
 
@@ -185,9 +203,11 @@ def models_delete(ctx: Context, model_id: str) -> None:
     """
     from ..mlcommons.client import MLCommons
 
-    ml = MLCommons(ctx.client())
+    client = ctx.client()
+    ml = MLCommons(client)
     if ml.get_model(model_id) is None:
         raise RerankerError(f"model {model_id} does not exist", "see `reranker models list`")
+    _refuse_if_serving(client, model_id, force, "delete")
     ml.delete(model_id)
     console.print(f"deleted {model_id}")
 

@@ -153,14 +153,19 @@ def test_undeploy_and_delete_leave_nothing(opensearch, client, products_index, u
     assert (row["precision"], row["layers"], row["state"]) == ("fp32", 2, "DEPLOYED")
     assert row["size_bytes"] == tiny_zip.stat().st_size and row["pipelines"] == [unique_names["pipeline"]]
 
-    assert run_cli(opensearch, "models", "undeploy", "--", model_id).exit_code == 0
+    for verb in ("undeploy", "delete"):  # the model serves the test's pipeline: refused, nothing changed
+        refused = run_cli(opensearch, "models", verb, "--", model_id)
+        assert refused.exit_code == 1 and f"serves search pipeline(s) {unique_names['pipeline']}" in refused.output
+        assert "--force" in refused.output and len(refused.output.strip().splitlines()) == 1
     ml = MLCommons(client)
+    assert ml.get_model(model_id)["model_state"] == "DEPLOYED"
+    assert run_cli(opensearch, "models", "undeploy", "--force", "--", model_id).exit_code == 0
     ml.wait_for_state(model_id, {"UNDEPLOYED", "DEPLOY_FAILED"}, 60)
     assert ml.get_model(model_id)["model_state"] != "DEPLOYED"  # ML Commons reports either state after undeploy
     with pytest.raises(RerankerError, match="_predict failed"):
         ml.predict(model_id, "drill", ["cordless drill"])
 
-    assert run_cli(opensearch, "models", "delete", "--", model_id).exit_code == 0
+    assert run_cli(opensearch, "models", "delete", "--force", "--", model_id).exit_code == 0
     assert ml.get_model(model_id) is None
     assert wait_for_no_chunks(client, model_id, timeout_s=60)
     gone = run_cli(opensearch, "models", "delete", "--", model_id)
