@@ -437,16 +437,17 @@ def _typed(value: Any, hint: Any, where: str) -> Any:
     elif hint is str:
         if isinstance(value, str):
             return value
-    elif origin is tuple and isinstance(value, (list, tuple)):
-        if len(args) == 2 and args[1] is Ellipsis:
+    elif origin is tuple:  # a mapping or a scalar where a list belongs is refused below, not passed on
+        if isinstance(value, (list, tuple)) and len(args) == 2 and args[1] is Ellipsis:
             return tuple(_typed(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
-        if len(value) == len(args):
+        if isinstance(value, (list, tuple)) and len(value) == len(args):
             return tuple(_typed(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
-    elif origin is dict and isinstance(value, dict):
-        numeric_keys = args[0] is str  # YAML reads `3: 1.0` with an int key; grades are matched as text
-        return {(str(k) if numeric_keys and isinstance(k, (int, float)) and not isinstance(k, bool)
-                 else _typed(k, args[0], f"{where} key")): _typed(v, args[1], f"{where}[{k!r}]")
-                for k, v in value.items()}
+    elif origin is dict:
+        if isinstance(value, dict):
+            numeric_keys = args[0] is str  # YAML reads `3: 1.0` with an int key; grades are matched as text
+            return {(str(k) if numeric_keys and isinstance(k, (int, float)) and not isinstance(k, bool)
+                     else _typed(k, args[0], f"{where} key")): _typed(v, args[1], f"{where}[{k!r}]")
+                    for k, v in value.items()}
     else:
         return value
     shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
@@ -460,7 +461,8 @@ def _type_name(hint: Any) -> str:
         return names[hint]
     args = typing.get_args(hint)
     if typing.get_origin(hint) is tuple:
-        return f"a list of {len(args)} values" if Ellipsis not in args else f"a list of {_type_name(args[0])}s"
+        plural = {bool: "true/false values", int: "integers", float: "numbers", str: "strings"}.get(args[0], "values")
+        return f"a list of {len(args)} values" if Ellipsis not in args else f"a list of {plural}"
     if typing.get_origin(hint) is dict:
         return "a mapping"
     return str(hint)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from training.datasets import DataError
 from training.datasets.generic import read_catalog
 
-FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=30)
 product_id = st.text("abcdefghij0123456789-_", min_size=1, max_size=8)
 catalog_rows = st.lists(st.fixed_dictionaries({"id": product_id, "title": text, "brand": text}), max_size=15,

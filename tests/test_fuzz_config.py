@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from reranker_core.config import SECTIONS, ConfigError, load_config
 
-FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 KEYS = {name: [f.name for f in dataclasses.fields(cls)] for name, cls in SECTIONS.items()}
 ENV_KEYS = {"url", "username", "password", "ca_certs"}  # OPENSEARCH_URL and co. override cluster.*
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from training.datasets import DataError, load_dataset
 
-FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CATALOG = "id,title\np0,cordless drill\np1,white paint\np2,garden hose\n"
 
 query_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),

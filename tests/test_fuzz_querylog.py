@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from training.querylog import MalformedReport, iter_log_queries
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 query_text = st.text(min_size=1, max_size=40).filter(lambda s: s.strip())
 blank_text = st.sampled_from(["", " ", "\t", "  \u3000 "])
