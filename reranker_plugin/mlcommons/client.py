@@ -17,6 +17,8 @@ from opensearchpy.exceptions import NotFoundError, TransportError
 
 from reranker_core.errors import ClusterError, DeployError, RerankerError
 
+from ..connection import MODEL_ACCESS_FIX, MODEL_ACCESS_SIGNS
+
 ML = "/_plugins/_ml"  # names the REST call in error messages
 TERMINAL_TASK_STATES = {"COMPLETED", "FAILED", "COMPLETED_WITH_ERROR", "CANCELLED"}
 #: Model states in which every chunk is stored, so the model can be deployed again.
@@ -82,9 +84,11 @@ class MLCommons:
             raise ClusterError(f"lost OpenSearch during {method} {path} ({type(err).__name__})",
                                "check that it is up (`reranker cluster status`), then rerun: "
                                "what was half done is resumed or removed") from err
-        except TransportError as err:
-            raise ClusterError(f"{method} {path} failed: {_reason(err)}",
-                               "check `reranker cluster logs` or the cluster's logs") from err
+        except TransportError as err:  # ML Commons refuses another user's model group with a 400
+            reason = _reason(err)
+            fix = (MODEL_ACCESS_FIX if any(sign in reason for sign in MODEL_ACCESS_SIGNS)
+                   else "check `reranker cluster logs` or the cluster's logs")
+            raise ClusterError(f"{method} {path} failed: {reason}", fix) from err
 
     # ---------------------------------------------------------- model groups
     def ensure_model_group(self, name: str) -> str:
