@@ -98,8 +98,15 @@ class MLCommons:
         if hits:
             return hits[0]["_id"]
         body = {"name": name, "description": "Cross-encoder rerankers deployed by opensearch-reranker"}
-        return self._call("POST", f"{ML}/model_groups/_register", self.ml.register_model_group,
-                          body=body)["model_group_id"]
+        try:
+            return self._call("POST", f"{ML}/model_groups/_register", self.ml.register_model_group,
+                              body=body)["model_group_id"]
+        except ClusterError as err:  # with model access control on, another user's group is not found above
+            if "already being used by a model group" not in err.message:
+                raise
+            raise ClusterError(f"model group {name!r} exists but this user may not see it (ML Commons model access "
+                               "control: it belongs to another user)",
+                               "deploy with --group NAME of your own (deploy.model_group)") from err
 
     # ---------------------------------------------------------------- models
     def list_models(self, content_hash: str | None = None, size: int = 1000) -> list[ModelInfo]:

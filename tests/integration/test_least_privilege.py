@@ -135,6 +135,21 @@ def test_cannot_register_into_another_users_model_group(admins_model, admin, use
            "no model registered")
 
 
+def test_cannot_deploy_into_another_users_model_group_by_name(secure_node, admins_model, admin, product_index,  # noqa: F811
+                                                              names, tiny_zip):
+    group, _ = admins_model
+    taken = admin.plugins.ml.get_model_group(model_group_id=group)["name"]
+    done = cli(env_for(secure_node, "reranker"), *deploy_args(tiny_zip, product_index, names), "--group", taken)
+    line = last_line(done)
+    print(line)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert line == (f"error: model group {taken!r} exists but this user may not see it (ML Commons model access "
+                    "control: it belongs to another user) — deploy with --group NAME of your own (deploy.model_group)")
+    assert not [m for m in MLCommons(admin).list_models() if m.name == names["model"]]
+    record("deploy (restricted user)", "--group names another user's private model group", line,
+           "no model registered")
+
+
 def test_cannot_delete_another_users_model(secure_node, admins_model, admin):  # noqa: F811
     _, model = admins_model
     done = cli(env_for(secure_node, "reranker"), "models", "delete", "--", model, timeout=120)
