@@ -34,6 +34,8 @@ SECURITY_PLUGIN = "opensearch-security"
 ML = "plugins.ml_commons."
 PRODUCTION_FILE = "opensearch/ml-settings-production.json"
 SETTINGS_FIX = f"PUT _cluster/settings with {PRODUCTION_FILE}'s values (or add nodes with the ml role)"
+#: What must come before a production setting, lest it stop deploys (the `ml settings` probe would then fail).
+PRODUCTION_FIRST = {"only_run_on_ml_node": "add nodes with the ml role, then "}
 DEV_BREAKERS = "100 turns it off, as opensearch/ml-settings-local-dev.json does on a dev node"
 #: Why a cluster should have each production setting (the lacking ones are `warn` lines).
 PRODUCTION_WHY = {
@@ -307,7 +309,8 @@ def probe_production(cluster: _Cluster) -> list[Probe]:
         return [Probe("production", True, f"ML Commons settings as in {PRODUCTION_FILE} (access control on, "
                                           "breakers at their defaults or stricter)")]
     return [Probe("production", True, f"{key} is {effective[key]}: {PRODUCTION_WHY.get(key[len(ML):], 'differs')}",
-                  f"set it to {str(wanted[key]).lower()} (PUT _cluster/settings, as in {PRODUCTION_FILE})", warn=True)
+                  f"{PRODUCTION_FIRST.get(key[len(ML):], '')}set it to {str(wanted[key]).lower()} "
+                  f"(PUT _cluster/settings, as in {PRODUCTION_FILE})", warn=True)
             for key in lacking]
 
 

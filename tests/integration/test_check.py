@@ -49,7 +49,7 @@ def test_dev_node_gets_one_warn_line_per_production_setting_it_lacks_and_is_not_
     fix = " (PUT _cluster/settings, as in opensearch/ml-settings-production.json)"
     assert warns == [
         f"{ml}only_run_on_ml_node is false: models run on data nodes, beside the searches (ML Commons advises "
-        f"dedicated ML nodes) — set it to true{fix}",
+        f"dedicated ML nodes) — add nodes with the ml role, then set it to true{fix}",
         f"{ml}native_memory_threshold is 100: ML Commons' native-memory breaker is looser than its default "
         f"— set it to 90{fix}",
         f"{ml}jvm_heap_memory_threshold is 100: ML Commons' heap breaker is looser than its default "
