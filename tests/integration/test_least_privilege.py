@@ -71,6 +71,7 @@ def test_restricted_user_deploys_then_undeploys_and_deletes_its_own_model(secure
     model_id = pipeline_model_id(get_pipeline(user, names["pipeline"]))
     group = MLCommons(user).get_model(model_id)["model_group_id"]
     assert user.plugins.ml.search_model_group(body={"query": {"ids": {"values": [group]}}})["hits"]["total"]["value"] == 1
+    user.search_pipeline.delete(id=names["pipeline"])  # its own pipeline first: the model then serves nothing
     deleted = cli(env, "models", "delete", "--", model_id)
     assert deleted.returncode == 0, deleted.stderr
     assert MLCommons(admin).get_model(model_id) is None
