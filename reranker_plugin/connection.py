@@ -28,6 +28,11 @@ class PermissionDenied(ClusterError):
     """The security plugin refused a request (HTTP 403): the user's roles lack a permission."""
 
 
+#: ML Commons' own refusal (model access control), not the security plugin's: no role grants it.
+MODEL_ACCESS_FIX = ("the model is in a model group this user does not own (ML Commons model access control): "
+                    "use your own models (`reranker models list`), or have the group's owner share it")
+MODEL_ACCESS_SIGNS = ("privilege to perform this operation", "permissions to perform this operation")
+
 BLOCK_FIX = ("OpenSearch sets such blocks itself when a node's disk passes its high or flood-stage watermark: "
              "free disk space (the block lifts within a minute), or clear it if someone set it "
              "(cluster.blocks.*, index.blocks.*)")
@@ -43,7 +48,8 @@ class _PermissionAwareTransport(Transport):
             if _error_type(err).endswith("block_exception"):  # 403 too, but no role can grant it
                 raise ClusterError(f"OpenSearch refused {method} {url.split('?')[0]}: {_reason(err)[:200]}",
                                    BLOCK_FIX) from err
-            raise PermissionDenied(_refusal(method, url, err), PERMISSION_FIX) from err
+            fix = MODEL_ACCESS_FIX if any(s in _reason(err) for s in MODEL_ACCESS_SIGNS) else PERMISSION_FIX
+            raise PermissionDenied(_refusal(method, url, err), fix) from err
 
 
 def _error(err: AuthorizationException) -> dict[str, Any]:
@@ -65,7 +71,7 @@ def _refusal(method: str, url: str, err: AuthorizationException) -> str:
     reason = _reason(err)
     action = re.search(r"no permissions for \[([^\]]*)\]", reason)
     user = re.search(r"User \[name=([^,\]]*)", reason)
-    who = f"user {user.group(1)!r}" if user else "the user"
+    who = f"user {user.group(1)!r}" if user else "this user"
     what = f"no permission for [{action.group(1)}]" if action else reason[:200]
     return f"OpenSearch refused {method} {url.split('?')[0]} for {who}: {what}"
 

@@ -15,7 +15,9 @@ def check(ctx: Context, index: str | None) -> None:
     """Probe the cluster: reachable, version, plugins, ML settings and breakers, permissions, disk.
 
     Each probe prints one line (ok, FAIL with its fix, or skip); the exit code
-    is 0 only when every probe passed. It only reads the cluster.
+    is 0 only when every probe passed. Then one warn line, with its fix, per
+    setting of opensearch/ml-settings-production.json the cluster lacks (advice:
+    it does not change the exit code). It only reads the cluster.
 
     Example:
 

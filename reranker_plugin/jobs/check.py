@@ -5,7 +5,10 @@ command exits 0 only when every probe passed. The probes follow what has
 stopped deploys on real clusters: an unreachable URL, an old version, missing
 plugins, ML Commons settings that refuse uploaded models or leave no node to
 run them, ML Commons' memory and disk circuit breakers, a user whose role
-lacks a permission, and a disk past its watermark.
+lacks a permission, and a disk past its watermark. Last, one ``warn`` line per
+production setting (opensearch/ml-settings-production.json) the cluster lacks:
+those do not stop deploy + rerank, so they do not fail the command, and check
+never sets them.
 """
 from __future__ import annotations
 
@@ -23,12 +26,27 @@ from reranker_core.errors import RerankerError
 from reranker_core.redact import redact_url
 
 from ..connection import PERMISSION_FIX, REQUIRED_PLUGINS, UNREACHABLE_FIX, PermissionDenied, make_client
+from ..node.assets import load_json
 
 #: The oldest OpenSearch the model zip and the rerank pipeline are tested on (the secured local node).
 MIN_VERSION = (2, 19)
 SECURITY_PLUGIN = "opensearch-security"
 ML = "plugins.ml_commons."
-SETTINGS_FIX = "PUT _cluster/settings with opensearch/ml-settings.json's values (or add nodes with the ml role)"
+PRODUCTION_FILE = "opensearch/ml-settings-production.json"
+SETTINGS_FIX = f"PUT _cluster/settings with {PRODUCTION_FILE}'s values (or add nodes with the ml role)"
+#: What must come before a production setting, lest it stop deploys (the `ml settings` probe would then fail).
+PRODUCTION_FIRST = {"only_run_on_ml_node": "add nodes with the ml role, then "}
+DEV_BREAKERS = "100 turns it off, as opensearch/ml-settings-local-dev.json does on a dev node"
+#: Why a cluster should have each production setting (the lacking ones are `warn` lines).
+PRODUCTION_WHY = {
+    "allow_registering_model_via_local_file": "ML Commons refuses uploaded model zips",
+    "only_run_on_ml_node": "models run on data nodes, beside the searches (ML Commons advises dedicated ML nodes)",
+    "native_memory_threshold": "ML Commons' native-memory breaker is looser than its default",
+    "jvm_heap_memory_threshold": "ML Commons' heap breaker is looser than its default",
+    "disk_free_space_threshold": "ML Commons' free-disk breaker is looser than its default",
+    "model_access_control_enabled": "model access control is off: every user with ML Commons permissions may "
+                                    "use, undeploy or delete every model",
+}
 WATERMARK = "cluster.routing.allocation.disk.watermark."
 
 
@@ -41,10 +59,11 @@ class Probe:
     detail: str
     fix: str = ""
     skipped: bool = False
+    warn: bool = False  # advice: shown with its fix, but deploy + rerank work (ok stays True)
 
     def line(self) -> str:
-        mark = "skip" if self.skipped else "ok" if self.ok else "FAIL"
-        fix = f" — {self.fix}" if self.fix and not self.ok else ""
+        mark = "skip" if self.skipped else "warn" if self.warn else "ok" if self.ok else "FAIL"
+        fix = f" — {self.fix}" if self.fix and (self.warn or not self.ok) else ""
         return f"{mark:<4}  {self.name:<12}  {self.detail}{fix}"
 
 
@@ -104,23 +123,25 @@ def run_checks(config: Config, index: str) -> list[Probe]:
         ("ml breakers", lambda: probe_ml_breakers(cluster)),
         ("permissions", lambda: probe_permissions(cluster, index)),
         ("disk", lambda: probe_disk(cluster)),
+        ("production", lambda: probe_production(cluster)),
     ]
     if not first.ok:
         return [first, *(Probe(name, False, "not probed: the cluster is unreachable", skipped=True)
                          for name, _ in rest)]
-    return [first, *(_guarded(name, probe) for name, probe in rest)]
+    return [first, *(line for name, probe in rest for line in _guarded(name, probe))]
 
 
-def _guarded(name: str, probe: Callable[[], Probe]) -> Probe:
-    """The probe's line; a refusal or error while probing is that probe's failure, not the command's."""
+def _guarded(name: str, probe: Callable[[], Probe | list[Probe]]) -> list[Probe]:
+    """The probe's line(s); a refusal or error while probing is that probe's failure, not the command's."""
     try:
-        return probe()
+        found = probe()
+        return found if isinstance(found, list) else [found]
     except RerankerError as err:
-        return Probe(name, False, err.message, err.fix or "")
+        return [Probe(name, False, err.message, err.fix or "")]
     except OSConnectionError as err:
-        return Probe(name, False, f"lost the cluster while probing ({type(err).__name__})", UNREACHABLE_FIX)
+        return [Probe(name, False, f"lost the cluster while probing ({type(err).__name__})", UNREACHABLE_FIX)]
     except TransportError as err:
-        return Probe(name, False, f"the cluster refused the probe: {_reason(err)}", "check the cluster's logs")
+        return [Probe(name, False, f"the cluster refused the probe: {_reason(err)}", "check the cluster's logs")]
 
 
 # ------------------------------------------------------------------ probes
@@ -204,16 +225,16 @@ def probe_ml_breakers(cluster: _Cluster) -> Probe:
         if used_mem > native:
             return Probe("ml breakers", False, f"node {node['name']} uses {used_mem:.0f}% of its memory, past "
                                                f"{ML}native_memory_threshold {native:.0f}: ML Commons refuses models",
-                         f"free memory or raise the threshold (100 turns the breaker off; {SETTINGS_FIX})")
+                         f"free memory or raise the threshold ({DEV_BREAKERS})")
         if used_heap > heap:
             return Probe("ml breakers", False, f"node {node['name']} heap is {used_heap:.0f}% used, past "
                                                f"{ML}jvm_heap_memory_threshold {heap:.0f}: ML Commons refuses models",
-                         f"give the node more heap or raise the threshold ({SETTINGS_FIX})")
+                         f"give the node more heap or raise the threshold ({DEV_BREAKERS})")
         if free < disk:
             return Probe("ml breakers", False, f"node {node['name']} has {_size(free)} free, under "
                                                f"{ML}disk_free_space_threshold {_size(disk)}: "
                                                "ML Commons refuses models",
-                         f"free disk space or lower the threshold ({SETTINGS_FIX})")
+                         f"free disk space or lower the threshold (0b turns it off on a dev node)")
     return Probe("ml breakers", True, f"memory, heap and disk under ML Commons' thresholds on {len(eligible)} "
                                       f"node(s) (thresholds: memory {native:.0f}%, heap {heap:.0f}%, "
                                       f"free disk {_size(disk)})")
@@ -277,6 +298,39 @@ def probe_disk(cluster: _Cluster) -> Probe:
     note = " (past the low watermark: no new replicas there)" if low else ""
     return Probe("disk", True, f"{shown or 'no data node reported'}{note}; watermarks high {marks['high']}, "
                                f"flood stage {marks['flood_stage']}")
+
+
+def probe_production(cluster: _Cluster) -> list[Probe]:
+    """One ``warn`` line per setting of opensearch/ml-settings-production.json the cluster lacks (read only)."""
+    wanted = load_json("ml-settings-production.json")["persistent"]
+    effective = {key: cluster.setting(key) for key in wanted}
+    lacking = production_gaps(wanted, effective)
+    if not lacking:
+        return [Probe("production", True, f"ML Commons settings as in {PRODUCTION_FILE} (access control on, "
+                                          "breakers at their defaults or stricter)")]
+    return [Probe("production", True, f"{key} is {effective[key]}: {PRODUCTION_WHY.get(key[len(ML):], 'differs')}",
+                  f"{PRODUCTION_FIRST.get(key[len(ML):], '')}set it to {str(wanted[key]).lower()} "
+                  f"(PUT _cluster/settings, as in {PRODUCTION_FILE})", warn=True)
+            for key in lacking]
+
+
+def production_gaps(wanted: dict[str, Any], effective: dict[str, Any]) -> list[str]:
+    """Keys whose effective value is looser than production's: a breaker threshold above it (a free-disk floor
+    below it), a switch that differs. Stricter breakers are fine."""
+    gaps = []
+    for key, value in wanted.items():
+        have = effective.get(key)
+        if have is None:
+            gaps.append(key)
+        elif isinstance(value, bool):
+            if str(have).lower() != str(value).lower():
+                gaps.append(key)
+        elif isinstance(value, (int, float)):
+            if float(have) > float(value):
+                gaps.append(key)
+        elif parse_bytes(str(have)) < parse_bytes(str(value)):
+            gaps.append(key)
+    return gaps
 
 
 # ---------------------------------------------------------------- helpers

@@ -17,6 +17,8 @@ from opensearchpy.exceptions import NotFoundError, TransportError
 
 from reranker_core.errors import ClusterError, DeployError, RerankerError
 
+from ..connection import MODEL_ACCESS_FIX, MODEL_ACCESS_SIGNS
+
 ML = "/_plugins/_ml"  # names the REST call in error messages
 TERMINAL_TASK_STATES = {"COMPLETED", "FAILED", "COMPLETED_WITH_ERROR", "CANCELLED"}
 #: Model states in which every chunk is stored, so the model can be deployed again.
@@ -82,9 +84,11 @@ class MLCommons:
             raise ClusterError(f"lost OpenSearch during {method} {path} ({type(err).__name__})",
                                "check that it is up (`reranker cluster status`), then rerun: "
                                "what was half done is resumed or removed") from err
-        except TransportError as err:
-            raise ClusterError(f"{method} {path} failed: {_reason(err)}",
-                               "check `reranker cluster logs` or the cluster's logs") from err
+        except TransportError as err:  # ML Commons refuses another user's model group with a 400
+            reason = _reason(err)
+            fix = (MODEL_ACCESS_FIX if any(sign in reason for sign in MODEL_ACCESS_SIGNS)
+                   else "check `reranker cluster logs` or the cluster's logs")
+            raise ClusterError(f"{method} {path} failed: {reason}", fix) from err
 
     # ---------------------------------------------------------- model groups
     def ensure_model_group(self, name: str) -> str:
@@ -94,8 +98,15 @@ class MLCommons:
         if hits:
             return hits[0]["_id"]
         body = {"name": name, "description": "Cross-encoder rerankers deployed by opensearch-reranker"}
-        return self._call("POST", f"{ML}/model_groups/_register", self.ml.register_model_group,
-                          body=body)["model_group_id"]
+        try:
+            return self._call("POST", f"{ML}/model_groups/_register", self.ml.register_model_group,
+                              body=body)["model_group_id"]
+        except ClusterError as err:  # with model access control on, another user's group is not found above
+            if "already being used by a model group" not in err.message:
+                raise
+            raise ClusterError(f"model group {name!r} exists but this user may not see it (ML Commons model access "
+                               "control: it belongs to another user)",
+                               "deploy with --group NAME of your own (deploy.model_group)") from err
 
     # ---------------------------------------------------------------- models
     def list_models(self, content_hash: str | None = None, size: int = 1000) -> list[ModelInfo]:

@@ -424,7 +424,10 @@ class LocalNode:
                                      "check opensearch/security/roles.yml against the security plugin's role format")
 
     def _apply_ml_settings(self) -> None:
-        response = self._request("PUT", "/_cluster/settings", 30, json=load_json("ml-settings.json"))
+        """The recipe's ML Commons settings file (a dev node's relaxed ones), then its overrides."""
+        body = load_json(self.recipe["ml_settings"])
+        body["persistent"].update(self.recipe.get("ml_settings_override") or {})
+        response = self._request("PUT", "/_cluster/settings", 30, json=body)
         if response.status_code != 200:
             raise LocalNodeError(f"applying ML Commons settings failed: {response.text[:200]}",
                                  f"see {self.log_file}")
