@@ -45,12 +45,12 @@ def test_refusals_name_the_flag_and_the_fix(tmp_path, args, said):
 
 def test_a_missing_or_empty_query_log_is_refused(tmp_path):
     _, _, queries = _files(tmp_path)
-    check_queries((queries,))  # a search_term field is a query
-    with pytest.raises(ConfigError, match="no such file"):
-        check_queries((tmp_path / "nope.jsonl",))
+    check_queries((queries,), "user_query")  # a search_term field is a query
+    with pytest.raises(ConfigError, match="--log .*nope.jsonl: no such file"):
+        check_queries((tmp_path / "nope.jsonl",), "user_query", "--log")
     (tmp_path / "empty.jsonl").write_text(json.dumps({"title": "no query here"}) + "\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="has no queries"):
-        check_queries((tmp_path / "empty.jsonl",))
+        check_queries((tmp_path / "empty.jsonl",), "user_query")
 
 
 @pytest.mark.parametrize("extra, said", [

@@ -39,13 +39,15 @@ def with_own_data(config, catalog: Path | None, judgments: Path | None, data: Pa
     return dataclasses.replace(config, data=data_config)
 
 
-def check_queries(paths: tuple[Path, ...]) -> None:
-    """Every --queries file exists and has at least one query: a typo fails now, not after an hour of training."""
+def check_queries(paths: tuple[Path, ...], query_field: str, flag: str = "--queries") -> None:
+    """Every query log given with ``flag`` exists and has at least one query: a typo fails now, not after an hour
+    of training."""
     from training.querylog import iter_log_file
 
     for path in paths:
         if not Path(path).is_file():
-            raise ConfigError(f"--queries {path}: no such file", "check the path given to --queries")
-        if not any(line.query is not None for line in iter_log_file(Path(path))):
-            raise ConfigError(f"--queries {path} has no queries",
-                              "give a JSONL or CSV file with a user_query, query or search_term field")
+            raise ConfigError(f"{flag} {path}: no such file", f"check the path given to {flag}")
+        if not any(line.query is not None for line in iter_log_file(Path(path), query_field)):
+            raise ConfigError(f"{flag} {path} has no queries",
+                              f"give a JSONL or CSV file with a {query_field}, query or search_term field "
+                              "(augment.query_field names another)")

@@ -89,8 +89,9 @@ def run_all(ctx: Context, data: Path | None, kind: str | None, logs: tuple[Path,
         command(*name.split())
     config = with_behaviour(with_data(with_own_data(ctx.config, catalog, judgments, data, kind), data, kind),
                             behaviour)
+    check_queries(query_logs, config.augment.query_field)
+    check_queries(logs, config.augment.query_field, "--log")
     logs = (*logs, *query_logs)
-    check_queries(logs)
     if catalog or judgments:
         load_data(config)  # a bad judgments or catalog row stops the run here, before the cluster is touched
     ctx.config = config
