@@ -1,7 +1,9 @@
 """`run --catalog --judgments --queries`: the flags map onto the config, and bad input stops the run first."""
 from __future__ import annotations
 
+import dataclasses
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,9 @@ def test_catalog_and_judgments_become_the_generic_data_config(tmp_path):
     assert (config.data.kind, config.data.path, config.data.catalog) == ("generic", str(judgments), str(catalog))
     untouched = load_config(None)
     assert with_own_data(untouched, None, None, None, None) is untouched
+    configured = dataclasses.replace(untouched, data=dataclasses.replace(untouched.data, catalog=str(catalog)))
+    alone = with_own_data(configured, None, judgments, None, "generic")  # data.catalog from reranker.yaml
+    assert (alone.data.kind, alone.data.path, alone.data.catalog) == ("generic", str(judgments), str(catalog))
 
 
 @pytest.mark.parametrize("args, said", [
@@ -68,3 +73,16 @@ def test_run_refuses_bad_own_data_in_one_line_before_writing_anything(tmp_path, 
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and said in lines[0], result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no runs/, nothing half-written
+
+
+def test_make_run_passes_own_files_as_the_flags_and_keeps_the_dataset_default():
+    repo = Path(__file__).resolve().parents[1]
+
+    def planned(*args: str) -> str:
+        done = subprocess.run(["make", "-n", "-C", str(repo), "run", *args], capture_output=True, text=True,
+                              check=True)
+        return next(line for line in done.stdout.splitlines() if "reranker run" in line)
+
+    assert planned("CATALOG=p.csv", "JUDGMENTS=j.csv", "QUERIES=q.jsonl").split()[2:] == [
+        "--catalog", "p.csv", "--judgments", "j.csv", "--queries", "q.jsonl"]
+    assert "--data" in planned() and "--catalog" not in planned()

@@ -26,7 +26,7 @@ from training.onnx_scorer import OnnxZipScorer
 
 from ..conftest import tiny_cross_encoder
 from .conftest import PRODUCTS
-from .test_run import QUERIES, _grade
+from .test_run import QUERIES, REUSED, _grade
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -94,13 +94,17 @@ def test_readme_own_data_commands_reach_reranked_search(opensearch, client, proj
     assert any("run --catalog products.csv" in c and "--judgments judgments.csv" in c for c in commands), commands
     env = {**os.environ, "OPENSEARCH_URL": opensearch.url, "PYTHONPATH": str(REPO), "COLUMNS": "200",
            "OMP_NUM_THREADS": "1"}
-    outputs = []
-    for command in commands:
+
+    def shell(command: str) -> str:
         done = subprocess.run(["bash", "-ec", command], cwd=root, env=env, capture_output=True, text=True,
                               timeout=1200)
         assert done.returncode == 0, f"{command}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-        outputs.append(done.stdout)
+        return " ".join(done.stdout.split())
+
+    outputs = [shell(command) for command in commands]
     assert f"reranked ({deploy['pipeline']})" in outputs[-1]  # the README's search shows the reranked side
+    run = next(c for c in commands if " run " in c)
+    assert shell(run).count(REUSED) == 6  # fingerprinted: teacher, label, augment, both students, export reused
 
     verdict = json.loads((root / "runs/student-int8.json").read_text())
     shipped = root / ("runs/student-int8.zip" if verdict["within_noise"] else "runs/student.zip")
