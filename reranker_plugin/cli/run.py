@@ -10,6 +10,7 @@ import click
 from reranker_core.steps import Ledger, Step
 
 from .app import Context, cli, command, console, data_option, kind_option, load_data, pass_ctx, with_data
+from .own_data import check_queries, with_own_data
 
 RUNS = Path("runs")
 PAIRS = RUNS / "pairs"
@@ -22,6 +23,14 @@ HUMAN = "human"  # suffix of the human-label student's checkpoint, zip, model an
 @cli.command("run")
 @data_option
 @kind_option
+@click.option("--catalog", type=click.Path(path_type=Path),
+              help="Your products: CSV / JSONL / Parquet with an id column and text columns (sets data.catalog "
+              "and data.kind generic).")
+@click.option("--judgments", type=click.Path(path_type=Path),
+              help="Your relevance grades: CSV / JSONL / Parquet with query, product_id, grade (sets data.path).")
+@click.option("--queries", "query_logs", multiple=True, type=click.Path(path_type=Path),
+              help="Your query log(s): JSONL / CSV with user_query, query or search_term; their top hits join "
+              "the pool (same as --log).")
 @click.option("--log", "logs", multiple=True, type=click.Path(path_type=Path),
               help="Query log(s) whose queries' top hits join the pool (the dataset's training queries always do).")
 @click.option("--ship", type=click.Choice(["auto", "int8", "fp32"]), default="auto", show_default=True,
@@ -40,7 +49,8 @@ HUMAN = "human"  # suffix of the human-label student's checkpoint, zip, model an
 @pass_ctx
 def run_all(ctx: Context, data: Path | None, kind: str | None, logs: tuple[Path, ...], ship: str,
             restart: bool, yes: bool = False, overwrite: bool = False, behaviour: str | None = None,
-            behaviour_queries: Path | None = None) -> None:
+            behaviour_queries: Path | None = None, catalog: Path | None = None, judgments: Path | None = None,
+            query_logs: tuple[Path, ...] = ()) -> None:
     """The main job: node up, index, teacher, label, augment, students, export, deploy, evaluate.
 
     Budgets come from reranker.yaml (teacher, augment and student sections);
@@ -61,6 +71,11 @@ def run_all(ctx: Context, data: Path | None, kind: str | None, logs: tuple[Path,
     change there and needs --yes; it never writes into an index reranker did
     not create without --overwrite.
 
+    Your own files: --catalog, --judgments and --queries stand for
+    data.kind generic, data.catalog, data.path and --log; all are checked
+    before anything is written. Judgments are required (they train the
+    teacher and give the test split).
+
     Example:
 
     \b
@@ -68,10 +83,17 @@ def run_all(ctx: Context, data: Path | None, kind: str | None, logs: tuple[Path,
       OPENSEARCH_URL=https://search.example.com:9200 reranker run --data data/train.csv.zip --yes
       reranker --config configs/large.yaml run --data data/train.csv.zip
       reranker run --data data/train.csv.zip --behaviour index
+      reranker run --catalog products.csv --queries queries.jsonl --judgments judgments.csv
     """
     for name in CHAINED:  # a renamed command fails here, before any work
         command(*name.split())
-    config = with_behaviour(with_data(ctx.config, data, kind), behaviour)
+    config = with_behaviour(with_data(with_own_data(ctx.config, catalog, judgments, data, kind), data, kind),
+                            behaviour)
+    check_queries(query_logs, config.augment.query_field)
+    check_queries(logs, config.augment.query_field, "--log")
+    logs = (*logs, *query_logs)
+    if catalog or judgments:
+        load_data(config)  # a bad judgments or catalog row stops the run here, before the cluster is touched
     ctx.config = config
     click_ctx = click.get_current_context()
     timings: dict[str, float] = {}
