@@ -26,7 +26,7 @@ from reranker_core.config import load_config, override  # noqa: E402
 from reranker_core.files import atomic_write, write_json_atomic  # noqa: E402
 from training.bootstrap import intervals, paired_difference, per_query  # noqa: E402
 from training.datasets import load_dataset  # noqa: E402
-from training.ensemble import cross_encoder_config  # noqa: E402
+from training.members import cross_encoder_config  # noqa: E402
 from training.evaluate import judged_lists, ranked_lists  # noqa: E402
 from training.student import CrossEncoder, StudentExample, train_student  # noqa: E402
 from training.teacher import teacher_examples  # noqa: E402

@@ -7,8 +7,10 @@ from Maven Central. Whatever is chosen is real: no mock server, no fake client.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,11 +76,38 @@ def opensearch(request: pytest.FixtureRequest) -> Iterator[TestCluster]:
         node.down()
 
 
+#: Model names the integration tests give (a uuid suffix), and how old a leftover must be to be no live session's.
+TEST_MODEL = re.compile(r"^(test-model|run-test|own|safety)-[0-9a-f]{8}(-|$)")
+STALE_S = 3600
+
+
 @pytest.fixture(scope="session")
 def client(opensearch: TestCluster):
     from reranker_plugin.connection import connect
 
-    return connect(ClusterConfig(url=opensearch.url))
+    client = connect(ClusterConfig(url=opensearch.url))
+    if opensearch.kind in ("local", "docker"):  # never on a cluster named by OPENSEARCH_URL
+        _remove_stale_test_models(client)
+    return client
+
+
+def _remove_stale_test_models(client) -> None:
+    """Delete test models (and their test pipelines) over an hour old: a session whose node crashed skipped its
+    teardown, and its deployed models count against ML Commons' models-per-node cap ("Exceed max local model")."""
+    from reranker_plugin.mlcommons.client import MLCommons
+    from reranker_plugin.mlcommons.pipeline import pipelines_by_model
+
+    ml = MLCommons(client)
+    cutoff_ms = (time.time() - STALE_S) * 1000
+    stale = {m.model_id for m in ml.list_models() if TEST_MODEL.match(m.name) and (m.updated_ms or 0) < cutoff_ms}
+    for model_id, pipelines in pipelines_by_model(client).items():
+        if model_id in stale and all(TEST_MODEL.match(p) or p.startswith(("test-rerank-", "run-")) for p in pipelines):
+            for pipeline in pipelines:
+                client.search_pipeline.delete(id=pipeline, ignore=[404])
+        elif model_id in stale:
+            stale.discard(model_id)  # a pipeline that is not a test's uses it
+    for model_id in stale:
+        ml.delete(model_id)
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from reranker_core.config import load_config
 from reranker_core.errors import ConfigError
 from reranker_plugin.cli import cli
-from reranker_plugin.cli.own_data import check_queries, with_own_data
+from reranker_plugin.jobs.own_data import check_queries, with_own_data
 
 
 def _files(root: Path) -> tuple[Path, Path, Path]:

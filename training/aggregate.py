@@ -25,7 +25,7 @@ import numpy as np
 from reranker_core.template import ProductTemplate
 
 from .behaviour import CONTEXT_FILE, BehaviourContext, BehaviourInputs, BehaviourScorer, ImplicitView
-from .ensemble import Member, coefficient, cross_encoder_config, fit_weight
+from .members import Member, coefficient, cross_encoder_config, fit_weight
 from .metrics import evaluate_rankings, split_scores
 
 Progress = Callable[[int, int], None]

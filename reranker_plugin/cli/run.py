@@ -10,7 +10,7 @@ import click
 from reranker_core.steps import Ledger, Step
 
 from .app import Context, cli, command, console, data_option, kind_option, load_data, pass_ctx, with_data
-from .own_data import check_queries, with_own_data
+from ..jobs.own_data import check_queries, with_own_data
 
 RUNS = Path("runs")
 PAIRS = RUNS / "pairs"

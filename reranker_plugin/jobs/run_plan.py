@@ -1,7 +1,7 @@
 """What `reranker run` will change on the cluster, shown and confirmed before it changes anything.
 
-On the local node (`reranker cluster up`'s own, see ``node/identity.py``) the
-main job just runs. On any other cluster it first prints its plan — the index
+On the local node (`reranker cluster up`'s own: ``node.local.is_local_cluster``)
+the main job just runs. On any other cluster it first prints its plan — the index
 it creates or writes into, the models it registers, the pipelines it creates
 or replaces, the models it undeploys — and stops unless ``--yes`` was given.
 On every cluster it refuses to write into an existing index that reranker did
@@ -21,7 +21,7 @@ from reranker_core.redact import redact_url
 
 from ..connection import PERMISSION_FIX, PermissionDenied
 from ..mlcommons.pipeline import get_pipeline, pipeline_model_id
-from ..node.identity import is_local_cluster
+from ..node.local import is_local_cluster
 from .catalog import CREATED_BY, index_bodies, index_owner, legacy_products_mapping
 from .check import missing_permissions
 

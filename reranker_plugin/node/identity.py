@@ -6,17 +6,13 @@ records the cluster UUID of the node it started (or found running from its own
 pid file) in the node's folder, and a cluster counts as local only when the URL
 points at this machine on one of the local node ports and its UUID is the one
 recorded. A wiped data folder gets a new UUID, recorded again by the next `up`.
+The check itself, :func:`reranker_plugin.node.local.is_local_cluster`, lives
+beside the node it looks for.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from opensearchpy import OpenSearch
-from opensearchpy.exceptions import ConnectionError as OSConnectionError
-from opensearchpy.exceptions import TransportError
-
-from reranker_core.config import Config
 from reranker_core.files import atomic_write
 
 RECORD = "cluster-uuid"
@@ -32,30 +28,3 @@ def record_cluster_uuid(node_root: Path, cluster_uuid: str) -> None:
     path = node_root / RECORD
     if not path.is_file() or path.read_text(encoding="utf-8").strip() != cluster_uuid:
         atomic_write(path, lambda tmp: tmp.write_text(cluster_uuid + "\n", encoding="utf-8"))
-
-
-def recorded_uuids(config: Config) -> dict[int, str]:
-    """Local node port -> the cluster UUID `cluster up` recorded for it (plain and secured node)."""
-    from .local import LocalNode
-
-    found: dict[int, str] = {}
-    for secure in (False, True):
-        node = LocalNode(config.local_node, secure=secure)
-        path = node.layout.root / RECORD
-        if path.is_file():
-            found[node.port] = path.read_text(encoding="utf-8").strip()
-    return found
-
-
-def is_local_cluster(client: OpenSearch, config: Config) -> bool:
-    """True only for the node `reranker cluster up` runs: loopback URL, local node port, recorded UUID."""
-    url = urlsplit(config.cluster.url)
-    if url.hostname not in LOOPBACK:
-        return False
-    expected = recorded_uuids(config).get(url.port or (443 if url.scheme == "https" else 80))
-    if expected is None:
-        return False
-    try:
-        return client.info().get("cluster_uuid") == expected
-    except (OSConnectionError, TransportError):
-        return False

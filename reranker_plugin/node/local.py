@@ -33,10 +33,14 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
+from opensearchpy import OpenSearch
+from opensearchpy.exceptions import ConnectionError as OSConnectionError
+from opensearchpy.exceptions import TransportError
 
-from reranker_core.config import ClusterConfig, LocalNodeConfig
+from reranker_core.config import ClusterConfig, Config, LocalNodeConfig
 from reranker_core.errors import LocalNodeError
 from reranker_core.files import atomic_write, default_home, fsync_tree, sync_renamed
 
@@ -526,3 +530,28 @@ def _chown_tree(path: Path, uid: int, gid: int) -> None:
         os.chown(root, uid, gid)
         for name in dirs + files:
             os.lchown(os.path.join(root, name), uid, gid)
+
+
+def recorded_uuids(config: Config) -> dict[int, str]:
+    """Local node port -> the cluster UUID `cluster up` recorded for it (plain and secured node)."""
+    found: dict[int, str] = {}
+    for secure in (False, True):
+        node = LocalNode(config.local_node, secure=secure)
+        path = node.layout.root / identity.RECORD
+        if path.is_file():
+            found[node.port] = path.read_text(encoding="utf-8").strip()
+    return found
+
+
+def is_local_cluster(client: OpenSearch, config: Config) -> bool:
+    """True only for the node `reranker cluster up` runs: loopback URL, local node port, recorded UUID."""
+    url = urlsplit(config.cluster.url)
+    if url.hostname not in identity.LOOPBACK:
+        return False
+    expected = recorded_uuids(config).get(url.port or (443 if url.scheme == "https" else 80))
+    if expected is None:
+        return False
+    try:
+        return client.info().get("cluster_uuid") == expected
+    except (OSConnectionError, TransportError):
+        return False

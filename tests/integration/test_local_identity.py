@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 
 from reranker_core.config import ClusterConfig, Config, LocalNodeConfig
-from reranker_plugin.node.identity import RECORD, is_local_cluster, record_cluster_uuid
+from reranker_plugin.node.identity import RECORD, record_cluster_uuid
+from reranker_plugin.node.local import is_local_cluster
 from reranker_plugin.node.local import LocalNode
 
 pytestmark = pytest.mark.integration
