@@ -1,7 +1,8 @@
 """How much each ranker loses when test queries are typed the way people type them.
 
 Every test-split query is perturbed by each family of ``training/perturb.py``
-(typo, units, drop, order) at two strengths, with a seed no training run uses
+(typo, units, drop, order) at two rates (``strengths``: units are respelled
+more often, as few queries hold a number), with a seed no training run uses
 (``BENCHMARK_SEED``); the judged products stay the same. Each system ranks the
 clean and the perturbed lists, and the benchmark reports, per family and
 strength, the loss (clean − perturbed) in NDCG@5 and pairwise accuracy with
@@ -35,7 +36,7 @@ from training.bootstrap import PerQuery, contrast, per_query  # noqa: E402
 from training.datasets import load_dataset  # noqa: E402
 from training.evaluate import JudgedList, judged_lists, load_scorer, ranked_lists  # noqa: E402
 from training.metrics import RankedList  # noqa: E402
-from training.perturb import BENCHMARK_SEED, FAMILIES, STRENGTHS, perturb  # noqa: E402
+from training.perturb import BENCHMARK_SEED, FAMILIES, perturb, strengths  # noqa: E402
 
 METRICS = ("ndcg@5", "pairwise_accuracy")
 
@@ -103,6 +104,7 @@ def main() -> None:
     parser.add_argument("--no-bm25", action="store_true", help="Leave out BM25 (it needs the cluster).")
     parser.add_argument("--index", default="products", help="The main job's product index (BM25).")
     parser.add_argument("--max-queries", type=int, default=None, help="Test queries (sorted); default all.")
+    parser.add_argument("--family", action="append", choices=FAMILIES, help="Only these families (repeatable).")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
     args = parser.parse_args()
 
@@ -121,8 +123,8 @@ def main() -> None:
     print(f"clean test split scored ({len(test)} lists) in {time.monotonic() - started:.0f}s", flush=True)
     students = [name for name, _ in systems if name != "teacher"][:2]
     conditions = []
-    for family in FAMILIES:
-        for strength_name, strength in STRENGTHS.items():
+    for family in args.family or FAMILIES:
+        for strength_name, strength in strengths(family).items():
             noisy_lists = perturbed(test, family, strength)
             changed = [i for i, (a, b) in enumerate(zip(test, noisy_lists)) if a.query != b.query]
             row = {"family": family, "strength": strength_name, "rate": strength, "changed_queries": len(changed),
@@ -145,7 +147,8 @@ def main() -> None:
             print(f"{family} {strength_name}: {len(changed)} queries changed; pairwise loss on them "
                   + ", ".join(f"{n} {v:+.4f}" for n, v in loss.items()), flush=True)
     data = {"dataset": dataset.name, "test_queries": len(test), "seed": BENCHMARK_SEED,
-            "strengths": STRENGTHS, "systems": {"BM25": f"through the cluster, index {args.index!r}"} | dict(systems),
+            "strengths": {f: strengths(f) for f in args.family or FAMILIES},
+            "systems": {"BM25": f"through the cluster, index {args.index!r}"} | dict(systems),
             "clean": {n: rounded(contrast([(1, q)])) for n, q in clean.items()},
             "clean differences": {f"{a} - {b}": rounded(contrast([(1, clean[a]), (-1, clean[b])]))
                                   for a, b in ([students] if len(students) == 2 else [])},
