@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from reranker_core.config import AugmentConfig, ClusterConfig, EngineConfig
-from reranker_core.errors import ClusterError, RerankerError
+from reranker_core.errors import ClusterError, ConfigError, OutputError, RerankerError
 from reranker_core.template import ProductTemplate
 from training.ensemble import teacher_name
 from training.pairs import write_pairs
@@ -51,6 +52,72 @@ def start_ray(engine: EngineConfig) -> None:
     from ray.data import DataContext
 
     DataContext.get_current().enable_progress_bars = False  # the CLI shows its own
+
+
+def _read_probe(path: str) -> str:
+    """What a worker reads at ``path`` ("" when it cannot): the driver compares it with what it wrote."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError:
+        return ""
+
+
+def nodes_missing(probe: Path, token: str) -> list[str]:
+    """The alive Ray nodes (by IP) whose workers do not read ``token`` at ``probe``: one task pinned to each."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    read = ray.remote(num_cpus=0)(_read_probe)
+    nodes = [n for n in ray.nodes() if n["Alive"]]
+    seen = ray.get([read.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+                    .remote(str(probe)) for n in nodes])
+    return sorted({n["NodeManagerAddress"] for n, text in zip(nodes, seen) if text != token})
+
+
+def check_workers_see(out: Path) -> None:
+    """Refuse before any work when a worker cannot read a file the driver wrote under ``out``.
+
+    Otherwise each worker would write its parts to its own disk and the run would look finished.
+    """
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    token = uuid.uuid4().hex
+    probe = out / f".ray-probe-{token}"
+    probe.write_text(token, encoding="utf-8")
+    try:
+        missing = nodes_missing(probe, token)
+    finally:
+        probe.unlink(missing_ok=True)
+    if missing:
+        raise ConfigError(f"workers cannot see {out} (Ray node(s) {', '.join(missing)})",
+                          "use a shared filesystem path for the output")
+
+
+def check_part(out: Path, number: int, pairs: int) -> None:
+    """The part a worker reported must be here with the rows it reported (not so on a non-shared disk).
+
+    A part that is not removes itself, so the rerun the error suggests writes it again.
+    """
+    path = Path(out) / part_name(number)
+    found = _part_rows(path)
+    if found == pairs:
+        return
+    path.unlink(missing_ok=True)
+    seen = {None: "is missing", -1: "is not readable Parquet"}.get(found, f"holds {found} pairs")
+    raise OutputError(f"{path} {seen}, but its Ray worker reported {pairs} pairs written",
+                      "use a shared filesystem path for the output, then rerun to resume")
+
+
+def _part_rows(path: Path) -> int | None:
+    """Rows in the Parquet file at ``path``; None when it is missing, -1 when it is not readable Parquet."""
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):  # ArrowInvalid is a ValueError: a truncated file
+        return -1
 
 
 class _Retriever:
@@ -181,6 +248,7 @@ class RayLabeler:
         if not todo:
             return
         start_ray(self.engine)
+        check_workers_see(out)
         import ray.data
 
         items = [{"part": n, "queries": json.dumps([asdict(q) for q in part])} for n, part in todo]
@@ -195,6 +263,7 @@ class RayLabeler:
         estimate = sum(len(part) for _, part in todo) * min(self.cfg.top_k, self.cfg.per_query or self.cfg.top_k)
         pairs = 0
         for row in _rows(dataset):
+            check_part(Path(out), int(row["part"]), int(row["pairs"]))
             pairs += int(row["pairs"])
             if self.progress:
                 self.progress(min(pairs, estimate), estimate)

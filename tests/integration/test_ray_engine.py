@@ -11,11 +11,15 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from training.pairs import read_pairs
+from reranker_core.errors import OutputError
+from reranker_plugin.jobs.augment import part_name
+from reranker_plugin.jobs.ray_engine import check_part, check_workers_see, nodes_missing
+from training.pairs import read_pairs, write_pairs
 
 from .conftest import PRODUCTS, create_products_index
 from .faults import CLI, kill_when, record, run_cli, trained_teacher
@@ -157,3 +161,55 @@ def test_the_driver_killed_mid_run_resumes_from_the_manifest(opensearch, workdir
     same_pairs(out, reference)
     record("augment --engine ray", f"the driver SIGKILLed after {killed_at:.1f}s ({written} part(s) written)",
            "nothing (killed); the rerun resumes and exits 0", "finished parts kept; every pair once")
+
+
+@contextmanager
+def ray_driver(cluster) -> Iterator:
+    """This test process as a Ray driver on ``cluster`` (the CLI tests drive it from their own process)."""
+    import ray
+
+    ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def test_the_driver_refuses_when_a_worker_cannot_read_the_output_path(ray_cluster, tmp_path):
+    with ray_driver(ray_cluster) as ray:
+        out = tmp_path / "shared-out"
+        check_workers_see(out)  # one machine, one disk: every worker sees it
+        assert list(out.iterdir()) == []  # and the probe is gone
+        every = sorted({n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]})
+        probe = tmp_path / "probe"
+        probe.write_text("driver-token", encoding="utf-8")
+        assert nodes_missing(probe, "driver-token") == []
+        # what a worker on its own disk finds: no file there, or another run's file at that path
+        assert nodes_missing(tmp_path / "absent" / "probe", "driver-token") == every
+        assert nodes_missing(probe, "another-token") == every
+
+
+def _write_part_on_a_worker(out: str, number: int, n: int) -> int:
+    rows = [{"query": "q", "product_id": f"p{i}", "text": f"t{i}", "teacher_score": 0.5, "teacher_probs": [0.5]}
+            for i in range(n)]
+    write_pairs(Path(out) / part_name(number), rows)
+    return n
+
+
+@pytest.mark.parametrize("damage", ["deleted", "truncated", "fewer rows"])
+def test_a_part_the_driver_cannot_find_as_its_worker_reported_is_named_and_removed(ray_cluster, tmp_path, damage):
+    with ray_driver(ray_cluster) as ray:
+        reported = ray.get(ray.remote(num_cpus=1)(_write_part_on_a_worker).remote(str(tmp_path), 3, 7))
+    check_part(tmp_path, 3, reported)  # intact: accepted
+    path = tmp_path / part_name(3)
+    if damage == "deleted":  # the worker wrote to its own disk
+        path.unlink()
+    elif damage == "truncated":  # a copy still in flight
+        path.write_bytes(path.read_bytes()[:40])
+    else:  # another run's part at that path
+        _write_part_on_a_worker(str(tmp_path), 3, 2)
+    with pytest.raises(OutputError) as err:
+        check_part(tmp_path, 3, reported)
+    assert str(path) in err.value.message and "reported 7 pairs" in err.value.message
+    assert "shared filesystem" in err.value.fix
+    assert not path.exists()  # the rerun writes it again
