@@ -16,22 +16,75 @@ OpenSearch cluster and the teacher directory (a shared path, or the same path).
 """
 from __future__ import annotations
 
+import ipaddress
 import json
+import socket
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from reranker_core.config import AugmentConfig, ClusterConfig, EngineConfig
 from reranker_core.errors import ClusterError, ConfigError, OutputError, RerankerError
+from reranker_core.redact import redact_url
 from reranker_core.template import ProductTemplate
 from training.ensemble import teacher_name
 from training.pairs import write_pairs
 
 from ..connection import make_client
 from .augment import LoggedQuery, PartDone, Progress, label_rows, part_name, part_rows
+
+
+ON_THIS_MACHINE = (None, "local", "auto")  # a Ray started here, or the one `ray start` left here
+
+
+def ray_is_remote(address: str | None) -> bool:
+    """Whether ``address`` names a Ray head on another machine (then its workers may be elsewhere too).
+
+    None, "local" and "auto" are this machine's Ray; so is an address whose host is loopback or one of
+    this machine's own addresses. A host name that does not resolve counts as remote.
+    """
+    if address in ON_THIS_MACHINE:
+        return False
+    host = urlsplit("//" + str(address).split("://", 1)[-1]).hostname or ""
+    ips = _resolve(host)
+    return not ips or not all(_is_mine(ip) for ip in ips)
+
+
+def _resolve(host: str) -> set[str]:
+    """The IPs ``host`` names (none when it does not resolve)."""
+    try:
+        return {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (socket.gaierror, UnicodeError):
+        return set()
+
+
+def _is_mine(ip: str) -> bool:
+    """Loopback, or an address this machine can bind (so one of its interfaces has it)."""
+    address = ipaddress.ip_address(ip.split("%", 1)[0])
+    if address.is_loopback:
+        return True
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.bind((ip, 0))
+        return True
+    except OSError:
+        return False
+
+
+def check_workers_reach(engine: EngineConfig, cluster: ClusterConfig) -> None:
+    """Refuse a loopback cluster URL when the Ray workers run on other machines: there it is their own host."""
+    if engine.kind != "ray" or not ray_is_remote(engine.ray_address):
+        return
+    ips = _resolve(urlsplit(cluster.url).hostname or "")
+    if ips and all(ipaddress.ip_address(ip.split("%", 1)[0]).is_loopback for ip in ips):
+        raise ConfigError(f"cluster.url {redact_url(cluster.url)} is loopback, which the workers of the remote Ray "
+                          f"cluster {engine.ray_address} cannot reach",
+                          "pass --url (or set cluster.url) with the OpenSearch host name or IP the workers can reach")
 
 
 def start_ray(engine: EngineConfig) -> None:
@@ -243,6 +296,7 @@ class RayLabeler:
         self.teacher_dir, self.judged = Path(teacher_dir).resolve(), frozenset(judged)
         self.score_batch_size, self.progress = score_batch_size, progress
         self.teacher_name = teacher_name(self.teacher_dir)
+        check_workers_reach(engine, cluster)
 
     def run(self, todo: Sequence[tuple[int, Sequence[LoggedQuery]]], out: Path) -> Iterator[PartDone]:
         if not todo:

@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from reranker_core.errors import OutputError
+from reranker_core.config import ClusterConfig, EngineConfig
+from reranker_core.errors import ConfigError, OutputError
 from reranker_plugin.jobs.augment import part_name
-from reranker_plugin.jobs.ray_engine import check_part, check_workers_see, nodes_missing
+from reranker_plugin.jobs.ray_engine import (check_part, check_workers_reach, check_workers_see, nodes_missing,
+                                             ray_is_remote)
 from training.pairs import read_pairs, write_pairs
 
 from .conftest import PRODUCTS, create_products_index
@@ -213,3 +215,27 @@ def test_a_part_the_driver_cannot_find_as_its_worker_reported_is_named_and_remov
     assert str(path) in err.value.message and "reported 7 pairs" in err.value.message
     assert "shared filesystem" in err.value.fix
     assert not path.exists()  # the rerun writes it again
+
+
+def test_which_ray_addresses_count_as_remote(ray_cluster):
+    for here in (None, "local", "auto", ray_cluster.address, "127.0.0.1:6379", "ray://localhost:10001", "[::1]:6379"):
+        assert not ray_is_remote(here), here
+    for there in ("10.255.255.1:6379", "ray://10.255.255.1:10001", "head.invalid:6379"):
+        assert ray_is_remote(there), there
+    remote = EngineConfig(kind="ray", ray_address="10.255.255.1:6379")
+    check_workers_reach(remote, ClusterConfig(url="http://10.255.255.2:9200"))  # a routable URL: accepted
+    check_workers_reach(EngineConfig(kind="ray", ray_address=ray_cluster.address), ClusterConfig())  # all here
+    with pytest.raises(ConfigError):
+        check_workers_reach(remote, ClusterConfig(url="http://127.0.0.1:9200"))
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9200", "http://localhost:9200", "https://[::1]:9200"])
+def test_a_loopback_cluster_url_is_refused_with_a_remote_ray_address(tmp_path, url):
+    out = tmp_path / "out"
+    args = ("augment", str(tmp_path / "teacher"), "--log", str(tmp_path / "log.jsonl"), "--output", str(out),
+            "--ray-address", "ray://10.255.255.1:10001")
+    started = time.monotonic()
+    done = run_cli(tmp_path, url, *args, timeout=60)
+    assert done.code == 2 and "Traceback" not in done.err, done.err  # 2: a configuration error
+    assert "is loopback" in done.last_line and "10.255.255.1" in done.last_line and "--url" in done.last_line
+    assert not out.exists() and time.monotonic() - started < 30  # refused before any work or Ray connection
