@@ -16,12 +16,13 @@ OpenSearch cluster and the teacher directory (a shared path, or the same path).
 """
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import socket
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -29,13 +30,14 @@ from urllib.parse import urlsplit
 
 from reranker_core.config import AugmentConfig, ClusterConfig, EngineConfig
 from reranker_core.errors import ClusterError, ConfigError, OutputError, RerankerError
+from reranker_core.files import write_json_atomic
 from reranker_core.redact import redact_url
 from reranker_core.template import ProductTemplate
 from training.ensemble import teacher_name
 from training.pairs import write_pairs
 
 from ..connection import make_client
-from .augment import LoggedQuery, PartDone, Progress, label_rows, part_name, part_rows
+from .augment import MANIFEST, LoggedQuery, PartDone, Progress, label_rows, part_name, part_rows
 
 
 ON_THIS_MACHINE = (None, "local", "auto")  # a Ray started here, or the one `ray start` left here
@@ -325,22 +327,63 @@ class RayLabeler:
 
 
 def score_on_ray(engine: EngineConfig, teacher_dir: Path, pairs: Sequence[tuple[str, str]], batch_size: int,
-                 progress: Progress | None = None) -> list[tuple[float, list[float]]]:
-    """``teacher.score_with_distribution(pairs)``, computed by a pool of teacher actors; same order."""
-    start_ray(engine)
-    import ray.data
+                 progress: Progress | None = None, parts: Path | None = None, teacher_id: str = "",
+                 resumed: Callable[[int, int], None] | None = None) -> list[tuple[float, list[float]]]:
+    """``teacher.score_with_distribution(pairs)``, computed by a pool of teacher actors; same order.
 
+    With ``parts`` (a folder), each scored chunk is kept there as it arrives and a rerun with the same
+    pairs, chunk size and teacher (``teacher_id``: its content fingerprint) scores only the missing ones;
+    ``resumed(done, total)`` hears how many chunks were kept. The caller removes ``parts`` once done.
+    """
     size = engine.pairs_per_task
     chunks = [list(pairs[i:i + size]) for i in range(0, len(pairs), size)]
     if not chunks:
         return []
-    items = [{"chunk": i, "pairs": json.dumps(chunk)} for i, chunk in enumerate(chunks)]
-    dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-        _ChunkScorer, batch_size=1, **_teacher_pool(engine),
-        fn_constructor_kwargs={"teacher_dir": str(Path(teacher_dir).resolve()), "batch_size": batch_size})
-    found: dict[int, list] = {}
-    for row in _rows(dataset):
-        found[int(row["chunk"])] = [(float(s), [float(p) for p in probs]) for s, probs in json.loads(row["scored"])]
-        if progress:
-            progress(sum(len(chunks[c]) for c in found), len(pairs))
-    return [scored for i in range(len(chunks)) for scored in found[i]]
+    found = _kept_chunks(parts, _label_stamp(pairs, size, teacher_id), len(chunks)) if parts else {}
+    if resumed:
+        resumed(len(found), len(chunks))
+    todo = [i for i in range(len(chunks)) if i not in found]
+    if todo:
+        start_ray(engine)
+        import ray.data
+
+        items = [{"chunk": i, "pairs": json.dumps(chunks[i])} for i in todo]
+        dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+            _ChunkScorer, batch_size=1, **_teacher_pool(engine),
+            fn_constructor_kwargs={"teacher_dir": str(Path(teacher_dir).resolve()), "batch_size": batch_size})
+        for row in _rows(dataset):
+            found[int(row["chunk"])] = scored = json.loads(row["scored"])
+            if parts:
+                write_json_atomic(parts / _chunk_name(int(row["chunk"])), scored)
+            if progress:
+                progress(sum(len(chunks[c]) for c in found), len(pairs))
+    return [(float(s), [float(p) for p in probs]) for i in range(len(chunks)) for s, probs in found[i]]
+
+
+def _chunk_name(number: int) -> str:
+    return f"chunk-{number:05d}.json"
+
+
+def _label_stamp(pairs: Sequence[tuple[str, str]], size: int, teacher_id: str) -> str:
+    """Kept chunks are reused only for the same pairs, cut the same way, scored by the same teacher."""
+    h = hashlib.sha256(json.dumps([size, teacher_id]).encode())
+    for query, text in pairs:
+        h.update(json.dumps([query, text]).encode() + b"\n")
+    return h.hexdigest()
+
+
+def _kept_chunks(parts: Path, stamp: str, n_chunks: int) -> dict[int, list]:
+    """The chunks an earlier run with this ``stamp`` scored; another run's chunks are discarded."""
+    parts.mkdir(parents=True, exist_ok=True)
+    manifest = parts / MANIFEST
+    previous = json.loads(manifest.read_text()).get("fingerprint") if manifest.is_file() else None
+    if previous != stamp:
+        for stale in parts.glob("chunk-*.json"):
+            stale.unlink()
+        write_json_atomic(manifest, {"fingerprint": stamp, "chunks": n_chunks})
+    kept: dict[int, list] = {}
+    for i in range(n_chunks):
+        path = parts / _chunk_name(i)
+        if path.is_file():
+            kept[i] = json.loads(path.read_text(encoding="utf-8"))
+    return kept

@@ -239,3 +239,30 @@ def test_a_loopback_cluster_url_is_refused_with_a_remote_ray_address(tmp_path, u
     assert done.code == 2 and "Traceback" not in done.err, done.err  # 2: a configuration error
     assert "is loopback" in done.last_line and "10.255.255.1" in done.last_line and "--url" in done.last_line
     assert not out.exists() and time.monotonic() - started < 30  # refused before any work or Ray connection
+
+
+def test_label_on_ray_killed_mid_run_resumes_to_the_uninterrupted_pairs(opensearch, workdir, ray_cluster):
+    """Chunks of 2 pairs, so the driver dies with some scored and many not."""
+    teacher = str(trained_teacher(workdir, opensearch.url))
+    config = workdir / "ray-label.yaml"
+    config.write_text((workdir / "reranker.yaml").read_text() + "engine: {pairs_per_task: 2}\n", encoding="utf-8")
+
+    def args(target: str) -> tuple[str, ...]:
+        return ("--config", str(config), "label", teacher, "--output", target, "--ray-address", ray_cluster.address)
+
+    whole = run_cli(workdir, opensearch.url, *args("runs/label-ray-whole.parquet"))
+    assert whole.code == 0, whole.err
+    target, parts = workdir / "runs/label-ray-killed.parquet", workdir / "runs/label-ray-killed.parquet.parts"
+    killed_at = kill_when(workdir, opensearch.url, args(str(target)), ready=lambda: any(parts.glob("chunk-*.json")),
+                          timeout=300)
+    kept = len(list(parts.glob("chunk-*.json")))
+    total = json.loads((parts / "manifest.json").read_text())["chunks"]
+    assert not target.exists() and 0 < kept < total
+    done = run_cli(workdir, opensearch.url, *args(str(target)))
+    assert done.code == 0, done.err
+    resumed = int(done.err.split("resumed: ", 1)[1].split(" of ", 1)[0])
+    assert resumed >= kept and f"of {total} chunks" in done.err  # the finished chunks were not scored again
+    assert read_pairs([target]) == read_pairs([workdir / "runs/label-ray-whole.parquet"])  # row for row
+    assert not parts.exists()  # spent once the pairs file is whole
+    record("label --engine ray", f"the driver SIGKILLed after {killed_at:.1f}s ({kept} of {total} chunks scored)",
+           "nothing (killed); the rerun resumes and exits 0", "scored chunks kept; the pairs of an uninterrupted run")
