@@ -143,6 +143,11 @@ def check_workers_see(out: Path) -> None:
         missing = nodes_missing(probe, token)
     finally:
         probe.unlink(missing_ok=True)
+    refuse_unseen(out, missing)
+
+
+def refuse_unseen(out: Path, missing: Sequence[str]) -> None:
+    """The one line for nodes that did not read the probe (none: nothing to refuse)."""
     if missing:
         raise ConfigError(f"workers cannot see {out} (Ray node(s) {', '.join(missing)})",
                           "use a shared filesystem path for the output")

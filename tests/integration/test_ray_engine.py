@@ -25,7 +25,7 @@ from reranker_core.config import ClusterConfig, EngineConfig
 from reranker_core.errors import ConfigError, OutputError
 from reranker_plugin.jobs.augment import part_name
 from reranker_plugin.jobs.ray_engine import (check_part, check_workers_reach, check_workers_see, nodes_missing,
-                                             ray_is_remote)
+                                             ray_is_remote, refuse_unseen)
 from training.pairs import read_pairs, write_pairs
 
 from .conftest import PRODUCTS, create_products_index
@@ -209,6 +209,11 @@ def test_the_driver_refuses_when_a_worker_cannot_read_the_output_path(ray_cluste
         # what a worker on its own disk finds: no file there, or another run's file at that path
         assert nodes_missing(tmp_path / "absent" / "probe", "driver-token") == every
         assert nodes_missing(probe, "another-token") == every
+    refuse_unseen(out, [])
+    with pytest.raises(ConfigError) as err:
+        refuse_unseen(out, every)
+    assert err.value.message.startswith(f"workers cannot see {out} (Ray node(s) {every[0]}")
+    assert err.value.fix == "use a shared filesystem path for the output"
 
 
 def _write_part_on_a_worker(out: str, number: int, n: int) -> int:
