@@ -87,6 +87,10 @@ def augment(ctx: Context, teacher_dir: Path, logs: tuple[Path, ...], data: Path 
 
     flags["output"] = str(flags["output"]) if flags["output"] else None
     config = with_engine(with_data(ctx.config, data, kind), engine, ray_address)
+    if config.engine.kind == "ray":
+        from ..jobs.ray_engine import check_workers_reach
+
+        check_workers_reach(config.engine, config.cluster)  # before any work
     cfg = override(config.augment, logs=tuple(map(str, logs)) or None, **flags)
     judged = judged_pairs(load_data(config)) if cfg.skip_judged and config.data.path else frozenset()
     client = ctx.client()

@@ -7,15 +7,16 @@ the previous output intact.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import click
 
 from reranker_core.config import override
 
-from .app import (Context, Deprecated, GrammarCommand, cli, console, data_option, engine_options, kind_option,
-                  load_data, pass_ctx, progress_bar, renamed, report_comparison, restart_option, with_data,
-                  with_engine)
+from .app import (Context, Deprecated, GrammarCommand, cli, console, data_option, engine_options, err_console,
+                  kind_option, load_data, pass_ctx, progress_bar, renamed, report_comparison, restart_option,
+                  with_data, with_engine)
 
 PAIRS_DIR = Path("runs/pairs")
 
@@ -170,7 +171,12 @@ def label(ctx: Context, teacher_dir: Path, data: Path | None, kind: str | None, 
         if teacher is None:
             from ..jobs.ray_engine import score_on_ray
 
-            scored = score_on_ray(config.engine, teacher_dir, pairs, config.teacher.score_batch_size, update)
+            from training.ensemble import teacher_fingerprint
+
+            target = out or PAIRS_DIR / f"judged-{split}.parquet"
+            parts = target.with_name(target.name + ".parts")  # kept chunks: a rerun resumes
+            scored = score_on_ray(config.engine, teacher_dir, pairs, config.teacher.score_batch_size, update,
+                                  parts, teacher_fingerprint(teacher_dir), resumed=_say_resumed)
         else:
             scored = teacher.score_with_distribution(pairs, config.teacher.score_batch_size, update)
     name = teacher.name if teacher else teacher_name(teacher_dir)
@@ -178,7 +184,15 @@ def label(ctx: Context, teacher_dir: Path, data: Path | None, kind: str | None, 
              "teacher_probs": probs, "teacher": name, "source": "judged", "label": e.label}
             for e, (score, probs) in zip(examples, scored)]
     out = write_pairs(out or PAIRS_DIR / f"judged-{split}.parquet", rows)
+    if on_ray:
+        shutil.rmtree(parts, ignore_errors=True)  # the pairs file is whole: the kept chunks are spent
     console.print(f"{len(rows)} teacher-scored pairs ({len({r['query'] for r in rows})} queries) -> {out}")
+
+
+def _say_resumed(done: int, total: int) -> None:
+    """Tell a rerun of ``label --engine ray`` how much an interrupted run left."""
+    if done:
+        err_console.print(f"resumed: {done} of {total} chunks were already scored", highlight=False)
 
 
 # ------------------------------------------------------------- student

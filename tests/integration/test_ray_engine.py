@@ -1,21 +1,32 @@
 """`augment` and `label` on a real local Ray cluster: head + 2 worker nodes started by the fixture.
 
 The ray engine must write what the local engine writes (same pairs, same
-scores within float tolerance, same malformed-line count), survive a worker
-node killed mid-run, and resume from the manifest after the driver is killed,
-with no pair lost or written twice.
+scores within float tolerance, same malformed-line count), survive the process
+of a Ray actor killed mid-run, and resume after the driver is killed (augment
+from its manifest, label from its kept chunks), with no pair lost or written
+twice. It must also refuse, in one line, an output path the workers cannot
+see, a part that is not what its worker reported, and a loopback cluster URL
+with a remote Ray.
 """
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from training.pairs import read_pairs
+from reranker_core.config import ClusterConfig, EngineConfig
+from reranker_core.errors import ConfigError, OutputError
+from reranker_plugin.jobs.augment import part_name
+from reranker_plugin.jobs.ray_engine import (check_part, check_workers_reach, check_workers_see, nodes_missing,
+                                             ray_is_remote, refuse_unseen)
+from training.pairs import read_pairs, write_pairs
 
 from .conftest import PRODUCTS, create_products_index
 from .faults import CLI, kill_when, record, run_cli, trained_teacher
@@ -118,9 +129,26 @@ def test_ray_engine_writes_what_the_local_engine_writes(opensearch, workdir, que
     same_pairs(workdir / "runs/label-ray.parquet", workdir / "runs/label-local.parquet")
 
 
-def test_a_worker_node_killed_mid_run_is_retried_and_the_output_is_complete(opensearch, workdir, query_log,
-                                                                            reference, products_index_module,
-                                                                            ray_cluster):
+def actor_process(cluster, job_pids: set[int] = frozenset(), timeout: float = 120) -> tuple[int, str]:
+    """The pid and class of a live Ray Data actor (a map worker holding a retriever or a teacher).
+
+    From the GCS actor table: ``ray.util.state.list_actors`` gives the same pid but needs the dashboard,
+    which this environment's Ray (without ``ray[default]``) cannot start.
+    """
+    import ray._private.state
+
+    with ray_driver(cluster):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for actor in ray._private.state.actors().values():
+                if actor["State"] == "ALIVE" and "MapWorker" in actor["ActorClassName"] and actor["Pid"]:
+                    return int(actor["Pid"]), actor["ActorClassName"]
+            time.sleep(0.1)
+    raise AssertionError("no live Ray Data actor appeared")
+
+
+def test_a_process_holding_an_actor_killed_mid_run_is_retried_and_the_output_is_complete(
+        opensearch, workdir, query_log, reference, products_index_module, ray_cluster):
     out = workdir / "runs/ray-worker-killed"
     args = augment_args(workdir, query_log, products_index_module, str(out), "--ray-address", ray_cluster.address)
     proc = subprocess.Popen([*CLI, "--url", opensearch.url, *args], cwd=workdir, stdout=subprocess.PIPE,
@@ -128,19 +156,17 @@ def test_a_worker_node_killed_mid_run_is_retried_and_the_output_is_complete(open
     deadline = time.monotonic() + 300
     while not any(out.glob("part-*.parquet")) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
-    assert proc.poll() is None, "augment finished before a worker could be killed"
+    pid, kind = actor_process(ray_cluster)
+    assert proc.poll() is None, "augment finished before an actor could be killed"
     parts_before = len(list(out.glob("part-*.parquet")))
-    victim = ray_cluster.worker_nodes.__iter__().__next__()
-    ray_cluster.remove_node(victim, allow_graceful=False)  # SIGKILL its raylet and worker processes
-    try:
-        _, err = proc.communicate(timeout=600)
-        assert proc.returncode == 0, err[-2000:]
-        same_pairs(out, reference)
-    finally:
-        ray_cluster.add_node(num_cpus=1, object_store_memory=STORE)
-        ray_cluster.wait_for_nodes()
-    record("augment --engine ray", f"a Ray worker node SIGKILLed mid-run ({parts_before} part(s) written)",
-           "nothing: Ray restarts the actors elsewhere and the run exits 0",
+    os.kill(pid, signal.SIGKILL)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-2000:]
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the actor's process is really gone
+    same_pairs(out, reference)
+    record("augment --engine ray", f"the process of a Ray actor ({kind}) SIGKILLed mid-run ({parts_before} part(s) "
+           "written)", "nothing: Ray restarts the actor and retries its task; the run exits 0",
            "every pair once; equal to the local engine's output")
 
 
@@ -157,3 +183,111 @@ def test_the_driver_killed_mid_run_resumes_from_the_manifest(opensearch, workdir
     same_pairs(out, reference)
     record("augment --engine ray", f"the driver SIGKILLed after {killed_at:.1f}s ({written} part(s) written)",
            "nothing (killed); the rerun resumes and exits 0", "finished parts kept; every pair once")
+
+
+@contextmanager
+def ray_driver(cluster) -> Iterator:
+    """This test process as a Ray driver on ``cluster`` (the CLI tests drive it from their own process)."""
+    import ray
+
+    ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def test_the_driver_refuses_when_a_worker_cannot_read_the_output_path(ray_cluster, tmp_path):
+    with ray_driver(ray_cluster) as ray:
+        out = tmp_path / "shared-out"
+        check_workers_see(out)  # one machine, one disk: every worker sees it
+        assert list(out.iterdir()) == []  # and the probe is gone
+        every = sorted({n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]})
+        probe = tmp_path / "probe"
+        probe.write_text("driver-token", encoding="utf-8")
+        assert nodes_missing(probe, "driver-token") == []
+        # what a worker on its own disk finds: no file there, or another run's file at that path
+        assert nodes_missing(tmp_path / "absent" / "probe", "driver-token") == every
+        assert nodes_missing(probe, "another-token") == every
+    refuse_unseen(out, [])
+    with pytest.raises(ConfigError) as err:
+        refuse_unseen(out, every)
+    assert err.value.message.startswith(f"workers cannot see {out} (Ray node(s) {every[0]}")
+    assert err.value.fix == "use a shared filesystem path for the output"
+
+
+def _write_part_on_a_worker(out: str, number: int, n: int) -> int:
+    rows = [{"query": "q", "product_id": f"p{i}", "text": f"t{i}", "teacher_score": 0.5, "teacher_probs": [0.5]}
+            for i in range(n)]
+    write_pairs(Path(out) / part_name(number), rows)
+    return n
+
+
+@pytest.mark.parametrize("damage", ["deleted", "truncated", "fewer rows"])
+def test_a_part_the_driver_cannot_find_as_its_worker_reported_is_named_and_removed(ray_cluster, tmp_path, damage):
+    with ray_driver(ray_cluster) as ray:
+        reported = ray.get(ray.remote(num_cpus=1)(_write_part_on_a_worker).remote(str(tmp_path), 3, 7))
+    check_part(tmp_path, 3, reported)  # intact: accepted
+    path = tmp_path / part_name(3)
+    if damage == "deleted":  # the worker wrote to its own disk
+        path.unlink()
+    elif damage == "truncated":  # a copy still in flight
+        path.write_bytes(path.read_bytes()[:40])
+    else:  # another run's part at that path
+        _write_part_on_a_worker(str(tmp_path), 3, 2)
+    with pytest.raises(OutputError) as err:
+        check_part(tmp_path, 3, reported)
+    assert str(path) in err.value.message and "reported 7 pairs" in err.value.message
+    assert "shared filesystem" in err.value.fix
+    assert not path.exists()  # the rerun writes it again
+
+
+def test_which_ray_addresses_count_as_remote(ray_cluster):
+    for here in (None, "local", "auto", ray_cluster.address, "127.0.0.1:6379", "ray://localhost:10001", "[::1]:6379"):
+        assert not ray_is_remote(here), here
+    for there in ("10.255.255.1:6379", "ray://10.255.255.1:10001", "head.invalid:6379"):
+        assert ray_is_remote(there), there
+    remote = EngineConfig(kind="ray", ray_address="10.255.255.1:6379")
+    check_workers_reach(remote, ClusterConfig(url="http://10.255.255.2:9200"))  # a routable URL: accepted
+    check_workers_reach(EngineConfig(kind="ray", ray_address=ray_cluster.address), ClusterConfig())  # all here
+    with pytest.raises(ConfigError):
+        check_workers_reach(remote, ClusterConfig(url="http://127.0.0.1:9200"))
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9200", "http://localhost:9200", "https://[::1]:9200"])
+def test_a_loopback_cluster_url_is_refused_with_a_remote_ray_address(tmp_path, url):
+    out = tmp_path / "out"
+    args = ("augment", str(tmp_path / "teacher"), "--log", str(tmp_path / "log.jsonl"), "--output", str(out),
+            "--ray-address", "ray://10.255.255.1:10001")
+    started = time.monotonic()
+    done = run_cli(tmp_path, url, *args, timeout=60)
+    assert done.code == 2 and "Traceback" not in done.err, done.err  # 2: a configuration error
+    assert "is loopback" in done.last_line and "10.255.255.1" in done.last_line and "--url" in done.last_line
+    assert not out.exists() and time.monotonic() - started < 30  # refused before any work or Ray connection
+
+
+def test_label_on_ray_killed_mid_run_resumes_to_the_uninterrupted_pairs(opensearch, workdir, ray_cluster):
+    """Chunks of 2 pairs, so the driver dies with some scored and many not."""
+    teacher = str(trained_teacher(workdir, opensearch.url))
+    config = workdir / "ray-label.yaml"
+    config.write_text((workdir / "reranker.yaml").read_text() + "engine: {pairs_per_task: 2}\n", encoding="utf-8")
+
+    def args(target: str) -> tuple[str, ...]:
+        return ("--config", str(config), "label", teacher, "--output", target, "--ray-address", ray_cluster.address)
+
+    whole = run_cli(workdir, opensearch.url, *args("runs/label-ray-whole.parquet"))
+    assert whole.code == 0, whole.err
+    target, parts = workdir / "runs/label-ray-killed.parquet", workdir / "runs/label-ray-killed.parquet.parts"
+    killed_at = kill_when(workdir, opensearch.url, args(str(target)), ready=lambda: any(parts.glob("chunk-*.json")),
+                          timeout=300)
+    kept = len(list(parts.glob("chunk-*.json")))
+    total = json.loads((parts / "manifest.json").read_text())["chunks"]
+    assert not target.exists() and 0 < kept < total
+    done = run_cli(workdir, opensearch.url, *args(str(target)))
+    assert done.code == 0, done.err
+    resumed = int(done.err.split("resumed: ", 1)[1].split(" of ", 1)[0])
+    assert resumed >= kept and f"of {total} chunks" in done.err  # the finished chunks were not scored again
+    assert read_pairs([target]) == read_pairs([workdir / "runs/label-ray-whole.parquet"])  # row for row
+    assert not parts.exists()  # spent once the pairs file is whole
+    record("label --engine ray", f"the driver SIGKILLed after {killed_at:.1f}s ({kept} of {total} chunks scored)",
+           "nothing (killed); the rerun resumes and exits 0", "scored chunks kept; the pairs of an uninterrupted run")
