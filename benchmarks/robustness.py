@@ -165,7 +165,7 @@ def _plot(data: dict, path: Path) -> None:
 
     fig = Figure(figsize=(11, 4), dpi=120, layout="constrained")
     FigureCanvasAgg(fig)
-    labels = [f"{c['family']}\n{c['strength']} ({c['changed_queries']})" for c in data["conditions"]]
+    labels = [f"{c['family']}\n{c['strength']}\n({c['changed_queries']} q.)" for c in data["conditions"]]
     names = list(data["clean"])
     width = 0.8 / len(names)
     for i, metric in enumerate(METRICS):
