@@ -33,7 +33,7 @@ OWN_DATA = --catalog $(CATALOG) $(if $(JUDGMENTS),--judgments $(JUDGMENTS)) $(if
 # `make run BEHAVIOUR=index` (or a ubi_events export): the behaviour-aggregated teacher (docs/clicks.md).
 BEHAVIOUR ?=
 
-.PHONY: install install-large test unit run run-large up down status bench bench-load bench-faults bench-scaling bench-init bench-robustness bench-teacher-loss bench-precision bench-ray bench-fsync clean
+.PHONY: install install-large test unit run run-large up down status bench bench-load bench-faults bench-scaling bench-init bench-robustness bench-length bench-teacher-loss bench-precision bench-ray bench-fsync clean
 
 install: $(VENV)/.installed
 
@@ -106,6 +106,9 @@ bench-init: install
 
 bench-robustness: install
 	$(BIN)/python benchmarks/robustness.py --data $(DATA) --kind $(KIND)
+
+bench-length: install
+	$(BIN)/python benchmarks/dynamic_length.py
 
 bench-teacher-loss: install
 	$(BIN)/python benchmarks/teacher_loss.py --data $(DATA) --kind $(KIND)

