@@ -227,17 +227,6 @@ def cli(ctx: click.Context, config_path: Path | None, url: str | None, verbose: 
     ctx.obj = Context(config, verbose, url)
 
 
-def command(*names: str) -> click.Command:
-    """The command registered under ``names`` (``command("cluster", "up")``).
-
-    `reranker run` chains other verbs through this lookup, so no verb module imports another.
-    """
-    found: click.Command = cli
-    for name in names:
-        found = found.commands[name]  # type: ignore[attr-defined]
-    return found
-
-
 LOG_EVERY_S = 60.0  # progress lines in a log file (no terminal): one a minute
 
 
