@@ -154,7 +154,7 @@ def test_the_cli_chain_exports_clicks_trains_the_behaviour_teacher_and_labels_pl
 
 def test_run_swaps_in_the_behaviour_teacher_only_with_behaviour():
     from reranker_core.config import Config
-    from reranker_plugin.cli.run import with_behaviour
+    from reranker_plugin.jobs.main_job import with_behaviour
 
     config = Config()
     assert with_behaviour(config, None) is config  # the default main job is unchanged

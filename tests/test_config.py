@@ -86,8 +86,8 @@ def test_cli_rejects_a_broken_zip_before_touching_any_cluster(tmp_path):
     assert "model.zip is not a zip file" in result.output
 
 
-def test_run_finds_every_step_it_chains(tmp_path, monkeypatch):
-    """`reranker run` looks its steps up on the group by name; all resolve before it asks for the dataset."""
+def test_run_without_a_dataset_says_so_in_one_line(tmp_path, monkeypatch):
+    """`reranker run` with no dataset configured stops with the usage error, not a traceback."""
     monkeypatch.chdir(tmp_path)  # no reranker.yaml here, so no dataset is configured
     monkeypatch.delenv("OPENSEARCH_URL", raising=False)
     result = CliRunner().invoke(cli, ["run"])

@@ -115,7 +115,7 @@ def test_the_teacher_blends_an_exported_list_by_its_configured_weight_and_knows_
 
 
 def test_simulated_events_without_their_sidecar_are_still_labelled_simulated(tmp_path):
-    from reranker_plugin.cli.clicks import simulation_record
+    from reranker_plugin.jobs.api import simulation_record
 
     assert "not found: parameters unknown" in simulation_record(tmp_path / "none.json", "ubi_events")["note"]
     (tmp_path / "sim.json").write_text(json.dumps({"events_index": "other", "seed": 1}))

@@ -21,11 +21,12 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
 
 from reranker_core.config import DATA_KINDS, Config, load_config, override
 from reranker_core.errors import RerankerError
+from reranker_core.output import Output
 from reranker_core.redact import REDACTING_FILTER, redact_url
 
 console = Console()
@@ -53,8 +54,51 @@ class Context:
 
         return connect(self.config.cluster)
 
+    @property
+    def output(self) -> ConsoleOutput:
+        """Where the Python API's steps report when a verb calls them: the terminal."""
+        return ConsoleOutput()
+
 
 pass_ctx = click.make_pass_decorator(Context)
+
+
+class ConsoleOutput(Output):
+    """The API's :class:`Output` on the terminal: lines on stdout, warnings on stderr, rich progress bars."""
+
+    def say(self, message: object) -> None:
+        console.print(message)
+
+    def verbatim(self, line: str) -> None:
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+    def warn(self, line: str) -> None:
+        err_console.print(line, highlight=False)
+
+    def heading(self, title: str) -> None:
+        console.rule(f"[bold]{escape(title)}")
+
+    @contextmanager
+    def progress(self, description: str, unit: str = "steps") -> Iterator[Callable[[int, int], None]]:
+        with progress_bar(description, unit) as update:
+            yield update
+
+    @contextmanager
+    def stages(self) -> Iterator[Callable[[str, int, int], None]]:
+        columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                   TimeElapsedColumn())
+        with Progress(*columns, console=err_console, transient=True) as progress:
+            tasks: dict[str, TaskID] = {}
+
+            def report(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = progress.add_task(stage, total=total)
+                progress.update(tasks[stage], completed=done)
+
+            yield report
+
+    def status(self, text: str):
+        return console.status(text)
 
 
 class Deprecated:
@@ -183,17 +227,6 @@ def cli(ctx: click.Context, config_path: Path | None, url: str | None, verbose: 
     ctx.obj = Context(config, verbose, url)
 
 
-def command(*names: str) -> click.Command:
-    """The command registered under ``names`` (``command("cluster", "up")``).
-
-    `reranker run` chains other verbs through this lookup, so no verb module imports another.
-    """
-    found: click.Command = cli
-    for name in names:
-        found = found.commands[name]  # type: ignore[attr-defined]
-    return found
-
-
 LOG_EVERY_S = 60.0  # progress lines in a log file (no terminal): one a minute
 
 
@@ -274,20 +307,12 @@ def _clock(seconds: float) -> str:
     return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
 
 
-_datasets: dict[str, object] = {}  # `reranker run` chains commands in one process: parse each dataset once
-
-
 def load_data(config: Config):
-    """The configured judged dataset (read once per process and data config)."""
-    from training.datasets import load_dataset
+    """The configured judged dataset, read once per process (``training.datasets.load_data``; imported here
+    lazily so ``reranker --help`` stays instant)."""
+    from training.datasets import load_data as load
 
-    cfg = config.data
-    files = [cfg.require_path(), *([Path(cfg.catalog)] if cfg.catalog else [])]
-    key = repr((cfg, [f.stat().st_mtime_ns if f.exists() else None for f in files]))  # an edited file is re-read
-    if key not in _datasets:
-        _datasets[key] = load_dataset(cfg.kind, cfg.require_path(), cfg.grade_map,
-                                      Path(cfg.catalog) if cfg.catalog else None)
-    return _datasets[key]
+    return load(config)
 
 
 def with_data(config: Config, data: Path | None, kind: str | None) -> Config:
@@ -317,37 +342,7 @@ def with_engine(config, engine: str | None, ray_address: str | None):
 
 def report_comparison(ranked: dict, pairs: list[tuple[str, str]], title: str, out: Path,
                       relevant_threshold: float) -> dict:
-    """Print each system's metrics with 95% bootstrap intervals and the paired differences in ``pairs``;
-    write ``out`` (JSON) and its PNG beside it. ``ranked`` maps name -> RankedLists or a ready PerQuery."""
-    from reranker_core.files import write_json_atomic
-    from training.bootstrap import PerQuery, compare, per_query
+    """``jobs.evaluate.report_comparison`` printing to the terminal."""
+    from ..jobs.evaluate import report_comparison as report
 
-    from ..jobs.evaluate import plot_comparison
-
-    per_system = {name: r if isinstance(r, PerQuery) else per_query(r, relevant_threshold=relevant_threshold)
-                  for name, r in ranked.items()}
-    result = compare(per_system, pairs)
-    keys = ("ndcg@5", "ndcg@10", "mrr", "pairwise_accuracy")
-    table = Table("system", *keys, title=f"{title} (95% bootstrap interval over {result.queries} queries)")
-    for name, metrics in result.systems.items():
-        table.add_row(name, *(_interval(metrics[k]) for k in keys))
-    console.print(table)
-    if result.differences:
-        diffs = Table("paired difference", *keys, title="differences on the same queries (interval excludes 0: "
-                                                        "not noise)")
-        for name, metrics in result.differences.items():
-            diffs.add_row(name, *(_interval(metrics[k], signed=True) for k in keys))
-        console.print(diffs)
-    data = {"title": title, **result.to_json()}
-    write_json_atomic(out, data, allow_nan=False)
-    plot_comparison(data["systems"], out.with_suffix(".png"), title=title)
-    console.print(f"wrote {out} and {out.with_suffix('.png')}")
-    return data
-
-
-def _interval(triple: tuple[float, float, float], signed: bool = False) -> str:
-    value, low, high = triple
-    if value != value:  # NaN: no query defines the metric
-        return "n/a"
-    mark = "" if not signed or low <= 0 <= high else " *"
-    return f"{value:+.4f} [{low:+.3f}, {high:+.3f}]{mark}" if signed else f"{value:.4f} [{low:.3f}, {high:.3f}]"
+    return report(ranked, pairs, title, out, relevant_threshold, ConsoleOutput())

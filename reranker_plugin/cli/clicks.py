@@ -1,15 +1,15 @@
 """Commands on UBI behaviour data: simulate-events, implicit-judgments (docs/clicks.md)."""
 from __future__ import annotations
 
-import json
+import dataclasses
 from pathlib import Path
 
 import click
 
 from reranker_core.config import override
 
-from .app import (Context, GrammarCommand, cli, console, data_option, err_console, kind_option, load_data, pass_ctx,
-                  renamed, with_data)
+from .app import (Context, GrammarCommand, cli, console, data_option, kind_option, load_data, pass_ctx, renamed,
+                  with_data)
 
 
 @cli.command("simulate-events", cls=GrammarCommand, old_spellings={"--sidecar": renamed("--json")})
@@ -92,42 +92,9 @@ def implicit_judgments(ctx: Context, events_file: Path | None, queries_file: Pat
     \b
       reranker implicit-judgments --events ubi_events.jsonl.gz --queries ubi_queries.jsonl
     """
-    from training.clicksim import SIMULATED_APPLICATION
-    from training.implicit import export_judgments
-    from training.implicit import implicit_judgments as compute
+    from ..jobs.api import implicit_judgments as run
 
-    from ..jobs.ubi_events import EventSource, read_joined_events
+    config = dataclasses.replace(ctx.config, clicks=override(ctx.config.clicks, output=str(output) if output else None,
+                                                             **flags))
+    run(config, events_file=events_file, queries_file=queries_file, name=name, out=ctx.output)
 
-    config = ctx.config
-    cfg = override(config.clicks, output=str(output) if output else None, **flags)
-    source = EventSource(events_file, queries_file, cfg.events_index, cfg.queries_index)
-    client = ctx.client() if events_file is None or queries_file is None else None
-    read = read_joined_events(client, source, cfg.max_malformed_fraction)
-    for report in (read.query_report, read.report):
-        if report.malformed:
-            err_console.print(f"{report.malformed} of {report.total} {report.what} malformed; e.g. "
-                              + "; ".join(report.samples[:3]), highlight=False)
-    result = compute(read.events, config.data.split_fractions, config.data.split_salt, cfg.max_rank)
-    simulated = sum(1 for e in read.events if e.event.application == SIMULATED_APPLICATION)
-    provenance = {"simulated": simulated > 0, "simulated_events": simulated, "events_read": len(read.events),
-                  "source": source.describe(), "max_rank": cfg.max_rank,
-                  "split_fractions": list(config.data.split_fractions), "split_salt": config.data.split_salt}
-    if simulated:
-        provenance["simulation"] = simulation_record(Path(cfg.sidecar), None if events_file else cfg.events_index)
-    path, side = export_judgments(Path(cfg.output), result, name, cfg.metric, provenance)
-    label = f"SIMULATED ({simulated} of {len(read.events)} events simulated): " if simulated else ""
-    console.print(f"{label}{len(result.judgments)} implicit judgments ({cfg.metric}) over "
-                  f"{len({j.query for j in result.judgments})} training queries from {result.events_used} events "
-                  f"({result.excluded_eval_events} events of {result.excluded_eval_queries} held-out queries "
-                  f"excluded) in {path}; provenance in {side}")
-
-
-def simulation_record(sidecar: Path, events_index: str | None) -> dict:
-    """The simulation sidecar to embed, or why it is not there (missing, or written for another index)."""
-    if not sidecar.is_file():
-        return {"note": f"simulation sidecar {sidecar} not found: parameters unknown (set clicks.sidecar)"}
-    record = json.loads(sidecar.read_text(encoding="utf-8"))
-    if events_index is not None and record.get("events_index") != events_index:
-        return {"note": f"{sidecar} describes index {record.get('events_index')!r}, not {events_index!r}: "
-                        "parameters unknown (set clicks.sidecar)"}
-    return record

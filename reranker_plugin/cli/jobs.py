@@ -1,15 +1,14 @@
 """Commands that join data, models and the cluster: index-catalog, augment, evaluate."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
 
 from reranker_core.config import override
-from reranker_core.errors import RerankerError
 
-from .app import (Context, cli, console, data_option, engine_options, err_console, kind_option, load_data,
-                  pass_ctx, progress_bar, report_comparison, with_data, with_engine)
+from .app import Context, cli, data_option, engine_options, kind_option, pass_ctx, with_data, with_engine
 
 
 @cli.command("index-catalog")
@@ -30,22 +29,9 @@ def index_catalog(ctx: Context, catalog: Path | None, data: Path | None, kind: s
     \b
       reranker index-catalog catalog.jsonl --index products
     """
-    from training.datasets import read_catalog
+    from ..jobs.api import index_products
 
-    from ..jobs.catalog import index_catalog as run
-
-    config = with_data(ctx.config, data, kind)
-    index = index or config.deploy.index
-    products = read_catalog(catalog) if catalog else load_data(config).products
-    client = ctx.client()
-    with progress_bar(f"indexing into {index}", "docs") as update:
-        report = run(client, index, list(products.items()), config.template, progress=update)
-    console.print(f"{report.indexed} products indexed into {index!r}; {len(report.failed)} failed")
-    for product_id, reason in report.failed[:10]:
-        err_console.print(f"  product {product_id}: {reason}", highlight=False)
-    if report.failed:
-        raise RerankerError(f"{len(report.failed)} product(s) were not indexed (first: {report.failed[0][0]})",
-                            "fix those rows and re-run; indexed products are updated, not duplicated")
+    index_products(with_data(ctx.config, data, kind), catalog=catalog, index=index, out=ctx.output)
 
 
 @cli.command("augment")
@@ -82,44 +68,13 @@ def augment(ctx: Context, teacher_dir: Path, logs: tuple[Path, ...], data: Path 
       reranker augment runs/teacher --log queries.jsonl --top-k 20
     """
     ctx.quiet_models()
-    from ..jobs.augment import augment as run
-    from ..jobs.augment import judged_pairs
+    from ..jobs.api import augment_pool
 
     flags["output"] = str(flags["output"]) if flags["output"] else None
     config = with_engine(with_data(ctx.config, data, kind), engine, ray_address)
-    if config.engine.kind == "ray":
-        from ..jobs.ray_engine import check_workers_reach
-
-        check_workers_reach(config.engine, config.cluster)  # before any work
-    cfg = override(config.augment, logs=tuple(map(str, logs)) or None, **flags)
-    judged = judged_pairs(load_data(config)) if cfg.skip_judged and config.data.path else frozenset()
-    client = ctx.client()
-    index = index or config.deploy.index
-    from training.ensemble import teacher_fingerprint
-
-    teacher_id = teacher_fingerprint(teacher_dir)  # by content: a retrained teacher re-scores every pair
-    with progress_bar("mining and labeling", "pairs") as update:
-        if config.engine.kind == "ray":
-            from ..jobs.ray_engine import RayLabeler
-
-            labeler = RayLabeler(config.engine, config.cluster, index, cfg, config.template, teacher_dir, judged,
-                                 config.teacher.score_batch_size, update)
-            report = run(client, index, cfg, config.data, config.template, None, restart=restart, labeler=labeler,
-                         teacher_id=teacher_id, replace_stale=replace_stale)
-        else:
-            from training.ensemble import load_teacher
-
-            report = run(client, index, cfg, config.data, config.template, load_teacher(teacher_dir), judged,
-                         restart, update, config.teacher.score_batch_size, teacher_id=teacher_id,
-                         replace_stale=replace_stale)
-    if report.malformed:
-        err_console.print(f"{report.malformed} of {report.log_lines} log lines malformed; e.g. "
-                          + "; ".join(report.malformed_samples[:3]), highlight=False)
-    resumed = f" (resumed: {report.parts_done_before} parts were already done)" if report.parts_done_before else ""
-    console.print(f"{report.queries} queries ({report.excluded_eval_queries} evaluation queries excluded), "
-                  f"{report.pairs_written} new pairs in {report.seconds:.0f}s{resumed}: "
-                  f"{report.pairs_per_second:.1f} pairs/s end to end, teacher {report.labeling_pairs_per_second:.1f} "
-                  f"pairs/s; {report.skipped_judged} judged pairs skipped; {report.pairs_total} pairs in {report.output}")
+    config = dataclasses.replace(config, augment=override(config.augment, **flags))
+    augment_pool(config, teacher_dir, logs=logs, index=index, restart=restart, replace_stale=replace_stale,
+                 out=ctx.output)
 
 
 @cli.command("evaluate")
@@ -150,31 +105,11 @@ def evaluate(ctx: Context, data: Path | None, kind: str | None, pipelines: tuple
     \b
       reranker evaluate --pipeline rerank --split test
     """
-    from training.bootstrap import random_per_query
-    from training.evaluate import judged_lists, load_scorer, ranked_lists
-
-    from ..jobs.evaluate import BM25, rank_through_cluster
+    from ..jobs.api import evaluate_pipelines
 
     config = with_data(ctx.config, data, kind)
-    cfg = override(config.evaluate, split=split, max_queries=max_queries,
-                   output=str(json_path) if json_path else None)
-    dataset = load_data(config)
-    lists = judged_lists(dataset, cfg.split, config.template, config.data.split_fractions, config.data.split_salt,
-                         cfg.max_queries)
-    labels = {j.query: dict(zip(j.product_ids, j.labels)) for j in lists}
-    served = list(pipelines or cfg.pipelines or (config.deploy.pipeline,))
-    client = ctx.client()
-    with progress_bar("searching", "queries") as update:
-        ranked = rank_through_cluster(client, index or config.deploy.index, labels, config.template.fields,
-                                      [None, *served], progress=update)
+    config = dataclasses.replace(config, evaluate=override(config.evaluate, split=split, max_queries=max_queries,
+                                                           output=str(json_path) if json_path else None))
     if offline:
         ctx.quiet_models()
-        for model in offline:
-            scorer = load_scorer(model)
-            with progress_bar(f"scoring with {scorer.name} offline", "pairs") as update:
-                ranked[f"{scorer.name} (offline)"] = ranked_lists(scorer, lists, update)
-    systems = {"random": random_per_query([j.labels for j in lists]), **ranked}
-    pairs = [(name, BM25) for name in systems if name not in ("random", BM25)]
-    pairs += [(served[0], name) for name in systems if name not in ("random", BM25, served[0])]
-    report_comparison(systems, pairs, f"{dataset.name} {cfg.split} split through the cluster, {len(lists)} judged "
-                      "lists", Path(cfg.output), config.data.relevant_threshold)
+    evaluate_pipelines(config, pipelines=pipelines, offline=offline, index=index, out=ctx.output)

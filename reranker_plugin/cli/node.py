@@ -1,8 +1,6 @@
 """`reranker cluster up|down|status|logs`: the local single-node OpenSearch."""
 from __future__ import annotations
 
-import time
-
 import click
 
 from reranker_core.config import override
@@ -57,19 +55,10 @@ def cluster_up(ctx: Context, port: int | None, secure: bool) -> None:
       reranker cluster up
       reranker cluster up --secure
     """
-    from ..connection import connect
-    from ..mlcommons.deploy import restore_serving
+    from ..jobs.api import start_local_node
 
-    started = time.monotonic()
-    node = _local_node(ctx, secure, port)
-    with console.status("starting the local OpenSearch node…"):
-        status = node.up()
-    with console.status("checking that the rerank pipelines' models answer…"):
-        restored = restore_serving(connect(node.cluster_config(), wait_s=30))
-    if restored:
-        console.print(f"deployed again after the restart: {', '.join(restored)}")
-    console.print(f"OpenSearch {status.version} up at {status.url} (pid {status.pid}, {status.health}) "
-                  f"in {time.monotonic() - started:.1f}s")
+    up = start_local_node(ctx.config, port=port, secure=secure, out=ctx.output)
+    node, status = up.node, up.status
     if node.credentials is not None:
         console.print(f"users: {', '.join(node.credentials.passwords)} (roles in opensearch/secure-node.yml); "
                       f"to use it as the restricted user:\n"

@@ -2,17 +2,17 @@
 `search`."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
 from rich import box
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
 from reranker_core.config import override
 from reranker_core.errors import RerankerError
 
-from .app import Context, Deprecated, GrammarCommand, cli, console, err_console, pass_ctx
+from .app import Context, Deprecated, GrammarCommand, cli, console, pass_ctx
 
 
 # ----------------------------------------------------------------- deploy
@@ -66,34 +66,11 @@ def deploy(ctx: Context, model_zip: Path, **flags) -> None:
 
 def run_deploy_command(ctx: Context, model_zip: Path, **flags) -> None:
     """What `models deploy` and `deploy` do: validate, register, deploy, switch the pipeline."""
-    from reranker_core.model_zip import validate_zip
-
-    from ..mlcommons.deploy import deploy as run_deploy
+    from ..jobs.api import deploy_model
 
     flags["document_fields"] = tuple(flags["document_fields"]) or None
-    cfg = override(ctx.config.deploy, **flags)
-    cfg = override(cfg, document_fields=cfg.document_fields or ctx.config.template.document_fields)
-    artifact = validate_zip(model_zip)
-    client = ctx.client()
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-               TimeElapsedColumn())
-    with Progress(*columns, console=err_console, transient=True) as progress:
-        tasks: dict[str, int] = {}
-
-        def report(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = progress.add_task(stage, total=total)
-            progress.update(tasks[stage], completed=done)
-
-        result = run_deploy(client, artifact, cfg, report)
-    how = "reused" if result.reused else "registered"
-    console.print(f"model {result.model_id} ({how}, {artifact.size_bytes / 1e6:.1f} MB) deployed; "
-                  f"pipeline {result.pipeline!r} now reranks {cfg.index!r} on {', '.join(cfg.document_fields)}")
-    if result.previous_undeployed:
-        console.print(f"previous model {result.previous_model_id} undeployed (still registered)")
-    elif result.previous_model_id:
-        console.print(f"previous model {result.previous_model_id} is still deployed: "
-                      f"`reranker models undeploy -- {result.previous_model_id}` frees its memory")
+    config = dataclasses.replace(ctx.config, deploy=override(ctx.config.deploy, **flags))
+    deploy_model(config, model_zip, out=ctx.output)
 
 
 # ----------------------------------------------------------------- models

@@ -7,18 +7,14 @@ the previous output intact.
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from pathlib import Path
 
 import click
 
 from reranker_core.config import override
 
-from .app import (Context, Deprecated, GrammarCommand, cli, console, data_option, engine_options, err_console,
-                  kind_option, load_data, pass_ctx, progress_bar, renamed, report_comparison, restart_option,
-                  with_data, with_engine)
-
-PAIRS_DIR = Path("runs/pairs")
+from .app import (Context, Deprecated, GrammarCommand, cli, data_option, engine_options, kind_option, load_data,
+                  pass_ctx, progress_bar, renamed, report_comparison, restart_option, with_data, with_engine)
 
 
 # ------------------------------------------------------------- teacher
@@ -63,9 +59,7 @@ def train_teacher(ctx: Context, data: Path | None, kind: str | None, kind_: str 
       reranker train-teacher --behaviour neighbours --implicit-judgments runs/clicks/judgments.json
     """
     ctx.quiet_models()
-    from training.teacher import teacher_examples
-
-    resume = not restart
+    from training.api import fit_teacher
 
     flags["output"] = str(flags["output"]) if flags["output"] else None
     config = with_data(ctx.config, data, kind)
@@ -73,63 +67,7 @@ def train_teacher(ctx: Context, data: Path | None, kind: str | None, kind_: str 
     if kind_ and kind_ != cfg.kind:  # another kind: its own defaults for what the flags leave open
         cfg = dataclasses.replace(cfg, kind=kind_, model=flags["model"], gguf_file=flags["gguf_file"],
                                   learning_rate=None)
-    dataset = load_data(config)
-    train = dataset.split("train", config.data.split_fractions, config.data.split_salt)
-    if cfg.implicit_weight > 0:
-        from training.implicit import with_implicit_labels
-
-        train, matched, simulated = with_implicit_labels(train, cfg.implicit_weight, cfg.implicit_judgments)
-        console.print(f"{'SIMULATED ' if simulated else ''}implicit labels from {cfg.implicit_judgments} blended "
-                      f"with weight {cfg.implicit_weight} into {matched} of {len(train)} judged pairs")
-    examples = teacher_examples(train, dataset.products, config.template, cfg.target, dataset.grade_levels,
-                                cfg.max_train_queries, cfg.seed)
-    console.print(f"{cfg.kind} teacher {cfg.model} on {len(examples)} judged pairs "
-                  f"({len({e.query for e in examples})} training queries of {dataset.name})")
-    with progress_bar("training teacher") as update:
-        if cfg.kind == "ensemble":
-            from training.ensemble import train_ensemble_teacher
-            from training.evaluate import judged_lists
-            from training.student import StudentExample
-
-            human = [StudentExample(e.query, e.text, e.target[0], e.label) for e in examples]
-            validation = judged_lists(dataset, "validation", config.template, config.data.split_fractions,
-                                      config.data.split_salt)
-            context = behaviour_context(cfg, config, dataset) if cfg.behaviour else None
-            report = train_ensemble_teacher(cfg, config.template, human, validation, Path(cfg.output), update,
-                                            resume=resume, behaviour=context)
-        else:
-            from training.teacher import train_teacher as run
-
-            report = run(cfg, config.template, examples, dataset.grade_levels, resume=resume, progress=update)
-    resumed = f", resumed at step {report.resumed_from}" if report.resumed_from else ""
-    console.print(f"teacher saved to {report.path}: {report.steps} steps{resumed}, "
-                  f"loss {report.first_loss:.4f} -> {report.last_loss:.4f}")
-    if cfg.kind == "ensemble":
-        from training.models import read_meta
-
-        for spec, fit in read_meta(report.path).get("fits", {}).items():
-            if "validation_pairwise_accuracy" not in fit:
-                console.print(f"view {spec}: weight {fit['weight']} ({fit['fit_on']})")
-                continue
-            curve = dict(map(tuple, fit["validation_pairwise_accuracy"]))
-            console.print(f"view {spec}: weight {fit['weight']} (validation pairwise accuracy "
-                          f"{curve[0.0]:.4f} without it, {curve[fit['weight']]:.4f} with it)")
-        for view, found in read_meta(report.path).get("views", {}).items():
-            console.print(f"  {view}: NDCG@5 {found['ndcg@5']:.4f}, pairwise "
-                          f"{found['pairwise_accuracy']:.4f}")
-
-
-def behaviour_context(cfg, config, dataset):
-    """What the behaviour teacher reads, from the implicit judgment list (training queries only)."""
-    from training.behaviour import build_context
-    from training.implicit import read_implicit_labels
-
-    context = build_context(read_implicit_labels(Path(cfg.implicit_judgments)), dataset.products, config.template,
-                            config.data.split_fractions, config.data.split_salt, cfg.behaviour_top_n,
-                            cfg.behaviour_neighbours)
-    console.print(f"behaviour from {cfg.implicit_judgments}: {len(context.engaged)} training queries with clicks, "
-                  f"{context.dropped_held_out} held-out queries dropped; neighbours by TF-IDF over query text")
-    return context
+    fit_teacher(dataclasses.replace(config, teacher=cfg), restart=restart, out=ctx.output)
 
 
 @cli.command("label", cls=GrammarCommand, old_spellings={"--out": renamed("--output")})
@@ -152,47 +90,10 @@ def label(ctx: Context, teacher_dir: Path, data: Path | None, kind: str | None, 
       reranker label runs/teacher --split train
     """
     ctx.quiet_models()
-    from reranker_core.template import ProductTemplate
-    from training.ensemble import load_teacher, teacher_name
-    from training.models import read_meta
-    from training.pairs import write_pairs
-    from training.teacher import teacher_examples
+    from ..jobs.api import label_pairs
 
     config = with_engine(with_data(ctx.config, data, kind), engine, ray_address)
-    dataset = load_data(config)
-    on_ray = config.engine.kind == "ray"
-    teacher = None if on_ray else load_teacher(teacher_dir)
-    template = teacher.template if teacher else ProductTemplate(**read_meta(teacher_dir)["template"])
-    judged = dataset.split(split, config.data.split_fractions, config.data.split_salt)
-    examples = teacher_examples(judged, dataset.products, template, "binary", dataset.grade_levels,
-                                max_queries, config.teacher.seed)
-    pairs = [(e.query, e.text) for e in examples]
-    with progress_bar("labeling judged pairs", "pairs") as update:
-        if teacher is None:
-            from ..jobs.ray_engine import score_on_ray
-
-            from training.ensemble import teacher_fingerprint
-
-            target = out or PAIRS_DIR / f"judged-{split}.parquet"
-            parts = target.with_name(target.name + ".parts")  # kept chunks: a rerun resumes
-            scored = score_on_ray(config.engine, teacher_dir, pairs, config.teacher.score_batch_size, update,
-                                  parts, teacher_fingerprint(teacher_dir), resumed=_say_resumed)
-        else:
-            scored = teacher.score_with_distribution(pairs, config.teacher.score_batch_size, update)
-    name = teacher.name if teacher else teacher_name(teacher_dir)
-    rows = [{"query": e.query, "product_id": e.product_id, "text": e.text, "teacher_score": score,
-             "teacher_probs": probs, "teacher": name, "source": "judged", "label": e.label}
-            for e, (score, probs) in zip(examples, scored)]
-    out = write_pairs(out or PAIRS_DIR / f"judged-{split}.parquet", rows)
-    if on_ray:
-        shutil.rmtree(parts, ignore_errors=True)  # the pairs file is whole: the kept chunks are spent
-    console.print(f"{len(rows)} teacher-scored pairs ({len({r['query'] for r in rows})} queries) -> {out}")
-
-
-def _say_resumed(done: int, total: int) -> None:
-    """Tell a rerun of ``label --engine ray`` how much an interrupted run left."""
-    if done:
-        err_console.print(f"resumed: {done} of {total} chunks were already scored", highlight=False)
+    label_pairs(config, teacher_dir, split=split, max_queries=max_queries, output=out, out=ctx.output)
 
 
 # ------------------------------------------------------------- student
@@ -240,55 +141,12 @@ def train_student(ctx: Context, pairs: tuple[Path, ...], data: Path | None, kind
       reranker train-student --pairs runs/pairs --layers 3 --output runs/student
     """
     ctx.quiet_models()
-    from training.pairs import read_pairs
-    from training.student import StudentExample
-    from training.student import train_student as run
-    from training.teacher import teacher_examples
+    from training.api import fit_student
 
     flags["output"] = str(flags["output"]) if flags["output"] else None
     config = with_data(ctx.config, data, kind)
-    cfg = override(config.student, **flags)
-    if cfg.model == "teacher":  # warm start from the ensemble teacher's cross-encoder
-        from training.models import ModelError
-
-        init = Path(config.teacher.output) / "cross_encoder"
-        if not (init / "reranker.json").is_file():
-            raise ModelError(f"student.model is 'teacher' but {init} holds no cross-encoder",
-                             "train an ensemble teacher first (`reranker train-teacher`) or set student.model")
-        cfg = override(cfg, model=str(init))
-    if cfg.loss == "margin_mse":
-        rows = read_pairs(pairs or [PAIRS_DIR])
-        examples = [StudentExample(r["query"], r["text"], float(r["teacher_score"]), r.get("label")) for r in rows]
-        sources = sorted({r.get("source") or "?" for r in rows})
-        provenance = {"pairs": [str(p) for p in (pairs or [PAIRS_DIR])], "sources": sources,
-                      "teachers": sorted({r.get("teacher") or "?" for r in rows})}
-    else:
-        dataset = load_data(config)
-        train = dataset.split("train", config.data.split_fractions, config.data.split_salt)
-        budget = max_train_queries if max_train_queries is not None else config.teacher.max_train_queries
-        human = teacher_examples(train, dataset.products, config.template, "binary", dataset.grade_levels,
-                                 budget, config.teacher.seed)
-        examples = [StudentExample(e.query, e.text, e.target[0]) for e in human]
-        provenance = {"data": config.data.path, "sources": ["human"]}
-    curve = None
-    if curve_points:
-        from training.evaluate import judged_lists, validation_curve
-
-        validation = judged_lists(load_data(config), "validation", config.template, config.data.split_fractions,
-                                  config.data.split_salt)
-        curve = validation_curve(validation, config.data.relevant_threshold)
-    console.print(f"student ({cfg.loss}, {cfg.layers or 'all'} layers of {cfg.model}) on {len(examples)} pairs, "
-                  f"{len({e.query for e in examples})} queries")
-    with progress_bar(f"training student ({cfg.loss})") as update:
-        report = run(cfg, config.template, examples, progress=update, provenance=provenance, curve=curve,
-                     curve_points=curve_points)
-    console.print(f"student saved to {report.path}: {report.steps} steps, "
-                  f"loss {report.first_loss:.4f} -> {report.last_loss:.4f}")
-    from training.models import read_meta
-
-    for point in read_meta(report.path).get("curve", []):
-        console.print(f"  validation at {point['epochs']:.2f} epochs ({point['pairs_seen']} pairs seen): "
-                      f"NDCG@5 {point['ndcg@5']:.4f}, pairwise {point['pairwise_accuracy']:.4f}")
+    fit_student(dataclasses.replace(config, student=override(config.student, **flags)), pairs=pairs,
+                max_train_queries=max_train_queries, curve_points=curve_points, out=ctx.output)
 
 
 # -------------------------------------------------------------- export
@@ -331,45 +189,14 @@ def export(ctx: Context, student_dir: Path | None, source: Path | None, out: Pat
         raise click.UsageError("pass STUDENT_DIR or --from FOLDER, not both")
     if verdict_path is not None and not int8:
         raise click.UsageError("--json is where --int8 writes its verdict: add --int8, or drop --json")
+    if source is None and max_length is not None:
+        raise click.UsageError("--max-length applies to --from; a student keeps its template's max_tokens")
     ctx.quiet_models()
-    from training.export import export_folder, export_student, quantize_int8
+    from training.api import export_model
 
-    folder = source or student_dir
-    out = out or _zip_beside(folder)
-    if source is None:
-        if max_length is not None:
-            raise click.UsageError("--max-length applies to --from; a student keeps its template's max_tokens")
-        report = export_student(folder, out)
-    else:
-        report = export_folder(folder, out, max_length, ctx.config.template.max_tokens)
-    pairs = "built-in probe pairs" if report.probes else "real pairs"
-    console.print(f"{report.path}: {report.path.stat().st_size / 1e6:.1f} MB, max |torch - onnxruntime| = "
-                  f"{report.max_abs_diff:.2e} over {report.pairs_checked} {pairs}")
-    if not int8:
-        return
-    from reranker_core.files import write_json_atomic
-    from training.evaluate import int8_verdict, judged_lists
-
-    config = with_data(ctx.config, data, kind)
-    dataset = load_data(config)
-    quantized = quantize_int8(out, out.with_name(f"{out.stem}-int8.zip"))
-    lists = judged_lists(dataset, "validation", config.template, config.data.split_fractions,
-                         config.data.split_salt, max_queries)
-    with progress_bar("comparing int8 with fp32", "pairs") as update:
-        verdict = int8_verdict(out, quantized, lists, config.data.relevant_threshold, update)
-    verdict_path = verdict_path or quantized.with_suffix(".json")
-    write_json_atomic(verdict_path, verdict)
-    value, low, high = verdict["int8 - fp32"]["ndcg@5"]
-    console.print(f"{quantized}: {quantized.stat().st_size / 1e6:.1f} MB; int8 - fp32 NDCG@5 on {len(lists)} "
-                  f"validation queries {value:+.4f} [{low:+.4f}, {high:+.4f}]: "
-                  + ("within noise" if verdict["within_noise"] else "worse beyond noise")
-                  + f"; verdict in {verdict_path}")
-
-
-def _zip_beside(folder: Path) -> Path:
-    """``<folder>.zip`` next to the folder (``bge-reranker-v2.5`` -> ``bge-reranker-v2.5.zip``, not ``-v2.zip``)."""
-    resolved = folder.resolve()
-    return resolved.with_name(f"{resolved.name}.zip")
+    export_model(with_data(ctx.config, data, kind), source or student_dir, out, pretrained=source is not None,
+                 max_length=max_length, int8=int8, verdict_path=verdict_path, max_queries=max_queries,
+                 out=ctx.output)
 
 
 # ------------------------------------------------------------ evaluate

@@ -20,6 +20,7 @@ from opensearchpy import OpenSearch
 
 from reranker_core.errors import ClusterError, ConfigError
 from reranker_core.files import atomic_write
+from reranker_core.output import QUIET, Output
 from training.metrics import RankedList, evaluate_rankings
 
 from ..connection import cluster_call
@@ -136,3 +137,42 @@ def _judged_hits(client: OpenSearch, index: str, query: str, judged_ids: Sequenc
                                            "index the catalog and deploy the pipeline first, or fix the names")):
         result = send(client, index, judged_query(query, judged_ids, fields), query, pipeline)
     return [(hit["_id"], float(hit["_score"])) for hit in result["hits"]["hits"]]
+
+
+def report_comparison(ranked: dict, pairs: list[tuple[str, str]], title: str, out_path: Path,
+                      relevant_threshold: float, out: Output = QUIET) -> dict:
+    """Show each system's metrics with 95% bootstrap intervals and the paired differences in ``pairs`` (as
+    tables through ``out``); write ``out_path`` (JSON) and its PNG beside it, and return the JSON's content.
+    ``ranked`` maps name -> RankedLists or a ready PerQuery."""
+    from rich.table import Table
+
+    from reranker_core.files import write_json_atomic
+    from training.bootstrap import PerQuery, compare, per_query
+
+    per_system = {name: r if isinstance(r, PerQuery) else per_query(r, relevant_threshold=relevant_threshold)
+                  for name, r in ranked.items()}
+    result = compare(per_system, pairs)
+    keys = ("ndcg@5", "ndcg@10", "mrr", "pairwise_accuracy")
+    table = Table("system", *keys, title=f"{title} (95% bootstrap interval over {result.queries} queries)")
+    for name, metrics in result.systems.items():
+        table.add_row(name, *(_interval(metrics[k]) for k in keys))
+    out.say(table)
+    if result.differences:
+        diffs = Table("paired difference", *keys, title="differences on the same queries (interval excludes 0: "
+                                                        "not noise)")
+        for name, metrics in result.differences.items():
+            diffs.add_row(name, *(_interval(metrics[k], signed=True) for k in keys))
+        out.say(diffs)
+    data = {"title": title, **result.to_json()}
+    write_json_atomic(out_path, data, allow_nan=False)
+    plot_comparison(data["systems"], out_path.with_suffix(".png"), title=title)
+    out.say(f"wrote {out_path} and {out_path.with_suffix('.png')}")
+    return data
+
+
+def _interval(triple: tuple[float, float, float], signed: bool = False) -> str:
+    value, low, high = triple
+    if value != value:  # NaN: no query defines the metric
+        return "n/a"
+    mark = "" if not signed or low <= 0 <= high else " *"
+    return f"{value:+.4f} [{low:+.3f}, {high:+.3f}]{mark}" if signed else f"{value:.4f} [{low:.3f}, {high:.3f}]"

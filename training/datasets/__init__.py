@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from reranker_core.config import DATA_KINDS
+from reranker_core.config import DATA_KINDS, Config
 
 from .base import (DEFAULT_FRACTIONS, DEFAULT_SALT, SPLITS, DataError, Dataset, Judgment, grade_distribution,
                    group_by_query, map_grade, normalize_query, read_table, split_of, valid_unicode)
@@ -23,8 +23,9 @@ __all__ = [
     "DATA_KINDS", "DEFAULT_FRACTIONS", "DEFAULT_SALT", "ESCI_GRADES", "SPLITS", "WANDS_GRADES", "DataError",
     "Dataset", "Judgment", "grade_distribution", "group_by_query", "homedepot_soft_label", "load_dataset",
     "load_esci", "load_generic", "load_homedepot", "load_wands", "map_grade", "normalize_query", "read_catalog",
-    "read_table", "split_of", "valid_unicode",
+    "read_table", "split_of", "valid_unicode", "load_data",
 ]
+_loaded: dict[str, Dataset] = {}  # `reranker run` chains steps in one process: parse each dataset once
 
 
 def load_dataset(kind: str, path: Path, grade_map: Mapping[str, float] | None = None,
@@ -42,3 +43,15 @@ def load_dataset(kind: str, path: Path, grade_map: Mapping[str, float] | None = 
                             "set data.catalog to the products CSV/JSONL/Parquet")
         return load_generic(path, catalog, grade_map)
     raise DataError(f"unknown data kind {kind!r}", f"use one of {', '.join(DATA_KINDS)}")
+
+
+def load_data(config: Config) -> Dataset:
+    """The configured judged dataset (``data.*``), read once per process and data config; an edited file is
+    read again."""
+    cfg = config.data
+    files = [cfg.require_path(), *([Path(cfg.catalog)] if cfg.catalog else [])]
+    key = repr((cfg, [f.stat().st_mtime_ns if f.exists() else None for f in files]))
+    if key not in _loaded:
+        _loaded[key] = load_dataset(cfg.kind, cfg.require_path(), cfg.grade_map,
+                                    Path(cfg.catalog) if cfg.catalog else None)
+    return _loaded[key]
