@@ -142,11 +142,12 @@ def test_export_json_is_the_int8_verdict_file_and_needs_int8(tmp_path):
     assert not (tmp_path / "student.zip").exists()  # refused before any work
 
 
-def test_train_teacher_resumes_by_default_and_restart_starts_over():
-    command = LEAVES[("train-teacher",)]
-    assert command.make_context("train-teacher", []).params["restart"] is False
-    assert command.make_context("train-teacher", ["--restart"]).params["restart"] is True
-    assert "resume" not in command.make_context("train-teacher", []).params
+@pytest.mark.parametrize("verb", ["train-teacher", "train-student"])
+def test_training_resumes_by_default_and_restart_starts_over(verb):
+    command = LEAVES[(verb,)]
+    assert command.make_context(verb, []).params["restart"] is False
+    assert command.make_context(verb, ["--restart"]).params["restart"] is True
+    assert "resume" not in command.make_context(verb, []).params
 
 
 def test_models_deploy_and_its_shortcut_take_the_same_options():

@@ -18,6 +18,7 @@ from .datasets import load_data
 from .models import TrainingReport
 
 PAIRS_DIR = Path("runs/pairs")
+STUDENT_CHECKPOINT_EVERY = 50  # optimizer steps between the student's resumable checkpoints (<output>.checkpoint)
 
 
 def fit_teacher(config: Config, *, restart: bool = False, out: Output = QUIET) -> TrainingReport:
@@ -94,10 +95,16 @@ def behaviour_context(config: Config, dataset, out: Output = QUIET):
 
 
 def fit_student(config: Config, *, pairs: Sequence[Path] = (), max_train_queries: int | None = None,
-                curve_points: int = 0, out: Output = QUIET) -> TrainingReport:
+                curve_points: int = 0, restart: bool = False, out: Output = QUIET) -> TrainingReport:
     """Train the student of ``config.student``: margin-MSE on teacher-scored ``pairs`` (default runs/pairs), or
     pointwise on the train split's human labels (at most ``max_train_queries`` queries, else
-    teacher.max_train_queries). With ``curve_points``, validation is measured that many times while it trains."""
+    teacher.max_train_queries). With ``curve_points``, validation is measured that many times while it trains.
+
+    The training state is saved beside the output (``<output>.checkpoint``) every
+    :data:`STUDENT_CHECKPOINT_EVERY` steps, so a killed run continues from there (unless ``restart``) and ends
+    where an uninterrupted one does; the checkpoint is removed once the output is written."""
+    import shutil
+
     from .models import ModelError, read_meta
     from .pairs import read_pairs
     from .student import StudentExample, train_student
@@ -133,10 +140,17 @@ def fit_student(config: Config, *, pairs: Sequence[Path] = (), max_train_queries
         curve = validation_curve(validation, config.data.relevant_threshold)
     out.say(f"student ({cfg.loss}, {cfg.layers or 'all'} layers of {cfg.model}) on {len(examples)} pairs, "
             f"{len({e.query for e in examples})} queries")
+    output = Path(cfg.output)
+    checkpoint = output.with_name(f"{output.name}.checkpoint")
+    if restart:
+        shutil.rmtree(checkpoint, ignore_errors=True)
     with out.progress(f"training student ({cfg.loss})") as update:
         report = train_student(cfg, config.template, examples, progress=update, provenance=provenance, curve=curve,
-                               curve_points=curve_points)
-    out.say(f"student saved to {report.path}: {report.steps} steps, "
+                               curve_points=curve_points, checkpoint=checkpoint,
+                               checkpoint_every=STUDENT_CHECKPOINT_EVERY, resume=not restart)
+    shutil.rmtree(checkpoint, ignore_errors=True)  # the output is whole: the training state is spent
+    resumed = f", resumed at step {report.resumed_from}" if report.resumed_from else ""
+    out.say(f"student saved to {report.path}: {report.steps} steps{resumed}, "
             f"loss {report.first_loss:.4f} -> {report.last_loss:.4f}")
     for point in read_meta(report.path).get("curve", []):
         out.say(f"  validation at {point['epochs']:.2f} epochs ({point['pairs_seen']} pairs seen): "

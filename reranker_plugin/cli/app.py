@@ -227,7 +227,8 @@ def cli(ctx: click.Context, config_path: Path | None, url: str | None, verbose: 
     ctx.obj = Context(config, verbose, url)
 
 
-LOG_EVERY_S = 60.0  # progress lines in a log file (no terminal): one a minute
+# progress lines in a log file (no terminal): one a minute; RERANKER_PROGRESS_EVERY_S sets another interval
+LOG_EVERY_S = float(os.environ.get("RERANKER_PROGRESS_EVERY_S") or 60.0)
 
 
 @contextmanager

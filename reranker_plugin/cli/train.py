@@ -130,10 +130,15 @@ def label(ctx: Context, teacher_dir: Path, data: Path | None, kind: str | None, 
 @click.option("--curve-points", type=click.IntRange(min=0), default=0, show_default=True,
               help="Measure validation NDCG@5 and pairwise accuracy at this many evenly spaced steps (kept in "
               "<output>/reranker.json as the curve; needs --data).")
+@restart_option
 @pass_ctx
 def train_student(ctx: Context, pairs: tuple[Path, ...], data: Path | None, kind: str | None,
-                  max_train_queries: int | None, curve_points: int, **flags) -> None:
+                  max_train_queries: int | None, curve_points: int, restart: bool, **flags) -> None:
     """Train the cross-encoder: margin-MSE on teacher-scored pairs, or pointwise on human labels (baseline).
+
+    Training continues from the checkpoint beside --output
+    (<output>.checkpoint, saved every 50 steps) when there is one; --restart
+    ignores it.
 
     Example:
 
@@ -146,7 +151,7 @@ def train_student(ctx: Context, pairs: tuple[Path, ...], data: Path | None, kind
     flags["output"] = str(flags["output"]) if flags["output"] else None
     config = with_data(ctx.config, data, kind)
     fit_student(dataclasses.replace(config, student=override(config.student, **flags)), pairs=pairs,
-                max_train_queries=max_train_queries, curve_points=curve_points, out=ctx.output)
+                max_train_queries=max_train_queries, curve_points=curve_points, restart=restart, out=ctx.output)
 
 
 # -------------------------------------------------------------- export

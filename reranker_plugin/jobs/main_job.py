@@ -112,8 +112,10 @@ def run_main_job(config: Config, *, logs: Sequence[Path] = (), query_logs: Seque
     step(labeled, lambda: label_pairs(config, teacher_dir, out=out))
     step(augmented, lambda: augment_pool(config, teacher_dir, client, logs=log_paths, replace_stale=True, out=out))
     distilled = dataclasses.replace(config, student=override(config.student, loss="margin_mse"))
-    step(student, lambda: fit_student(distilled, pairs=(PAIRS,), curve_points=CURVE_POINTS, out=out))
-    step(human, lambda: fit_student(_human_label(config, human_dir, _steps_of(student_dir)), out=out))
+    step(student, lambda: fit_student(distilled, pairs=(PAIRS,), curve_points=CURVE_POINTS, restart=restart,
+                                      out=out))
+    step(human, lambda: fit_student(_human_label(config, human_dir, _steps_of(student_dir)), restart=restart,
+                                    out=out))
 
     def export_both() -> None:
         export_model(config, student_dir, zips["fp32"], int8=True, out=out)
