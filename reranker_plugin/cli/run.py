@@ -17,6 +17,9 @@ from ..jobs.own_data import with_own_data
               "and data.kind generic).")
 @click.option("--judgments", type=click.Path(path_type=Path),
               help="Your relevance grades: CSV / JSONL / Parquet with query, product_id, grade (sets data.path).")
+@click.option("--teacher-from", type=click.Path(path_type=Path),
+              help="Without --judgments: a teacher `reranker train-teacher` wrote (e.g. runs/teacher); it labels "
+              "the logged queries' top hits and the student learns from its scores alone [teacher.from_path].")
 @click.option("--queries", "query_logs", multiple=True, type=click.Path(path_type=Path),
               help="Your query log(s): JSONL / CSV with user_query, query or search_term; their top hits join "
               "the pool (same as --log).")
@@ -39,7 +42,7 @@ from ..jobs.own_data import with_own_data
 def run_all(ctx: Context, data: Path | None, kind: str | None, logs: tuple[Path, ...], ship: str,
             restart: bool, yes: bool = False, overwrite: bool = False, behaviour: str | None = None,
             behaviour_queries: Path | None = None, catalog: Path | None = None, judgments: Path | None = None,
-            query_logs: tuple[Path, ...] = ()) -> None:
+            query_logs: tuple[Path, ...] = (), teacher_from: Path | None = None) -> None:
     """The main job: node up, index, teacher, label, augment, students, export, deploy, evaluate.
 
     Budgets come from reranker.yaml (teacher, augment and student sections);
@@ -62,8 +65,11 @@ def run_all(ctx: Context, data: Path | None, kind: str | None, logs: tuple[Path,
 
     Your own files: --catalog, --judgments and --queries stand for
     data.kind generic, data.catalog, data.path and --log; all are checked
-    before anything is written. Judgments are required (they train the
-    teacher and give the test split).
+    before anything is written. Judgments train the teacher and give the
+    test split; without them pass --teacher-from DIR (a trained teacher):
+    it labels the logged queries' top hits, the student learns from its
+    scores alone, fp32 ships, and instead of NDCG the run reports each
+    pipeline's agreement with the teacher on held-out logged queries.
 
     Example:
 
@@ -73,10 +79,11 @@ def run_all(ctx: Context, data: Path | None, kind: str | None, logs: tuple[Path,
       reranker --config configs/large.yaml run --data data/train.csv.zip
       reranker run --data data/train.csv.zip --behaviour index
       reranker run --catalog products.csv --queries queries.jsonl --judgments judgments.csv
+      reranker run --catalog products.csv --queries queries.jsonl --teacher-from runs/teacher
     """
     from ..jobs.main_job import run_main_job
 
-    config = with_data(with_own_data(ctx.config, catalog, judgments, data, kind), data, kind)
+    config = with_data(with_own_data(ctx.config, catalog, judgments, data, kind, teacher_from), data, kind)
     ctx.quiet_models()
     run_main_job(config, logs=logs, query_logs=query_logs, ship=ship, restart=restart, yes=yes, overwrite=overwrite,
                  behaviour=behaviour, behaviour_queries=behaviour_queries, load_first=bool(catalog or judgments),

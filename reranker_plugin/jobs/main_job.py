@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reranker_core.config import Config, override
+from reranker_core.errors import ConfigError
 from reranker_core.output import QUIET, Output
 from reranker_core.steps import Ledger, Step
 from training.api import export_model, fit_student, fit_teacher
@@ -51,7 +52,8 @@ def run_main_job(config: Config, *, logs: Sequence[Path] = (), query_logs: Seque
     """The main job on ``config`` (data.* already naming the dataset), writing runs/ in the working directory.
 
     ``logs`` / ``query_logs``: query logs whose top hits join the pool (checked first; a bad one is named as
-    --log / --queries). ``ship``: auto, int8 or fp32 behind deploy.pipeline. ``restart`` forgets finished steps.
+    --log / --queries). With teacher.from_path and no judgments (data.path unset) the given teacher labels the
+    logged queries' pool and nothing is trained on human labels (:mod:`.teacher_only`). ``ship``: auto, int8 or fp32 behind deploy.pipeline. ``restart`` forgets finished steps.
     ``yes`` / ``overwrite``: see :mod:`.run_plan` (a cluster that is not the local node, an index reranker did not
     create). ``behaviour``: 'index' or a ubi_events export: implicit judgments first, then the
     behaviour-aggregated teacher (``behaviour_queries``: a ubi_queries export). ``load_first``: read the dataset
@@ -61,7 +63,15 @@ def run_main_job(config: Config, *, logs: Sequence[Path] = (), query_logs: Seque
     check_queries(tuple(query_logs), config.augment.query_field)
     check_queries(tuple(logs), config.augment.query_field, "--log")
     logs = (*logs, *query_logs)
-    if load_first:
+    teacher_only = bool(config.teacher.from_path) and not config.data.path
+    if config.teacher.from_path:
+        from .own_data import check_teacher_only
+
+        check_teacher_only(config, logs)
+    if teacher_only and ship == "int8":
+        raise ConfigError("--ship int8 without judgments: int8 is shipped only once it ranks within noise of fp32 "
+                          "on the judged validation split", "drop --ship int8 (fp32 ships), or pass --judgments")
+    if load_first and not teacher_only:
         load_data(config)
     report = RunReport()
 
@@ -78,11 +88,16 @@ def run_main_job(config: Config, *, logs: Sequence[Path] = (), query_logs: Seque
     if is_local_node(config):
         step("cluster up", lambda: start_local_node(config, out=out))
     client = connect(config.cluster)
-    _confirm(client, config, ship, yes, overwrite, out)  # before anything is written to the cluster
+    _confirm(client, config, "fp32" if teacher_only else ship, yes, overwrite, out, teacher_only)  # before any write
     if restart:
         (RUNS / "steps.json").unlink(missing_ok=True)
         shutil.rmtree(Path(config.augment.output), ignore_errors=True)
     ledger = Ledger(RUNS)
+    if teacher_only:
+        from .teacher_only import teacher_only_steps
+
+        teacher_only_steps(config, client, step, report, logs=logs, restart=restart, out=out)
+        return _done(report, out)
     teacher_dir, student_dir = Path(config.teacher.output), Path(config.student.output)
     human_dir = student_dir.with_name(f"{student_dir.name}-{HUMAN}")
     zips = {"fp32": student_dir.with_suffix(".zip"), "int8": student_dir.with_name(f"{student_dir.name}-int8.zip"),
@@ -92,7 +107,7 @@ def run_main_job(config: Config, *, logs: Sequence[Path] = (), query_logs: Seque
     log_paths = (*logs, queries_as_log(config))  # every training query's top-K joins the pool
     base = (config.data, config.template)
     # the fingerprints: what each step reads (unchanged from the click-chaining version, so old runs resume)
-    teacher = Step("train teacher", (*base, config.teacher), data_files, outputs=(teacher_dir,))
+    teacher = Step("train teacher", (*base, _fingerprinted(config.teacher)), data_files, outputs=(teacher_dir,))
     labeled = Step("label judged pairs", (config.teacher.score_batch_size,), after=(teacher.name,),
                    outputs=(PAIRS / "judged-train.parquet",))
     augmented = Step("augment", (config.augment, config.deploy.index), log_paths, after=(teacher.name,),
@@ -138,11 +153,22 @@ def run_main_job(config: Config, *, logs: Sequence[Path] = (), query_logs: Seque
                                                offline=(teacher_dir,), out=out)
 
     step("evaluate", evaluate)
+    return _done(report, out)
+
+
+def _done(report: RunReport, out: Output) -> RunReport:
+    """Each step's seconds, then the report."""
     out.heading("done")
     for name, seconds in report.timings.items():
         out.say(f"{name:>28}: {seconds:7.1f}s")
     out.say(f"{'total':>28}: {sum(report.timings.values()):7.1f}s")
     return report
+
+
+def _fingerprinted(teacher) -> dict:
+    """The teacher section as the train-teacher step's fingerprint reads it: without ``from_path`` (unset on
+    this path, and added after runs that must still resume)."""
+    return {k: v for k, v in dataclasses.asdict(teacher).items() if k != "from_path"}
 
 
 def with_behaviour(config: Config, behaviour: str | None) -> Config:
@@ -159,15 +185,18 @@ def _human_label(config: Config, output: Path, steps: int) -> Config:
                                                         max_steps=steps))
 
 
-def _confirm(client, config: Config, ship: str, yes: bool, overwrite: bool, out: Output) -> None:
+def _confirm(client, config: Config, ship: str, yes: bool, overwrite: bool, out: Output,
+             teacher_only: bool = False) -> None:
     """Print the plan on a cluster that is not the local node and stop unless ``yes`` (and ``overwrite`` for an
-    index reranker did not create) allow it; reads the cluster only."""
+    index reranker did not create) allow it; reads the cluster only. ``teacher_only``: one pipeline, one model."""
     from .run_plan import confirm_run, plan_run
 
     others = {"auto": ("fp32", "int8"), "int8": ("fp32",), "fp32": ("int8",)}[ship]
     pipeline, model = config.deploy.pipeline, config.deploy.model_name
     models = {pipeline: model, **{f"{pipeline}-{v}": f"{model}-{v}" for v in (*others, HUMAN)}}
-    either = tuple(f"{pipeline}-{v}" for v in others) if len(others) > 1 else ()
+    if teacher_only:
+        models = {pipeline: model}
+    either = tuple(f"{pipeline}-{v}" for v in others) if len(others) > 1 and not teacher_only else ()
     confirm_run(plan_run(client, config, models, either=either), yes, overwrite, out.verbatim)
 
 
