@@ -102,3 +102,11 @@ def test_run_without_judgments_on_a_given_teacher_deploys_a_reranking_student(op
 
     again = _cli(opensearch.url, *own, "--teacher-from", "my-teacher")
     assert again.exit_code == 0 and " ".join(again.output.split()).count(REUSED) == 3  # augment, student, export
+
+    retaught = _cli(opensearch.url, "train-teacher", "--data", "teacher-judgments.csv", "--kind", "generic",
+                    "--output", "my-teacher", "--max-steps", "2", "--restart")  # another teacher, same folder
+    assert retaught.exit_code == 0, retaught.output
+    other = _cli(opensearch.url, *own, "--teacher-from", "my-teacher")
+    assert other.exit_code == 0 and REUSED not in " ".join(other.output.split())  # its identity is fingerprinted
+    rescored = json.loads((root / "runs/pairs/augmented/report.json").read_text())
+    assert rescored["pairs_total"] == mined["pairs_total"]  # the same pool, scored again by the new teacher
