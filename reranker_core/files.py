@@ -90,7 +90,8 @@ def disk_failure(err: BaseException) -> bool:
         if isinstance(seen, OSError) and not isinstance(seen, (ConnectionError, TimeoutError)):
             return True
         text = str(seen)
-        if any(s in text for s in ("No space left", "File too large", "Disk quota", "failed writing file")):
+        if any(s in text for s in ("No space left", "File too large", "Disk quota", "failed writing file",
+                                   "iostream error")):  # torch.save's C++ stream on a full disk (EFBIG, ENOSPC)
             return True
         seen = seen.__cause__ or seen.__context__
     return False

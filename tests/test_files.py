@@ -104,3 +104,19 @@ def test_a_checkpoint_put_back_from_its_old_copy_is_synced(tmp_path, monkeypatch
         load_state(ckpt, None, None, None, "this run")
     assert (ckpt / STATE_FILE).is_file() and not old.exists()
     assert [(kind, Path(p)) for kind, p, _ in log.calls] == [("dir", tmp_path)]
+
+
+def test_torch_save_failing_on_a_full_disk_is_an_output_error_and_keeps_the_old_checkpoint(tmp_path):
+    """torch.save reports a full disk as RuntimeErrors (the zip writer's, over its C++ stream's), not OSError."""
+    target = tmp_path / "student.checkpoint"
+    write_checkpoint(target, lambda tmp: (tmp / "w.pt").write_text("old"), {"step": 1})
+
+    def full(tmp: Path) -> None:
+        try:
+            raise RuntimeError("basic_ios::clear: iostream error")
+        except RuntimeError:
+            raise RuntimeError("[enforce fail at inline_container.cc:671] . unexpected pos 5056 vs 4950")
+
+    with pytest.raises(OutputError, match="student.checkpoint failed"):
+        write_checkpoint(target, full, {"step": 2})
+    assert (target / "w.pt").read_text() == "old"
