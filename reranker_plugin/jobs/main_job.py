@@ -53,7 +53,8 @@ def run_main_job(config: Config, *, logs: Sequence[Path] = (), query_logs: Seque
 
     ``logs`` / ``query_logs``: query logs whose top hits join the pool (checked first; a bad one is named as
     --log / --queries). With teacher.from_path and no judgments (data.path unset) the given teacher labels the
-    logged queries' pool and nothing is trained on human labels (:mod:`.teacher_only`). ``ship``: auto, int8 or fp32 behind deploy.pipeline. ``restart`` forgets finished steps.
+    logged queries' pool and nothing is trained on human labels (:mod:`.teacher_only`). ``ship``: auto, int8 or
+    fp32 behind deploy.pipeline. ``restart`` forgets finished steps.
     ``yes`` / ``overwrite``: see :mod:`.run_plan` (a cluster that is not the local node, an index reranker did not
     create). ``behaviour``: 'index' or a ubi_events export: implicit judgments first, then the
     behaviour-aggregated teacher (``behaviour_queries``: a ubi_queries export). ``load_first``: read the dataset

@@ -77,16 +77,17 @@ def test_train_student_killed_past_40_percent_resumes_to_the_uninterrupted_resul
     assert rerun.code == 0, rerun.err
     assert f"resumed at step {saved}" in " ".join(rerun.out.split())
     assert not checkpoint.exists()  # removed once the output is written
-    meta, expected = (json.loads((p / "reranker.json").read_text()) for p in (target, workdir / "runs/resume-reference"))
+    reference_dir = workdir / "runs/resume-reference"
+    meta, expected = (json.loads((p / "reranker.json").read_text()) for p in (target, reference_dir))
     assert meta["steps"] == expected["steps"] == total
     assert meta["losses"] == pytest.approx(expected["losses"], abs=TOLERANCE)
-    assert _max_difference(target, workdir / "runs/resume-reference") < TOLERANCE
+    assert _max_difference(target, reference_dir) < TOLERANCE
 
     _kill_past(workdir, ("train-student", "--output", str(target)), KILL_AT)  # again, then start over
     fresh = run_cli(workdir, URL, "train-student", "--output", str(target), "--restart")
     assert fresh.code == 0, fresh.err
     assert "resumed" not in fresh.out and not checkpoint.exists()
-    assert _max_difference(target, workdir / "runs/resume-reference") < TOLERANCE
+    assert _max_difference(target, reference_dir) < TOLERANCE
     record("train-student", f"SIGKILL at step {done} of {total} (checkpoint at step {saved})",
            "nothing (killed); the rerun (resuming by default) exits 0",
            f"rerun resumes at step {saved} = uninterrupted run ({TOLERANCE:g}); --restart starts over")
