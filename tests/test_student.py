@@ -7,6 +7,7 @@ import statistics
 from pathlib import Path
 
 import pytest
+import torch
 
 from reranker_core.config import StudentConfig
 from reranker_core.errors import ModelZipError
@@ -370,3 +371,36 @@ def test_robust_training_adds_perturbed_lists_and_the_contrastive_term(tiny_bert
     meta = read_meta(report.path)
     assert meta["steps"] == 5 and meta["pairs_seen"] == 16 + 16 + 8 + 16 + 16  # clean pairs only: batches of
     # 4, 4 and 2 of the 10 queries, 4 pairs each
+
+
+def test_train_student_takes_the_steps_of_a_plain_loop(tiny_bert, tmp_path):
+    """Four pointwise steps (3 batches of whole queries per epoch, so the fourth starts epoch 1's order) equal
+    :func:`tests.test_loop.reference_training` on the same model and batches."""
+    from safetensors.torch import load_file
+
+    from training.losses import SoftTargetCrossEntropyLoss
+
+    from .test_loop import reference_training
+
+    examples = [StudentExample(e.query, e.text, 1.0 if "genuine" in e.text else 0.0) for e in MARGIN_EXAMPLES]
+    cfg = StudentConfig(model=str(tiny_bert), layers=None, output=str(tmp_path / "s"), max_steps=4,
+                        queries_per_batch=4, learning_rate=3e-3, loss="pointwise", rank_weight=0.0)
+    report = train_student(cfg, TEMPLATE, examples, device="cpu")
+
+    torch.manual_seed(cfg.seed)
+    student = CrossEncoder.from_base(cfg.model, TEMPLATE)
+    steps = [query_batches(examples, 4, cfg.seed + epoch) for epoch in range(2)]
+    assert [len(s) for s in steps] == [3, 3]
+    steps = steps[0] + steps[1][:1]
+
+    def micro_loss(batch: list[int]) -> torch.Tensor:
+        logits = student.logits([examples[i].query for i in batch], [examples[i].text for i in batch]).float()
+        return SoftTargetCrossEntropyLoss()(logits, torch.tensor([examples[i].target for i in batch]))
+
+    student.model.train()
+    expected = reference_training(student.model.parameters(), [[lambda b=b: micro_loss(b)] for b in steps],
+                                  cfg.learning_rate, warmup=1, total=4)
+    meta = read_meta(report.path)
+    assert meta["losses"] == pytest.approx(expected, abs=1e-6) and meta["pairs_seen"] == sum(map(len, steps))
+    saved = load_file(report.path / "model.safetensors")
+    assert max((saved[k] - v).abs().max().item() for k, v in student.model.state_dict().items() if k in saved) < 1e-6

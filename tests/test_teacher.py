@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import random
 from pathlib import Path
 
 import pytest
@@ -272,3 +273,36 @@ def test_default_teacher_loads_smollm2_from_the_gguf_package_and_scores(default_
 def test_load_base_names_a_missing_model(tmp_path):
     with pytest.raises(ModelError, match="cannot load teacher model"):
         load_base(TeacherConfig(kind="llm", model=str(tmp_path / "absent"), gguf_file=None), num_labels=1)
+
+
+def test_train_teacher_takes_the_steps_of_a_plain_loop(tiny_llama, tmp_path):
+    """Three optimizer steps of 2 micro-batches of 3 (8 rows: the second step has one short micro-batch, the third
+    starts epoch 1's shuffle) equal :func:`tests.test_loop.reference_training` on the same model and order."""
+    from safetensors.torch import load_file
+
+    from training.losses import SoftTargetCrossEntropyLoss
+
+    from .test_loop import reference_training
+
+    cfg = _cfg(tiny_llama, tmp_path, batch_size=3, grad_accum=2, max_steps=3)
+    report = train_teacher(cfg, TEMPLATE, BINARY, LEVELS, device="cpu")
+
+    torch.manual_seed(cfg.seed)
+    model, tokenizer = load_base(cfg, num_labels=1)
+    teacher = Teacher(model, tokenizer, TEMPLATE, "binary", LEVELS)
+    orders = [list(range(len(BINARY))) for _ in range(2)]
+    for epoch, order in enumerate(orders):
+        random.Random(cfg.seed + epoch).shuffle(order)
+    steps = [[orders[0][0:3], orders[0][3:6]], [orders[0][6:8]], [orders[1][0:3], orders[1][3:6]]]
+
+    def micro_loss(idx: list[int]) -> torch.Tensor:
+        logits = teacher.logits([teacher.encode(BINARY[i].query, BINARY[i].text) for i in idx]).float()[:, 0]
+        return SoftTargetCrossEntropyLoss()(logits, torch.tensor([BINARY[i].target[0] for i in idx]))
+
+    model.train()
+    expected = reference_training([p for p in model.parameters() if p.requires_grad],
+                                  [[lambda idx=idx: micro_loss(idx) for idx in step] for step in steps],
+                                  cfg.learning_rate, warmup=1, total=3, grad_accum=2)
+    assert read_meta(report.path)["losses"] == pytest.approx(expected, abs=1e-6)
+    saved = load_file(report.path / "model.safetensors")
+    assert max((saved[k] - v).abs().max().item() for k, v in model.state_dict().items() if k in saved) < 1e-6

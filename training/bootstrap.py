@@ -77,24 +77,19 @@ def intervals(q: PerQuery, resamples: int = RESAMPLES, seed: int = SEED) -> dict
 
 def paired_difference(a: PerQuery, b: PerQuery, resamples: int = RESAMPLES,
                       seed: int = SEED) -> dict[str, tuple[float, float, float]]:
-    """``{metric: (a - b, low, high)}`` over the same resampled queries; both must cover the same query list."""
-    if len(a) != len(b):
-        raise ValueError(f"paired difference needs the same queries ({len(a)} vs {len(b)})")
-    whole = np.arange(len(a))[None, :]
-    point_a, point_b = _statistics(a, whole), _statistics(b, whole)
-    idx = _resample(len(a), resamples, seed)
-    boot_a, boot_b = _statistics(a, idx), _statistics(b, idx)
-    return {k: (float(point_a[k][0] - point_b[k][0]),
-                *map(float, np.nanpercentile(boot_a[k] - boot_b[k], [2.5, 97.5]))) for k in point_a}
+    """``{metric: (a - b, low, high)}`` over the same resampled queries: the contrast ``a - b``."""
+    return contrast([(1, a), (-1, b)], resamples, seed)
 
 
 def contrast(terms: Sequence[tuple[float, PerQuery]], resamples: int = RESAMPLES,
              seed: int = SEED) -> dict[str, tuple[float, float, float]]:
     """``{metric: (Σ w·system, low, high)}`` over the same resampled queries, e.g. a difference of two systems'
     losses ``[(1, a_clean), (-1, a_noisy), (-1, b_clean), (1, b_noisy)]``; all must cover the same query list."""
-    if len({len(q) for _, q in terms}) != 1:
-        raise ValueError("a contrast needs every system on the same queries")
-    whole, idx = np.arange(len(terms[0][1]))[None, :], _resample(len(terms[0][1]), resamples, seed)
+    sizes = [len(q) for _, q in terms]
+    if len(set(sizes)) != 1:
+        raise ValueError(f"systems compared must be scored on the same queries (got {' vs '.join(map(str, sizes))} "
+                         "queries): score every system on one query list")
+    whole, idx = np.arange(sizes[0])[None, :], _resample(sizes[0], resamples, seed)
     points = [(w, _statistics(q, whole)) for w, q in terms]
     boots = [(w, _statistics(q, idx)) for w, q in terms]
     return {k: (float(sum(w * p[k][0] for w, p in points)),

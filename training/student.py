@@ -1,6 +1,6 @@
 """The student: a small BERT-style cross-encoder distilled from the teacher's margins.
 
-Distillation is the ordinary trainer fed with cached teacher scores: each batch
+Distillation is the shared trainer (:mod:`training.loop`) fed with cached teacher scores: each batch
 holds whole queries, and the loss compares score *differences* between products
 of the same query (within-query margin-MSE), so the student learns the
 teacher's ranking, not its calibration. ``loss="pointwise"`` is the baseline:
@@ -23,7 +23,8 @@ import torch
 from reranker_core.config import StudentConfig
 from reranker_core.template import ProductTemplate
 
-from .checkpoints import TrainingState, fingerprint, load_state, save_state
+from .checkpoints import fingerprint
+from .loop import Objective, Schedule, train_loop
 from .losses import SoftTargetCrossEntropyLoss, WithinQueryMarginMSELoss, WithinQueryRankNetLoss
 from .models import (ModelError, TrainingReport, default_device, model_inputs, read_meta, resolve_model,
                      write_checkpoint)
@@ -222,6 +223,49 @@ def contrastive(cls: torch.Tensor, clean_rows: Sequence[int], groups: torch.Tens
     return torch.nn.functional.cross_entropy(sim.masked_fill(same_query, float("-inf")), positive)
 
 
+def student_objective(student: CrossEncoder, cfg: StudentConfig, examples: Sequence[StudentExample],
+                      query_id: dict[str, int]) -> Objective[list[int]]:
+    """The student's batches (whole queries, :func:`query_batches`) and loss (``cfg.loss`` and its extra terms)."""
+    margin, pointwise, ranknet = WithinQueryMarginMSELoss(), SoftTargetCrossEntropyLoss(), WithinQueryRankNetLoss()
+
+    def epoch(e: int) -> list[list[list[int]]]:
+        return [[batch] for batch in query_batches(examples, cfg.queries_per_batch, cfg.seed + e)]
+
+    def forward(batch: list[int], step: int) -> tuple[list[tuple[int, str]], torch.Tensor, torch.Tensor | None]:
+        rows = [examples[i] for i in batch]
+        twins = perturbed_twins(rows, cfg.robust_share, cfg.robust_strength, cfg.seed * 100_003 + step)
+        scored, cls = student.encode([r.query for r in rows] + [q for _, q in twins],
+                                     [r.text for r in rows] + [rows[k].text for k, _ in twins],
+                                     pooled=bool(twins and cfg.contrastive_weight))
+        return twins, scored, cls
+
+    def loss(batch: list[int], out: tuple[list[tuple[int, str]], torch.Tensor, torch.Tensor | None]) -> torch.Tensor:
+        rows = [examples[i] for i in batch]
+        twins, scored, cls = out
+        scored = scored.float()
+        logits = scored[:len(rows)]
+        # a perturbed query is a list of its own, held to the clean query's teacher margins
+        targets = torch.tensor([r.target for r in rows] + [rows[k].target for k, _ in twins], device=scored.device)
+        groups = torch.tensor([query_id[r.query] for r in rows] + [len(query_id) + query_id[rows[k].query]
+                                                                  for k, _ in twins], device=scored.device)
+        if cfg.loss == "margin_mse":
+            value = margin(scored, targets, groups)
+            if cls is not None:
+                value = value + cfg.contrastive_weight * contrastive(
+                    cls.float(), [k for k, _ in twins], groups[:len(rows)])
+            labeled = [k for k, r in enumerate(rows) if r.label is not None]
+            if cfg.human_weight and labeled:
+                human = torch.tensor([rows[k].label for k in labeled], device=logits.device)
+                value = value + cfg.human_weight * pointwise(logits[labeled], human)
+            return value
+        value = pointwise(scored, targets)
+        if cfg.rank_weight:
+            value = value + cfg.rank_weight * ranknet(scored, targets, groups)
+        return value
+
+    return Objective(epoch, forward, loss)
+
+
 def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Sequence[StudentExample],
                   progress: Progress | None = None, device: str | None = None, name: str | None = None,
                   provenance: dict | None = None, checkpoint: Path | None = None, checkpoint_every: int = 50,
@@ -235,8 +279,6 @@ def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Seque
     last one included) and the results are kept in the checkpoint's ``reranker.json``
     as ``curve``: whether more epochs would still pay shows there.
     """
-    from transformers import get_linear_schedule_with_warmup
-
     if not examples:
         raise ModelError("no training examples for the student", "label pairs with the teacher first")
     torch.manual_seed(cfg.seed)
@@ -251,66 +293,12 @@ def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Seque
         total = max(1, math.ceil(cfg.max_pairs / (sum(map(len, batches)) / per_epoch)))
     else:
         total = max(1, math.ceil(per_epoch * cfg.epochs))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.01)
-    scheduler = get_linear_schedule_with_warmup(optimizer, max(1, total // 10), total)
-    margin, pointwise, ranknet = WithinQueryMarginMSELoss(), SoftTargetCrossEntropyLoss(), WithinQueryRankNetLoss()
     query_id = {q: i for i, q in enumerate(sorted({e.query for e in examples}))}
-    key = _fingerprint(cfg, template, examples)
-    state = load_state(checkpoint, model, optimizer, scheduler, key) if checkpoint and resume else TrainingState()
-    step, losses, resumed_from = state.step, state.losses, state.step
-    pairs_seen = state.counters.get("pairs_seen", 0)
-    measure_at = {max(1, round(total * (i + 1) / curve_points)) for i in range(curve_points)} if curve else set()
-    measured: list[dict] = list(state.counters.get("curve", []))
-    model.train()
-    while step < total:
-        epoch, done = divmod(step, per_epoch)  # the seeded order of this epoch, past the batches already taken
-        for batch in query_batches(examples, cfg.queries_per_batch, cfg.seed + epoch)[done:]:
-            if step >= total:
-                break
-            rows = [examples[i] for i in batch]
-            twins = perturbed_twins(rows, cfg.robust_share, cfg.robust_strength, cfg.seed * 100_003 + step)
-            pairs_seen += len(rows)
-            queries = [r.query for r in rows] + [q for _, q in twins]
-            with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-                scored, cls = student.encode(queries, [r.text for r in rows] + [rows[k].text for k, _ in twins],
-                                             pooled=bool(twins and cfg.contrastive_weight))
-            scored = scored.float()
-            logits = scored[:len(rows)]
-            # a perturbed query is a list of its own, held to the clean query's teacher margins
-            targets = torch.tensor([r.target for r in rows] + [rows[k].target for k, _ in twins], device=scored.device)
-            groups = torch.tensor([query_id[r.query] for r in rows] + [len(query_id) + query_id[rows[k].query]
-                                                                      for k, _ in twins], device=scored.device)
-            if cfg.loss == "margin_mse":
-                loss = margin(scored, targets, groups)
-                if cls is not None:
-                    loss = loss + cfg.contrastive_weight * contrastive(
-                        cls.float(), [k for k, _ in twins], groups[:len(rows)])
-                labeled = [k for k, r in enumerate(rows) if r.label is not None]
-                if cfg.human_weight and labeled:
-                    human = torch.tensor([rows[k].label for k in labeled], device=logits.device)
-                    loss = loss + cfg.human_weight * pointwise(logits[labeled], human)
-            else:
-                loss = pointwise(scored, targets)
-                if cfg.rank_weight:
-                    loss = loss + cfg.rank_weight * ranknet(scored, targets, groups)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            losses.append(loss.item())
-            if step in measure_at:
-                measured.append({"step": step, "epochs": round(step / per_epoch, 3), "pairs_seen": pairs_seen,
-                                 **curve(student)})
-                model.train()
-            if checkpoint and (step % checkpoint_every == 0 or step == total):  # the last step too: a kill
-                # while the output is written (the teacher's export follows) costs no training
-                save_state(checkpoint, model, optimizer, scheduler,
-                           TrainingState(step, losses, {"pairs_seen": pairs_seen, "curve": measured}), key)
-            if progress:
-                progress(step, total)
-    model.eval()
+    objective = student_objective(student, cfg, examples, query_id)
+    schedule = Schedule(total, max(1, total // 10), cfg.learning_rate, 1, cfg.precision, checkpoint_every)
+    trained = train_loop(model, objective, schedule, _fingerprint(cfg, template, examples), device, checkpoint,
+                         resume, progress, (lambda: curve(student)) if curve else None, curve_points)
+    step, losses, pairs_seen, measured = trained.step, trained.losses, trained.pairs_seen, trained.curve
     meta = {"role": "student", "name": name or Path(cfg.output).name, "base_model": cfg.model, "loss": cfg.loss,
             "template": template.to_dict(), "examples": len(examples), "queries": len(query_id),
             "steps": step, "pairs_seen": pairs_seen, "losses": losses, "layers": model.config.num_hidden_layers,
@@ -324,7 +312,7 @@ def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Seque
         student.tokenizer.save_pretrained(tmp)
 
     write_checkpoint(Path(cfg.output), save, meta)
-    return TrainingReport.of(Path(cfg.output), len(examples), len(query_id), losses, resumed_from)
+    return TrainingReport.of(Path(cfg.output), len(examples), len(query_id), losses, trained.resumed_from)
 
 
 def _fingerprint(cfg: StudentConfig, template: ProductTemplate, examples: Sequence[StudentExample]) -> str:

@@ -9,7 +9,8 @@ label spread over the two nearest levels.
 
 The teacher's *score* (what the student distils) is a logit either way: the
 binary logit, or the log-odds of the expected soft label under the predicted
-distribution. Training saves resumable checkpoints (trainable weights,
+distribution. Training is the shared loop of :mod:`training.loop` with a
+soft-target cross-entropy; it saves resumable checkpoints (trainable weights,
 optimizer, scheduler, step) every ``checkpoint_every`` optimizer steps.
 """
 from __future__ import annotations
@@ -27,8 +28,9 @@ import torch
 from reranker_core.config import TeacherConfig
 from reranker_core.template import ProductTemplate
 
-from .checkpoints import TrainingState, fingerprint, load_state, save_state
+from .checkpoints import fingerprint
 from .datasets import Judgment, grade_distribution, group_by_query
+from .loop import Objective, Schedule, train_loop
 from .losses import SoftTargetCrossEntropyLoss
 from .models import ModelError, TrainingReport, default_device, read_meta, resolve_model, write_checkpoint
 
@@ -194,55 +196,40 @@ def train_teacher(cfg: TeacherConfig, template: ProductTemplate, examples: Seque
                   levels: Sequence[float], resume: bool = False, progress: Progress | None = None,
                   device: str | None = None) -> TrainingReport:
     """Fine-tune the teacher on soft targets; write ``cfg.output`` (and resumable checkpoints beside it)."""
-    from transformers import get_linear_schedule_with_warmup
-
     if not examples:
         raise ModelError("no training examples for the teacher", "check data.path and the train split")
     torch.manual_seed(cfg.seed)
     num_labels = 1 if cfg.target == "binary" else len(levels)
     model, tokenizer = load_base(cfg, num_labels)
     teacher = Teacher(model, tokenizer, template, cfg.target, levels)
-    model.to(device or default_device())
+    device = device or default_device()
+    model.to(device)
     per_epoch = math.ceil(len(examples) / (cfg.batch_size * cfg.grad_accum))
     total = cfg.max_steps or max(1, math.ceil(per_epoch * cfg.epochs))
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.01)
-    scheduler = get_linear_schedule_with_warmup(optimizer, max(1, total // 20), total)
     ckpt = Path(f"{cfg.output}.checkpoint")
-    key = _fingerprint(cfg, template, examples)
-    state = load_state(ckpt, model, optimizer, scheduler, key) if resume else TrainingState()
-    step, losses = state.step, state.losses
-    resumed_from = step
-    loss_fn = SoftTargetCrossEntropyLoss()
     encoded = [teacher.encode(e.query, e.text) for e in examples]
-    micro = cfg.batch_size
-    model.train()
-    while step < total:
-        epoch, pos = divmod(step, per_epoch)
+    soft_ce = SoftTargetCrossEntropyLoss()
+
+    def epoch(e: int) -> list[list[list[int]]]:
+        """Epoch ``e``'s steps: ``grad_accum`` micro-batches of ``batch_size`` rows of a seeded shuffle."""
         order = list(range(len(examples)))
-        random.Random(cfg.seed + epoch).shuffle(order)
-        start = pos * micro * cfg.grad_accum
-        step_loss = 0.0
-        for a in range(cfg.grad_accum):
-            idx = order[start + a * micro: start + (a + 1) * micro]
-            if not idx:
-                continue
-            logits = teacher.logits([encoded[i] for i in idx]).float()
-            targets = torch.tensor([examples[i].target for i in idx], device=logits.device)
-            loss = loss_fn(logits if num_labels > 1 else logits[:, 0], targets if num_labels > 1 else targets[:, 0])
-            (loss / cfg.grad_accum).backward()
-            step_loss += loss.item() / cfg.grad_accum
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        losses.append(step_loss)
-        if progress:
-            progress(step, total)
-        if step % cfg.checkpoint_every == 0 or step == total:  # the last too: a kill while saving costs no steps
-            save_state(ckpt, model, optimizer, scheduler, TrainingState(step, losses), key)
-    model.eval()
+        random.Random(cfg.seed + e).shuffle(order)
+        micro, span = cfg.batch_size, cfg.batch_size * cfg.grad_accum
+        steps = [[order[s + a * micro: s + (a + 1) * micro] for a in range(cfg.grad_accum)]
+                 for s in range(0, per_epoch * span, span)]
+        return [[idx for idx in step if idx] for step in steps]  # the last step's tail may be short or empty
+
+    def loss(idx: list[int], logits: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        targets = torch.tensor([examples[i].target for i in idx], device=logits.device)
+        return soft_ce(logits, targets) if num_labels > 1 else soft_ce(logits[:, 0], targets[:, 0])
+
+    objective = Objective(epoch, lambda idx, _step: teacher.logits([encoded[i] for i in idx]), loss)
+    # no autocast: the LLM teacher has always trained in fp32 (teacher.precision is the ensemble's setting)
+    schedule = Schedule(total, max(1, total // 20), cfg.learning_rate, cfg.grad_accum, "fp32", cfg.checkpoint_every)
+    trained = train_loop(model, objective, schedule, _fingerprint(cfg, template, examples), device, ckpt,
+                         resume, progress)
+    step, losses = trained.step, trained.losses
     final = model.merge_and_unload() if cfg.lora else model
     queries = len({e.query for e in examples})
     meta = {"role": "teacher", "name": Path(cfg.output).name, "base_model": cfg.model, "gguf_file": cfg.gguf_file,
@@ -256,7 +243,7 @@ def train_teacher(cfg: TeacherConfig, template: ProductTemplate, examples: Seque
 
     write_checkpoint(Path(cfg.output), save, meta)
     shutil.rmtree(ckpt, ignore_errors=True)
-    return TrainingReport.of(Path(cfg.output), len(examples), queries, losses, resumed_from)
+    return TrainingReport.of(Path(cfg.output), len(examples), queries, losses, trained.resumed_from)
 
 
 def _forget_gguf(model) -> None:

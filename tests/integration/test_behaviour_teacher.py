@@ -2,45 +2,27 @@
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
 import yaml
 from click.testing import CliRunner
 
 from reranker_plugin.cli import cli
-from reranker_plugin.node.assets import load_json
 from training.datasets import split_of
 
-from ..conftest import tiny_cross_encoder
-from .conftest import PRODUCTS
+from .conftest import PRODUCTS, fill_index, save_tiny_bert
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("one_torch_thread")]
 TRAIN = ["white paint", "drill bits", "pipe wrench", "ceiling fan", "toilet flapper"]
 HELD_OUT = ["cordless drill", "garden hose", "light bulb", "paint roller", "shower head"]
 
 
-@pytest.fixture
-def ubi_indexes(client):
-    names = {"events": f"ubi-events-test-{uuid.uuid4().hex[:8]}", "queries": f"ubi-queries-test-{uuid.uuid4().hex[:8]}"}
-    yield names
-    for name in names.values():
-        client.indices.delete(index=name, ignore_unavailable=True)
-
-
-def bulk(client, index: str, mapping: str, docs: list[dict]) -> None:
-    client.indices.create(index=index, body=load_json(mapping))
-    lines = [x for i, doc in enumerate(docs) for x in ({"index": {"_index": index, "_id": str(i)}}, doc)]
-    assert not client.bulk(body=lines, refresh=True)["errors"]
-
-
 def test_behaviour_teacher_from_the_index_reads_training_clicks_only(client, ubi_indexes, tmp_path, minilm_tokenizer):
     assert {split_of(q) for q in TRAIN} == {"train"} and "train" not in {split_of(q) for q in HELD_OUT}
-    tiny_cross_encoder(minilm_tokenizer).save_pretrained(tmp_path / "tiny-bert")
-    minilm_tokenizer.save_pretrained(tmp_path / "tiny-bert")
+    save_tiny_bert(tmp_path / "tiny-bert", minilm_tokenizer)
     queries = TRAIN + HELD_OUT
     # query n clicked product n (shown at rank 0) and skipped product n + 10 (rank 1)
-    bulk(client, ubi_indexes["queries"], "ubi-queries-index.json", [
+    fill_index(client, ubi_indexes["queries"], "ubi-queries-index.json", [
         {"query_id": f"q{n}", "user_query": q, "timestamp": "2025-02-01T09:59:59Z"} for n, q in enumerate(queries)])
     events = []
     for n in range(len(queries)):
@@ -49,7 +31,7 @@ def test_behaviour_teacher_from_the_index_reads_training_clicks_only(client, ubi
                            "timestamp": "2025-02-01T10:00:00Z", "event_attributes": {
                                "object": {"object_id": f"p{pid}", "object_id_field": "product_id"},
                                "position": {"ordinal": rank}}})
-    bulk(client, ubi_indexes["events"], "ubi-events-index.json", events)
+    fill_index(client, ubi_indexes["events"], "ubi-events-index.json", events)
     (tmp_path / "catalog.jsonl").write_text("".join(json.dumps({"id": f"p{i}", "title": t}) + "\n"
                                                     for i, t in enumerate(PRODUCTS)))
     (tmp_path / "judgments.csv").write_text("query,product_id,grade\n" + "".join(

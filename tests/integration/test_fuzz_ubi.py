@@ -3,6 +3,8 @@ reader as its query or as a counted malformed line — none lost, none invented.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,6 +21,28 @@ user_query = st.one_of(text, st.just("   "), st.none(), st.integers(), st.boolea
 doc = st.fixed_dictionaries({"user_query": user_query}, optional={"query_id": st.text("abc123", max_size=6)})
 
 
+@contextmanager
+def _fuzzed_index(client, prefix: str, mapping: str, docs: list[dict]) -> Iterator[tuple[str, list[dict]]]:
+    """A new index with the packaged ``mapping`` holding ``docs`` one by one, a millisecond apart (readers page
+    oldest first); yields (index, the docs the cluster accepted), then deletes the index."""
+    index = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    client.indices.create(index=index, body=load_json(mapping))
+    try:
+        accepted = []
+        for i, source in enumerate(docs):
+            body = {k: v for k, v in source.items() if v is not None}
+            body["timestamp"] = 1_700_000_000_000 + i
+            try:
+                client.index(index=index, id=str(i), body=body)
+                accepted.append(body)
+            except Exception:  # noqa: BLE001 - a doc the mapping refuses never entered the log
+                pass
+        client.indices.refresh(index=index)
+        yield index, accepted
+    finally:
+        client.indices.delete(index=index, ignore_unavailable=True)
+
+
 def _expected(source: dict) -> str | None:
     value = source.get("user_query")
     return value.strip() if isinstance(value, str) and value.strip() else None
@@ -28,28 +52,13 @@ def _expected(source: dict) -> str | None:
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(docs=st.lists(doc, max_size=25), batch_size=st.integers(1, 7))
 def test_ubi_documents_come_back_as_queries_or_counted_malformed(client, docs, batch_size):
-    index = f"ubi-fuzz-{uuid.uuid4().hex[:8]}"
-    client.indices.create(index=index, body=load_json("ubi-queries-index.json"))
-    try:
-        accepted = []
-        for i, source in enumerate(docs):
-            body = {k: v for k, v in source.items() if v is not None}
-            body["timestamp"] = 1_700_000_000_000 + i  # the reader pages oldest first
-            try:
-                client.index(index=index, id=str(i), body=body)
-                accepted.append(body)
-            except Exception:  # noqa: BLE001 - a doc the mapping refuses never entered the log
-                pass
-        client.indices.refresh(index=index)
+    with _fuzzed_index(client, "ubi-fuzz", "ubi-queries-index.json", docs) as (index, accepted):
         report = MalformedReport()
         lines = list(iter_ubi_queries(client, index, batch_size=batch_size))
         for line in lines:
             report.add(index, line)
         assert [line.query for line in lines] == [_expected(b) for b in accepted]
         assert report.total == len(accepted) and report.malformed == sum(_expected(b) is None for b in accepted)
-    finally:
-        client.indices.delete(index=index, ignore_unavailable=True)
-
 
 def _good_event(source: dict) -> bool:
     """An independent statement of what the events reader accepts, for comparison with what it returns."""
@@ -80,21 +89,7 @@ event = st.fixed_dictionaries(
 def test_ubi_events_come_back_as_events_or_counted_malformed(client, docs, batch_size):
     from reranker_plugin.jobs.ubi_events import iter_ubi_events
 
-    index = f"ubi-events-fuzz-{uuid.uuid4().hex[:8]}"
-    client.indices.create(index=index, body=load_json("ubi-events-index.json"))
-    try:
-        accepted = []
-        for i, source in enumerate(docs):
-            body = {k: v for k, v in source.items() if v is not None}
-            body["timestamp"] = 1_700_000_000_000 + i
-            try:
-                client.index(index=index, id=str(i), body=body)
-                accepted.append(body)
-            except Exception:  # noqa: BLE001 - a doc the mapping refuses never entered the log
-                pass
-        client.indices.refresh(index=index)
+    with _fuzzed_index(client, "ubi-events-fuzz", "ubi-events-index.json", docs) as (index, accepted):
         lines = list(iter_ubi_events(client, index, batch_size=batch_size))
         assert [line.event is not None for line in lines] == [_good_event(b) for b in accepted]
         assert all((line.event is None) != (line.error is None) for line in lines)
-    finally:
-        client.indices.delete(index=index, ignore_unavailable=True)

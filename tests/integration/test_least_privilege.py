@@ -12,14 +12,14 @@ import pytest
 
 from reranker_core.config import Config
 from reranker_core.errors import ClusterError
-from reranker_plugin.connection import PermissionDenied, make_client
+from reranker_plugin.connection import make_client
 from reranker_plugin.jobs.check import run_checks
 from reranker_plugin.mlcommons.client import MLCommons
 from reranker_plugin.mlcommons.pipeline import get_pipeline, pipeline_model_id
 
 from .faults import record
-from .test_secure_cluster import (admin, cli, cluster_config, deploy_args, env_for, last_line,  # noqa: F401
-                                  names, product_index, secure_node)
+from .test_secure_cluster import (admin, cli, cli_refused, cluster_config, deploy_args, env_for,  # noqa: F401
+                                  names, product_index, refused, secure_node)
 
 pytestmark = pytest.mark.integration
 ACCESS = "plugins.ml_commons.model_access_control_enabled"
@@ -47,16 +47,6 @@ def meta_body(group_id: str, name: str) -> dict:
             "model_group_id": group_id, "model_content_size_in_bytes": 10, "model_content_hash_value": "0" * 64,
             "total_chunks": 1, "model_config": {"model_type": "bert", "embedding_dimension": 1,
                                                 "framework_type": "huggingface_transformers"}}
-
-
-def refused(call, *args, **kwargs) -> str:
-    """The one-line message of the PermissionDenied the call raises."""
-    with pytest.raises(PermissionDenied) as caught:
-        call(*args, **kwargs)
-    line = str(caught.value)
-    print(line)  # shown with -s: the exact line a user sees
-    assert "\n" not in line and line.startswith("OpenSearch refused")
-    return line
 
 
 def test_the_node_runs_with_model_access_control_on(admin):  # noqa: F811
@@ -140,10 +130,7 @@ def test_cannot_deploy_into_another_users_model_group_by_name(secure_node, admin
                                                               names, tiny_zip):
     group, _ = admins_model
     taken = admin.plugins.ml.get_model_group(model_group_id=group)["name"]
-    done = cli(env_for(secure_node, "reranker"), *deploy_args(tiny_zip, product_index, names), "--group", taken)
-    line = last_line(done)
-    print(line)
-    assert done.returncode == 1 and "Traceback" not in done.stderr
+    line = cli_refused(env_for(secure_node, "reranker"), *deploy_args(tiny_zip, product_index, names), "--group", taken)
     assert line == (f"error: model group {taken!r} exists but this user may not see it (ML Commons model access "
                     "control: it belongs to another user) — deploy with --group NAME of your own (deploy.model_group)")
     assert not [m for m in MLCommons(admin).list_models() if m.name == names["model"]]
@@ -153,10 +140,8 @@ def test_cannot_deploy_into_another_users_model_group_by_name(secure_node, admin
 
 def test_cannot_delete_another_users_model(secure_node, admins_model, admin):  # noqa: F811
     _, model = admins_model
-    done = cli(env_for(secure_node, "reranker"), "models", "delete", "--", model, timeout=120)
-    line = last_line(done)
-    print(line)
-    assert done.returncode == 1 and "Traceback" not in done.stderr and line.startswith("error: OpenSearch refused")
+    line = cli_refused(env_for(secure_node, "reranker"), "models", "delete", "--", model, timeout=120)
+    assert line.startswith("error: OpenSearch refused")
     assert "User doesn't have privilege" in line and "model access control" in line
     assert MLCommons(admin).get_model(model) is not None
     record("models delete (restricted user)", "a model in another user's private group", line, "model kept")

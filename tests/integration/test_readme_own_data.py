@@ -13,20 +13,16 @@ import re
 import shlex
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
-import yaml
 
 from reranker_plugin.jobs.search import search
-from reranker_plugin.mlcommons.client import MLCommons
 from training.datasets import split_of
 from training.onnx_scorer import OnnxZipScorer
 
-from ..conftest import tiny_cross_encoder
-from .conftest import PRODUCTS
-from .test_run import QUERIES, REUSED, _grade
+from .conftest import PRODUCTS, REUSED, main_job_project, write_graded_judgments
+from .conftest import RUN_QUERIES as QUERIES
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -50,42 +46,20 @@ def _write_user_files(root: Path) -> None:
         csv.writer(fh).writerows([("id", "title"), *((f"p{i}", t) for i, t in enumerate(PRODUCTS))])
     (root / "queries.jsonl").write_text("".join(json.dumps({"user_query": q}) + "\n" for q in
                                                 [*QUERIES, *LOGGED_ONLY]), encoding="utf-8")
-    with (root / "judgments.csv").open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["query", "product_id", "grade"])
-        for n, query in enumerate(QUERIES):
-            ranked = sorted(range(len(PRODUCTS)), key=lambda i: -_grade(query, PRODUCTS[i]))
-            for i in {*ranked[:3], (n * 7) % len(PRODUCTS), (n * 11 + 5) % len(PRODUCTS)}:
-                writer.writerow([query, f"p{i}", _grade(query, PRODUCTS[i])])
+    write_graded_judgments(root / "judgments.csv")
 
 
 @pytest.fixture
 def project(tmp_path, minilm_tokenizer, client):
     """A user's folder: their files, a reranker.yaml with tiny models and unique names, `.venv/bin/reranker`."""
     _write_user_files(tmp_path)
-    tiny_cross_encoder(minilm_tokenizer).save_pretrained(tmp_path / "tiny-bert")
-    minilm_tokenizer.save_pretrained(tmp_path / "tiny-bert")
-    suffix = uuid.uuid4().hex[:8]
-    tiny = str(tmp_path / "tiny-bert")
-    config = {"template": {"fields": ["title"], "max_tokens": 32},
-              "deploy": {"index": f"own-{suffix}", "model_name": f"own-{suffix}", "pipeline": f"own-{suffix}"},
-              "teacher": {"model": tiny, "views": [tiny], "max_steps": 3, "queries_per_batch": 4},
-              "student": {"model": "teacher", "layers": 1, "max_steps": 2, "queries_per_batch": 4},
-              "augment": {"top_k": 5, "queries_per_part": 3}}
-    (tmp_path / "reranker.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     (tmp_path / ".venv/bin").mkdir(parents=True)
     launcher = tmp_path / ".venv/bin/reranker"  # what `make install` puts there, running this checkout
     launcher.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -c "
                         "'from reranker_plugin.cli import main; main()' \"$@\"\n", encoding="utf-8")
     launcher.chmod(0o755)
-    yield tmp_path, config["deploy"]
-    ml = MLCommons(client)
-    for model in ml.list_models():
-        if model.name.startswith(config["deploy"]["model_name"]):
-            ml.delete(model.model_id)
-    for name in ("", "-int8", "-fp32", "-human"):
-        client.search_pipeline.delete(id=config["deploy"]["pipeline"] + name, ignore=[404])
-    client.indices.delete(index=config["deploy"]["index"], ignore_unavailable=True)
+    with main_job_project(client, tmp_path, minilm_tokenizer, "own") as config:
+        yield tmp_path, config["deploy"]
 
 
 def test_readme_own_data_commands_reach_reranked_search(opensearch, client, project):

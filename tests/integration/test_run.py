@@ -1,9 +1,7 @@
 """`reranker run`, the main job, end to end on the real node with tiny real models: then step reuse."""
 from __future__ import annotations
 
-import csv
 import json
-import uuid
 from pathlib import Path
 
 import pytest
@@ -11,61 +9,26 @@ import yaml
 from click.testing import CliRunner
 
 from reranker_plugin.cli import cli
-from reranker_plugin.mlcommons.client import MLCommons
 from training.datasets import split_of
 
-from ..conftest import tiny_cross_encoder
-from .conftest import PRODUCTS
+from .conftest import PRODUCTS, REUSED, main_job_project, write_graded_judgments
+from .conftest import RUN_QUERIES as QUERIES
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("one_torch_thread")]
-QUERIES = ["cordless drill", "drill bits", "interior paint", "paint roller", "garden hose", "light bulb",
-           "ceiling fan", "pipe fitting", "kitchen faucet", "wood screws", "spray paint", "impact driver",
-           "shower head", "drywall anchors", "pipe wrench", "hose nozzle", "paint brush", "drill battery"]
-REUSED = "unchanged since its last run"
-
-
-def _grade(query: str, title: str) -> float:
-    words = query.split()
-    hits = sum(w in title.lower() for w in words)
-    return 1.0 if hits == len(words) else 0.5 if hits else 0.0
 
 
 @pytest.fixture
 def workspace(tmp_path, minilm_tokenizer, client, monkeypatch):
     """A generic dataset over the 30 test products, a tiny cross-encoder, a config with unique cluster names."""
     assert {split_of(q) for q in QUERIES} == {"train", "validation", "test"}
-    tiny_cross_encoder(minilm_tokenizer).save_pretrained(tmp_path / "tiny-bert")
-    minilm_tokenizer.save_pretrained(tmp_path / "tiny-bert")
     (tmp_path / "catalog.jsonl").write_text("".join(json.dumps({"id": f"p{i}", "title": t}) + "\n"
                                                     for i, t in enumerate(PRODUCTS)), encoding="utf-8")
-    with (tmp_path / "judgments.csv").open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["query", "product_id", "grade"])
-        for n, query in enumerate(QUERIES):
-            ranked = sorted(range(len(PRODUCTS)), key=lambda i: -_grade(query, PRODUCTS[i]))
-            for i in {*ranked[:3], (n * 7) % len(PRODUCTS), (n * 11 + 5) % len(PRODUCTS)}:
-                writer.writerow([query, f"p{i}", _grade(query, PRODUCTS[i])])
-    suffix = uuid.uuid4().hex[:8]
-    tiny = str(tmp_path / "tiny-bert")
-    config = {
-        "data": {"kind": "generic", "path": str(tmp_path / "judgments.csv"), "catalog": str(tmp_path / "catalog.jsonl")},
-        "template": {"fields": ["title"], "max_tokens": 32},
-        "deploy": {"index": f"run-test-{suffix}", "model_name": f"run-test-{suffix}", "pipeline": f"run-{suffix}"},
-        "teacher": {"model": tiny, "views": [tiny], "max_steps": 3, "queries_per_batch": 4},
-        "student": {"model": "teacher", "layers": 1, "max_steps": 2, "queries_per_batch": 4, "human_weight": 0.5},
-        "augment": {"top_k": 5, "queries_per_part": 3},
-        "evaluate": {"max_queries": None},
-    }
-    (tmp_path / "reranker.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    monkeypatch.chdir(tmp_path)  # runs/ and steps.json land here
-    yield tmp_path, config
-    ml = MLCommons(client)
-    for model in ml.list_models():
-        if model.name.startswith(config["deploy"]["model_name"]):
-            ml.delete(model.model_id)
-    for name in ("", "-int8", "-fp32", "-human"):
-        client.search_pipeline.delete(id=config["deploy"]["pipeline"] + name, ignore=[404])
-    client.indices.delete(index=config["deploy"]["index"], ignore_unavailable=True)
+    write_graded_judgments(tmp_path / "judgments.csv")
+    data = {"kind": "generic", "path": str(tmp_path / "judgments.csv"), "catalog": str(tmp_path / "catalog.jsonl")}
+    with main_job_project(client, tmp_path, minilm_tokenizer, "run-test", data=data, student={"human_weight": 0.5},
+                          evaluate={"max_queries": None}) as config:
+        monkeypatch.chdir(tmp_path)  # runs/ and steps.json land here
+        yield tmp_path, config
 
 
 def _run(opensearch) -> str:

@@ -71,6 +71,28 @@ def last_line(done: subprocess.CompletedProcess) -> str:
     return lines[-1] if lines else ""
 
 
+def refused(call, *args, **kwargs) -> str:
+    """The one-line message of the PermissionDenied (HTTP 403, a role lacks the permission) the call raises."""
+    with pytest.raises(PermissionDenied) as caught:
+        call(*args, **kwargs)
+    line = str(caught.value)
+    print(line)  # shown with -s: the exact line a user sees
+    assert "\n" not in line and line.startswith("OpenSearch refused")
+    return line
+
+
+def cli_refused(env: dict[str, str], *args: str, timeout: float = 300) -> str:
+    """The CLI run as ``env``'s user fails with exit code 1 and one ``error:`` line, no traceback and no
+    password in its output; that line."""
+    done = cli(env, *args, timeout=timeout)
+    line = last_line(done)
+    print(line)  # shown with -s: the exact line a user sees
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert line.startswith("error:"), line
+    assert env["OPENSEARCH_PASSWORD"] not in done.stdout + done.stderr
+    return line
+
+
 @pytest.fixture(scope="module")
 def admin(secure_node):
     return connect(cluster_config(secure_node, "admin"))
@@ -122,8 +144,8 @@ def test_restricted_user_cannot_read_other_indices(secure_node, admin):
     try:
         user = make_client(cluster_config(secure_node, "reranker"))
         for index in (other, ".plugins-ml-model"):
-            with pytest.raises(PermissionDenied, match=r"no permission for \[indices:data/read/search\]"):
-                user.search(index=index, body={"query": {"match_all": {}}})
+            line = refused(user.search, index=index, body={"query": {"match_all": {}}})
+            assert "no permission for [indices:data/read/search]" in line
         assert admin.count(index=other)["count"] == 1
     finally:
         admin.indices.delete(index=other, ignore_unavailable=True)
@@ -132,9 +154,7 @@ def test_restricted_user_cannot_read_other_indices(secure_node, admin):
 
 
 def test_user_without_the_role_is_refused_in_one_line(secure_node, admin, product_index, names, tiny_zip):
-    done = cli(env_for(secure_node, "outsider"), *deploy_args(tiny_zip, product_index, names))
-    line = last_line(done)
-    assert done.returncode == 1 and "Traceback" not in done.stderr
+    line = cli_refused(env_for(secure_node, "outsider"), *deploy_args(tiny_zip, product_index, names))
     assert line.startswith("error: OpenSearch refused") and "'outsider'" in line and "reranker_deployer" in line
     assert not [m for m in MLCommons(admin).list_models() if m.name == names["model"]]
     assert get_pipeline(admin, names["pipeline"]) is None
@@ -147,11 +167,8 @@ def test_user_without_the_role_is_refused_in_one_line(secure_node, admin, produc
 ])
 def test_wrong_credentials_or_ca_is_one_line(secure_node, change, cause, expected):
     env = env_for(secure_node, "reranker", **change)
-    done = cli(env, "models", "list", timeout=60)
-    line = last_line(done)
-    assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert line.startswith("error:") and expected in line
-    assert env["OPENSEARCH_PASSWORD"] not in done.stderr
+    line = cli_refused(env, "models", "list", timeout=60)
+    assert expected in line
     record("any cluster command", f"secured cluster, {cause}", line, "nothing written")
 
 

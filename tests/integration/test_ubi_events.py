@@ -13,13 +13,12 @@ from reranker_core.errors import ClusterError
 from reranker_plugin.cli import cli
 from reranker_plugin.jobs.simulate import SimulationPlan, simulate_events
 from reranker_plugin.jobs.ubi_events import EventSource, iter_ubi_events, read_joined_events, ubi_query_texts
-from reranker_plugin.node.assets import load_json
 from training.clicksim import SIMULATED_APPLICATION, ClickModel
 from training.datasets import DataError, Dataset, Judgment, split_of
 from training.implicit import implicit_judgments
 from training.ubievents import UbiEvent
 
-from .conftest import PRODUCTS
+from .conftest import PRODUCTS, fill_index
 
 pytestmark = pytest.mark.integration
 
@@ -35,25 +34,8 @@ def event(query_id, action, object_id, ordinal, **extra):
                                  "position": {"ordinal": ordinal}}, **extra}
 
 
-@pytest.fixture
-def ubi_indexes(client):
-    names = {"events": f"ubi-events-test-{uuid.uuid4().hex[:8]}", "queries": f"ubi-queries-test-{uuid.uuid4().hex[:8]}"}
-    yield names
-    for name in names.values():
-        client.indices.delete(index=name, ignore_unavailable=True)
-
-
-def fill(client, index: str, mapping: str, docs: list[dict]) -> None:
-    client.indices.create(index=index, body=load_json(mapping))
-    lines = []
-    for i, doc in enumerate(docs):
-        lines += [{"index": {"_index": index, "_id": str(i)}}, doc]
-    result = client.bulk(body=lines, refresh=True)
-    assert not result["errors"], result
-
-
 def test_real_ubi_events_come_back_joined_to_their_queries_and_bad_ones_counted(client, ubi_indexes):
-    fill(client, ubi_indexes["queries"], "ubi-queries-index.json", [
+    fill_index(client, ubi_indexes["queries"], "ubi-queries-index.json", [
         {"query_id": "q1", "user_query": "white paint", "timestamp": "2025-02-01T09:59:59Z", "client_id": "c1"},
         {"query_id": "q2", "user_query": "drill bits", "timestamp": "2025-02-01T09:59:59Z"},
         {"query_id": "q3", "timestamp": "2025-02-01T09:59:59Z"}])
@@ -62,7 +44,7 @@ def test_real_ubi_events_come_back_joined_to_their_queries_and_bad_ones_counted(
             event("q2", "click", "p7", "1"),          # the mapping coerces "1"; the reader reports the string
             event("q-gone", "click", "p1", 0),        # no ubi_queries doc
             {"action_name": "click", "timestamp": "2025-02-01T10:00:02Z"}]  # no query_id
-    fill(client, ubi_indexes["events"], "ubi-events-index.json", docs)
+    fill_index(client, ubi_indexes["events"], "ubi-events-index.json", docs)
     lines = list(iter_ubi_events(client, ubi_indexes["events"], batch_size=2))
     assert len(lines) == len(docs)  # nothing lost, paged over several pages
     assert lines[0].event == UbiEvent("impression", "q1", "p9", "product_id", 0, "c1", "2025-02-01T10:00:00Z", "shop")
@@ -198,7 +180,7 @@ def test_a_refused_write_rolls_back_and_says_which_mapping_to_fix(client, produc
 
 
 def test_simulated_sessions_never_mix_into_an_index_of_real_behaviour(client, products_index, ubi_indexes, tmp_path):
-    fill(client, ubi_indexes["queries"], "ubi-queries-index.json",
+    fill_index(client, ubi_indexes["queries"], "ubi-queries-index.json",
          [{"query_id": "real-1", "user_query": "white paint", "application": "shop", "timestamp": "2025-01-01"}])
     with pytest.raises(ClusterError, match=f"'{ubi_indexes['queries']}' holds 1 docs that are not simulated .* — "
                                            "pass another --events-index"):
