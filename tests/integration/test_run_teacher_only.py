@@ -5,25 +5,20 @@ from __future__ import annotations
 
 import csv
 import json
-import uuid
 from pathlib import Path
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from reranker_plugin.cli import cli
 from reranker_plugin.jobs.search import search
-from reranker_plugin.mlcommons.client import MLCommons
 from training.datasets import split_of
 from training.onnx_scorer import OnnxZipScorer
 
-from ..conftest import tiny_cross_encoder
-from .conftest import PRODUCTS
-from .test_run import QUERIES, REUSED, _grade
+from .conftest import PRODUCTS, REUSED, RUN_QUERIES, grade, main_job_project
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("one_torch_thread")]
-LOGGED = [*QUERIES, "cordless hammer drill", "toilet flapper", "garden hose reel", "led light bulb"]
+LOGGED = [*RUN_QUERIES, "cordless hammer drill", "toilet flapper", "garden hose reel", "led light bulb"]
 
 
 @pytest.fixture
@@ -36,27 +31,12 @@ def project(tmp_path, minilm_tokenizer, client, monkeypatch):
     with (tmp_path / "teacher-judgments.csv").open("w", newline="", encoding="utf-8") as fh:  # the teacher's only
         writer = csv.writer(fh)
         writer.writerow(["query", "product_id", "grade"])
-        for query in QUERIES:
-            writer.writerows([query, f"p{i}", _grade(query, t)] for i, t in enumerate(PRODUCTS) if i % 3 == 0)
-    tiny_cross_encoder(minilm_tokenizer).save_pretrained(tmp_path / "tiny-bert")
-    minilm_tokenizer.save_pretrained(tmp_path / "tiny-bert")
-    suffix = uuid.uuid4().hex[:8]
-    config = {"data": {"catalog": "products.csv"},  # for train-teacher; run takes --catalog
-              "template": {"fields": ["title"], "max_tokens": 32},
-              "deploy": {"index": f"own-t-{suffix}", "model_name": f"own-t-{suffix}", "pipeline": f"own-t-{suffix}"},
-              "teacher": {"model": str(tmp_path / "tiny-bert"), "max_steps": 3, "queries_per_batch": 4},
-              "student": {"model": "teacher", "layers": 1, "max_steps": 2, "queries_per_batch": 4},
-              "augment": {"top_k": 5, "queries_per_part": 3},
-              "evaluate": {"max_queries": None}}
-    (tmp_path / "reranker.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+        for query in RUN_QUERIES:
+            writer.writerows([query, f"p{i}", grade(query, t)] for i, t in enumerate(PRODUCTS) if i % 3 == 0)
     monkeypatch.chdir(tmp_path)
-    yield tmp_path, config["deploy"]
-    ml = MLCommons(client)
-    for model in ml.list_models():
-        if model.name.startswith(config["deploy"]["model_name"]):
-            ml.delete(model.model_id)
-    client.search_pipeline.delete(id=config["deploy"]["pipeline"], ignore=[404])
-    client.indices.delete(index=config["deploy"]["index"], ignore_unavailable=True)
+    with main_job_project(client, tmp_path, minilm_tokenizer, "own-t", data={"catalog": "products.csv"},
+                          teacher={"views": []}, evaluate={"max_queries": None}) as config:
+        yield tmp_path, config["deploy"]  # data.catalog serves train-teacher; run takes --catalog
 
 
 def _cli(url: str, *args: str):
