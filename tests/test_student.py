@@ -274,7 +274,7 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_ends_where_an_uninterrupte
     (broken / "trainable.pt").write_bytes((broken / "trainable.pt").read_bytes()[:100])
     with pytest.raises(ModelError, match="unreadable") as unreadable:
         train_student(cfg, TEMPLATE, MARGIN_EXAMPLES, device="cpu", checkpoint=broken, resume=True)
-    assert unreadable.value.fix == f"delete {broken} to start over"
+    assert unreadable.value.fix == f"rerun with --restart (or delete {broken}) to start over"
 
     ckpt.rename(tmp_path / ".resumed.checkpoint.old")  # killed between a save's two renames: the old one counts
     resumed = train_student(cfg, TEMPLATE, MARGIN_EXAMPLES, device="cpu", checkpoint=ckpt, checkpoint_every=2,

@@ -77,7 +77,7 @@ def load_state(ckpt: Path, model, optimizer, scheduler, key: str) -> TrainingSta
     if not path.is_file():
         return TrainingState()
     unreadable = ModelError(f"checkpoint {ckpt} is unreadable (a crash while it was written?)",
-                            f"delete {ckpt} to start over")
+                            f"rerun with --restart (or delete {ckpt}) to start over")
     try:
         saved = json.loads(path.read_text())
         same = saved["fingerprint"] == key
@@ -85,7 +85,7 @@ def load_state(ckpt: Path, model, optimizer, scheduler, key: str) -> TrainingSta
         raise unreadable from err
     if not same:
         raise ModelError(f"checkpoint {ckpt} was made with another config or data",
-                         f"restore the config it was made with, or delete {ckpt} to start over")
+                         "restore the config it was made with, or rerun with --restart to start over")
     try:  # map_location: a checkpoint saved on a GPU resumes on a CPU-only machine too
         weights = torch.load(ckpt / "trainable.pt", map_location="cpu")
         opt = torch.load(ckpt / "optim.pt", map_location="cpu")
@@ -93,7 +93,8 @@ def load_state(ckpt: Path, model, optimizer, scheduler, key: str) -> TrainingSta
         raise unreadable from err
     loaded = model.load_state_dict(weights, strict=False)
     if loaded.unexpected_keys:
-        raise ModelError(f"checkpoint {ckpt} does not fit the model", f"delete {ckpt} to start over")
+        raise ModelError(f"checkpoint {ckpt} does not fit the model",
+                         f"rerun with --restart (or delete {ckpt}) to start over")
     optimizer.load_state_dict(opt["optimizer"])
     scheduler.load_state_dict(opt["scheduler"])
     if "rng" in opt:
