@@ -336,12 +336,13 @@ def export(ctx: Context, student_dir: Path | None, source: Path | None, out: Pat
 
     folder = source or student_dir
     out = out or _zip_beside(folder)
-    if source is None:
-        if max_length is not None:
-            raise click.UsageError("--max-length applies to --from; a student keeps its template's max_tokens")
-        report = export_student(folder, out)
-    else:
-        report = export_folder(folder, out, max_length, ctx.config.template.max_tokens)
+    if source is None and max_length is not None:
+        raise click.UsageError("--max-length applies to --from; a student keeps its template's max_tokens")
+    with progress_bar("exporting", "stages") as update:
+        if source is None:
+            report = export_student(folder, out, update)
+        else:
+            report = export_folder(folder, out, max_length, ctx.config.template.max_tokens, update)
     pairs = "built-in probe pairs" if report.probes else "real pairs"
     console.print(f"{report.path}: {report.path.stat().st_size / 1e6:.1f} MB, max |torch - onnxruntime| = "
                   f"{report.max_abs_diff:.2e} over {report.pairs_checked} {pairs}")

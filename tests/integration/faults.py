@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import re
 import resource
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,6 +72,88 @@ def kill_when(cwd: Path, url: str, args: tuple[str, ...], ready: Callable[[], bo
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+PROGRESS_LINE = re.compile(r"^(?P<what>.+?): (?P<done>\d+)/(?P<total>\d+) (?P<unit>\w+),")
+
+
+@dataclass
+class KillPoint:
+    """Where a command was when it was killed, from its own last progress line."""
+    what: str
+    done: int
+    total: int
+    unit: str
+    seconds: float
+
+    def __str__(self) -> str:
+        return (f"at {self.done}/{self.total} {self.unit} ({self.done / self.total:.0%}) of '{self.what}', "
+                f"{self.seconds:.1f}s in")
+
+
+class Watched:
+    """The CLI in a subprocess whose progress lines (one per update: ``RERANKER_PROGRESS_EVERY_S=0``) are read
+    as they come, so a test acts when the step itself says how far it is, not after a guessed time."""
+
+    def __init__(self, cwd: Path, url: str, args: tuple[str, ...]) -> None:
+        self.args, self.started = args, time.monotonic()
+        self.proc = subprocess.Popen([*CLI, "--url", url, *args], cwd=cwd, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True,
+                                     env={**os.environ, "RERANKER_PROGRESS_EVERY_S": "0", "COLUMNS": "200"})
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.err: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:  # type: ignore[union-attr]
+            self.err.append(line)
+            self.lines.put(line)
+
+    def wait_for(self, fraction: float, what: str = "", ready: Callable[[], bool] = lambda: True,
+                 timeout: float = 300) -> KillPoint:
+        """Block until a progress line of a step whose description contains ``what`` reports at least
+        ``fraction`` done and ``ready()`` holds. Fails if the command ends first: the case would not test
+        what it says."""
+        while time.monotonic() - self.started < timeout:
+            try:
+                line = self.lines.get(timeout=0.05)
+            except queue.Empty:
+                if self.proc.poll() is not None and self.lines.empty():
+                    raise AssertionError(f"{self.args[0]} finished (exit {self.proc.returncode}) before "
+                                         f"{fraction:.0%} of '{what}': {''.join(self.err)[-800:]}") from None
+                continue
+            found = PROGRESS_LINE.match(line.strip())
+            done, total = (int(found["done"]), int(found["total"])) if found else (0, 0)
+            if found and what in found["what"] and fraction * total <= done < total and ready():  # mid-step
+                return KillPoint(found["what"], done, total, found["unit"], time.monotonic() - self.started)
+        raise AssertionError(f"{self.args[0]} never reached {fraction:.0%} of '{what}' in {timeout}s")
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def finish(self, timeout: float = 600) -> tuple[int, str]:
+        """Exit code and stderr once the command ends by itself."""
+        self.proc.wait(timeout=timeout)
+        time.sleep(0.1)  # the reader drains the pipe
+        return self.proc.returncode, "".join(self.err)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def kill_at_progress(cwd: Path, url: str, args: tuple[str, ...], fraction: float, what: str = "",
+                     ready: Callable[[], bool] = lambda: True, timeout: float = 300) -> KillPoint:
+    """SIGKILL the CLI once its progress says ``fraction`` of step ``what`` is done (and ``ready()``)."""
+    watched = Watched(cwd, url, args)
+    try:
+        point = watched.wait_for(fraction, what, ready, timeout)
+        watched.kill()
+        return point
+    finally:
+        watched.close()
 
 
 def trained_teacher(cwd: Path, url: str) -> Path:
