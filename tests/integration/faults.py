@@ -16,7 +16,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,6 +155,58 @@ def kill_at_progress(cwd: Path, url: str, args: tuple[str, ...], fraction: float
         return point
     finally:
         watched.close()
+
+
+@dataclass
+class FullDisk:
+    """A folder on a full file system; ``run`` runs the CLI against it, ``free`` frees space for the rerun."""
+    path: Path
+    mounted: bool  # a real full tmpfs; else RLIMIT_FSIZE stands in (mounting needs root)
+    filler: Path | None = None
+
+    def run(self, cwd: Path, url: str, *args: str) -> Finished:
+        limit = None if self.mounted or self.filler is None else 1  # after free(): no limit
+        return run_cli(cwd, url, *args, file_size_limit=limit)
+
+    def free(self) -> None:
+        """Delete the filler and grow the tmpfs to 1 GB (tmpfs takes memory only as it is written)."""
+        if self.filler is not None:
+            self.filler.unlink(missing_ok=True)
+            self.filler = None
+        if self.mounted:
+            subprocess.run(["mount", "-o", "remount,size=1g", str(self.path)], check=True, capture_output=True)
+
+    def __str__(self) -> str:
+        return "disk full (a full 4 MB tmpfs)" if self.mounted else "disk full (a 1-byte file size limit)"
+
+
+@contextmanager
+def full_disk(root: Path, size_mb: int = 4) -> Iterator[FullDisk]:
+    """A ``size_mb`` tmpfs mounted under ``root`` and filled to the last byte (one filler file), so every write
+    there fails with ENOSPC as on a real full disk; where mounting is refused, RLIMIT_FSIZE on the CLI."""
+    folder = root / "full-disk"
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(folder)],
+                             capture_output=True).returncode == 0
+    filler = folder / "filler"
+    try:
+        if mounted:
+            with filler.open("wb", buffering=0) as fh:  # unbuffered: the last partial write fills it exactly
+                try:
+                    while True:
+                        fh.write(b"\0" * 65536)
+                except OSError:
+                    pass
+            assert os.statvfs(folder).f_bavail == 0, "the tmpfs is not full"
+        yield FullDisk(folder, mounted, filler)
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def no_temp_files(folder: Path) -> bool:
+    """No ``.name.*.tmp`` (atomic writes' temporary files) left anywhere under ``folder``."""
+    return not [p for p in folder.rglob(".*") if p.name.endswith(".tmp")]
 
 
 def trained_teacher(cwd: Path, url: str) -> Path:
