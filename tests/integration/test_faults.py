@@ -23,7 +23,7 @@ from training.onnx_scorer import OnnxZipScorer
 from training.student import CrossEncoder
 
 from .conftest import PRODUCTS
-from .faults import kill_at_progress, kill_when, record, run_cli, trained_teacher
+from .faults import full_disk, kill_at_progress, kill_when, no_temp_files, record, run_cli, trained_teacher
 
 pytestmark = pytest.mark.integration
 
@@ -262,7 +262,7 @@ def test_augment_killed_then_resumed_writes_each_pair_once(opensearch, workdir, 
     reference = run_cli(workdir, opensearch.url, *common, "--output", "runs/augment-reference")
     assert reference.code == 0, reference.err
     target = workdir / "runs/augment-killed"
-    point = kill_at_progress(workdir, opensearch.url, (*common, "--output", str(target)), 0.5, "mining and labeling",
+    point = kill_at_progress(workdir, opensearch.url, (*common, "--output", str(target)), 0.25, "mining and labeling",
                              ready=lambda: any(target.glob("part-*.parquet")))
     parts_at_kill = len(list(target.glob("part-*.parquet")))
     rerun = run_cli(workdir, opensearch.url, *common, "--output", str(target))
@@ -272,6 +272,19 @@ def test_augment_killed_then_resumed_writes_each_pair_once(opensearch, workdir, 
     record("augment", f"SIGKILL {point} ({parts_at_kill} part(s) written)",
            "nothing (killed); the rerun resumes and exits 0",
            f"finished parts kept; rerun = uninterrupted run ({len(got)} pairs, none twice)")
+
+    with full_disk(workdir / "runs/augment-disk") as disk:
+        argv = (*common, "--output", str(disk.path / "augmented"))
+        full = disk.run(workdir, opensearch.url, *argv)
+        assert full.code == 1 and "Traceback" not in full.err, full.err[-2000:]
+        assert full.last_line.startswith("error:") and str(disk.path) in full.last_line, full.last_line
+        assert "free disk space" in full.last_line and no_temp_files(disk.path)
+        disk.free()
+        rerun = disk.run(workdir, opensearch.url, *argv)
+        assert rerun.code == 0, rerun.err[-2000:]
+        assert _rows(disk.path / "augmented") == expected
+    record("augment", str(disk), full.last_line.replace(str(disk.path), "<full disk>"),
+           "no part half-written, no temp file; after freeing space the rerun = uninterrupted run")
 
 
 def test_evaluate_killed_leaves_no_partial_results(opensearch, client, workdir, tiny_zip, products_index,
@@ -291,3 +304,17 @@ def test_evaluate_killed_leaves_no_partial_results(opensearch, client, workdir, 
     assert json.loads(results.read_text())["systems"] == expected
     record("evaluate", f"SIGKILL {point}", "nothing (killed); the rerun exits 0",
            "no results file; rerun = uninterrupted run")
+
+    with full_disk(workdir / "runs/evaluate-disk") as disk:
+        argv = (*args, "--json", str(disk.path / "evaluate.json"))
+        full = disk.run(workdir, opensearch.url, *argv)
+        assert full.code == 1 and "Traceback" not in full.err, full.err[-2000:]
+        assert full.last_line.startswith("error:") and str(disk.path) in full.last_line, full.last_line
+        assert "free disk space" in full.last_line and no_temp_files(disk.path)
+        assert not (disk.path / "evaluate.json").exists()
+        disk.free()
+        rerun = disk.run(workdir, opensearch.url, *argv)
+        assert rerun.code == 0, rerun.err[-2000:]
+        assert json.loads((disk.path / "evaluate.json").read_text())["systems"] == expected
+    record("evaluate", str(disk), full.last_line.replace(str(disk.path), "<full disk>"),
+           "no results file, no temp file; after freeing space the rerun = uninterrupted run")
