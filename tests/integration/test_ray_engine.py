@@ -222,7 +222,8 @@ def test_a_part_the_driver_cannot_find_as_its_worker_reported_is_named_and_remov
     assert str(path) in err.value.message and "reported 7 pairs" in err.value.message
     assert "shared filesystem" in err.value.fix
     assert not path.exists()  # the rerun writes it again
-    record("augment --engine ray", f"a part {damage} after its worker reported it",
+    what = {"fewer rows": "replaced by another run's, with fewer rows"}.get(damage, damage)
+    record("augment --engine ray", f"a part {what} after its worker reported it",
            f"error: {err.value.message.replace(str(tmp_path), '<out>')} — {err.value.fix}",
            "the part removed, so the rerun writes it again; no pair lost silently")
 
