@@ -2,8 +2,8 @@
 half-written under the final name, and once space is freed the rerun writes what an uninterrupted run writes.
 
 The outputs go to a small tmpfs filled to the last byte (``faults.full_disk``;
-RLIMIT_FSIZE where mounting is refused). `augment` and `evaluate` need the
-cluster fixtures of ``test_faults.py`` and are covered there.
+RLIMIT_FSIZE where mounting is refused). `augment` and `evaluate` are covered
+in ``test_faults.py``, beside their kill cases and reference runs.
 """
 from __future__ import annotations
 
@@ -118,3 +118,45 @@ def test_a_full_disk_fails_in_one_line_leaves_nothing_half_written_and_the_rerun
         assert same(target, reference)
     record(step, str(disk), line.replace(str(disk.path), "<full disk>"),
            f"nothing under the output's name, no temp file; after freeing space the rerun = uninterrupted run ({how})")
+
+
+def test_simulate_events_on_a_full_disk_keeps_the_indexes_as_an_uninterrupted_run_leaves_them(
+        opensearch, client, workdir, products_index, tmp_path):
+    """The UBI docs go to the cluster before the sidecar is written: their ids come from the seed, so the
+    failed run and the rerun rewrite the same docs and the indexes hold what one uninterrupted run wrote."""
+    suffix = tmp_path.name[-8:].lower().replace("_", "-")
+    events, queries = f"ubi-events-disk-{suffix}", f"ubi-queries-disk-{suffix}"
+    args = ("simulate-events", "--index", products_index, "--events-index", events, "--queries-index", queries,
+            "--sessions", "40", "--seed", "1", "--top-k", "5")
+
+    def counts() -> tuple[int, int]:
+        client.indices.refresh(index=f"{events},{queries}")
+        return client.count(index=events)["count"], client.count(index=queries)["count"]
+
+    def sidecar(path: Path) -> dict:
+        return {k: v for k, v in json.loads(path.read_text()).items() if k != "seconds"}
+
+    try:
+        reference = tmp_path / "reference.json"
+        done = run_cli(workdir, opensearch.url, *args, "--json", str(reference))
+        assert done.code == 0, done.err
+        expected = counts()
+        assert expected[0] > 0
+        with full_disk(tmp_path) as disk:
+            target = disk.path / "simulation.json"
+            full = disk.run(workdir, opensearch.url, *args, "--json", str(target))
+            assert full.code == 1 and "Traceback" not in full.err, full.err[-2000:]
+            line = full.last_line
+            assert line.startswith("error:") and str(target) in line and "free disk space" in line, line
+            assert not target.exists() and no_temp_files(disk.path)
+            disk.free()
+            rerun = disk.run(workdir, opensearch.url, *args, "--json", str(target))
+            assert rerun.code == 0, rerun.err[-2000:]
+            assert counts() == expected  # the same docs, none twice
+            assert sidecar(target) == sidecar(reference)
+        record("simulate-events", str(disk), line.replace(str(disk.path), "<full disk>"),
+               "no sidecar under its name, no temp file; the UBI indexes hold the same docs (seeded ids); after "
+               "freeing space the rerun = uninterrupted run (same docs and sidecar but its timing)")
+    finally:
+        for index in (events, queries):
+            client.indices.delete(index=index, ignore_unavailable=True)
