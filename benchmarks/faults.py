@@ -1,7 +1,7 @@
 """Fault campaign runner: runs the fault and fuzz tests on the real node and tabulates what each case left.
 
-Every case in ``tests/integration/test_faults.py`` (and the swap-under-load
-and killed-main-job tests) appends a row — the fault, what the user saw, what was left on disk and in
+Every case in ``tests/integration/test_faults.py`` (and the full-disk, Ray,
+swap-under-load, concurrent-deploy and killed-main-job tests) appends a row — the fault, what the user saw, what was left on disk and in
 the cluster — to a JSON-lines file this script names; the fuzz tests report
 their generated-input counts. The script writes ``benchmarks/results/faults.json``
 and regenerates the table between the ``faults`` markers in docs/reliability.md.
@@ -24,9 +24,11 @@ sys.path.insert(0, str(ROOT))
 
 from reranker_core.files import atomic_write, write_json_atomic  # noqa: E402
 
-TESTS = ["tests/integration/test_faults.py", "tests/integration/test_secure_cluster.py",
+TESTS = ["tests/integration/test_faults.py", "tests/integration/test_full_disk.py",
+         "tests/integration/test_secure_cluster.py",
          "tests/integration/test_node_without_ml.py", "tests/integration/test_ray_engine.py",
          "tests/integration/test_swap_under_load.py",
+         "tests/integration/test_deploy_rerank.py::test_two_operators_deploying_at_once_both_succeed_and_lose_no_model",
          "tests/integration/test_run.py::test_main_job_killed_mid_step_resumes_with_finished_steps_reused"]
 START, END = "<!-- faults:start (benchmarks/faults.py writes this table) -->", "<!-- faults:end -->"
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -83,6 +84,19 @@ def sync_renamed(path: Path) -> None:
                           "a power cut now could lose it", "check the disk (dmesg), then rerun") from err
 
 
+TORCH_WRITE_FAILURES = ("unexpected pos", "iostream error")  # torch.save's zip writer on ENOSPC: no errno
+
+
+def _no_space(folder: Path) -> bool:
+    """Whether the file system holding ``folder`` (or its nearest existing parent) has no byte left."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free == 0
+    except OSError:
+        return False
+
+
 def disk_failure(err: BaseException) -> bool:
     """Whether ``err`` (or what it wraps: torch and safetensors re-raise I/O errors as their own) is the disk's."""
     seen: BaseException | None = err
@@ -91,7 +105,7 @@ def disk_failure(err: BaseException) -> bool:
             return True
         text = str(seen)
         if any(s in text for s in ("No space left", "File too large", "Disk quota", "failed writing file",
-                                   "iostream error")):  # torch.save's C++ stream on a full disk (EFBIG, ENOSPC)
+                                   *TORCH_WRITE_FAILURES)):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
@@ -100,6 +114,8 @@ def disk_failure(err: BaseException) -> bool:
 def output_error(path: Path, err: BaseException) -> OutputError:
     """One line naming the output and why it failed; atomic writes leave the previous file in place."""
     reason = getattr(err, "strerror", None) or (str(err).splitlines() or [type(err).__name__])[0]
+    if not getattr(err, "strerror", None) and _no_space(Path(path).parent):
+        reason = "No space left on device"  # torch's stream writer reports ENOSPC as "unexpected pos ..."
     return OutputError(f"writing {path} failed ({reason}); the previous {Path(path).name}, if any, is untouched",
                        "free disk space or fix permissions on that folder, then rerun")
 

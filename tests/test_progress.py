@@ -50,3 +50,16 @@ def test_a_resumed_step_reports_the_rate_of_this_run_not_of_the_steps_done_befor
         "training teacher: 530/700 steps, 0.50 steps/s, 0:01:00 elapsed, eta 0:05:40",
         "training teacher: 560/700 steps, 0.50 steps/s, 0:02:00 elapsed, eta 0:04:40",
     ]
+
+
+def test_reranker_progress_every_s_sets_the_interval_and_a_bad_value_keeps_a_minute(clock, capsys, monkeypatch):
+    monkeypatch.setenv("RERANKER_PROGRESS_EVERY_S", "0")  # what the fault tests use to see every update
+    with app.progress_bar("exporting", "stages") as update:
+        for stage in range(1, 5):
+            clock[0] += 1.0
+            update(stage, 4)
+    assert [line.split(",")[0] for line in capsys.readouterr().err.splitlines()] == [
+        f"exporting: {n}/4 stages" for n in range(1, 5)]
+    for bad in ("soon", "-1"):
+        monkeypatch.setenv("RERANKER_PROGRESS_EVERY_S", bad)
+        assert app.log_every_s() == app.LOG_EVERY_S

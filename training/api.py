@@ -182,10 +182,11 @@ def export_model(config: Config, folder: Path, output: Path | None = None, *, pr
     from .export import export_folder, export_student, quantize_int8
 
     output = output or zip_beside(folder)
-    if pretrained:
-        report = export_folder(folder, output, max_length, config.template.max_tokens)
-    else:
-        report = export_student(folder, output)
+    with out.progress("exporting", "stages") as update:
+        if pretrained:
+            report = export_folder(folder, output, max_length, config.template.max_tokens, update)
+        else:
+            report = export_student(folder, output, update)
     pairs = "built-in probe pairs" if report.probes else "real pairs"
     out.say(f"{report.path}: {report.path.stat().st_size / 1e6:.1f} MB, max |torch - onnxruntime| = "
             f"{report.max_abs_diff:.2e} over {report.pairs_checked} {pairs}")

@@ -10,7 +10,7 @@ import json
 import logging
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,8 +64,12 @@ def tokenizer_json(tokenizer, max_length: int) -> bytes:
     return backend.to_str().encode("utf-8")
 
 
+EXPORT_STAGES = 4  # ONNX traced, zip staged, parity checked, zip written: what ``progress`` counts
+
+
 def export_cross_encoder(model, tokenizer, target: Path, examples: Sequence[tuple[str, str]],
-                         max_length: int = 128, tolerance: float = FP32_TOLERANCE) -> ExportReport:
+                         max_length: int = 128, tolerance: float = FP32_TOLERANCE,
+                         progress: Callable[[int, int], None] | None = None) -> ExportReport:
     """Write ``target`` (zip) from a single-logit sequence-classification model.
 
     Args:
@@ -75,7 +79,9 @@ def export_cross_encoder(model, tokenizer, target: Path, examples: Sequence[tupl
         examples: (query, document) pairs for the parity check; at least one.
         max_length: truncation length written into ``tokenizer.json``.
         tolerance: largest allowed |torch - onnxruntime| logit difference.
+        progress: ``(stages done, EXPORT_STAGES)`` after each stage, so a log shows where an export is.
     """
+    report = progress or (lambda done, total: None)
     if not examples:
         raise ValueError("export needs at least one (query, document) example for the parity check")
     if getattr(model.config, "num_labels", 1) != 1:
@@ -98,16 +104,20 @@ def export_cross_encoder(model, tokenizer, target: Path, examples: Sequence[tupl
             torch.onnx.export(_LogitsOnly(model).eval(), args, str(onnx_path), input_names=list(INPUT_NAMES),
                               output_names=["logits"], dynamic_axes=dynamic, opset_version=MAX_OPSET,
                               dynamo=False, do_constant_folding=True)
+        report(1, EXPORT_STAGES)
         onnx_bytes = _cap_ir_version(onnx_path.read_bytes())
         config = json.dumps(model.config.to_dict(), sort_keys=True).encode("utf-8")
         staged = Path(tmp) / "staged.zip"
         build_zip(staged, {"model.onnx": onnx_bytes, TOKENIZER_FILE: tok_bytes, CONFIG_FILE: config})
         validate_zip(staged)
+        report(2, EXPORT_STAGES)
         diff = parity(model, tokenizer, staged, examples, max_length)
         if diff > tolerance:
             raise ModelZipError(f"onnxruntime differs from torch by {diff:.2e} (> {tolerance:.0e})",
                                 "the export is wrong; nothing was written")
+        report(3, EXPORT_STAGES)
         build_zip(target, {"model.onnx": onnx_bytes, TOKENIZER_FILE: tok_bytes, CONFIG_FILE: config})
+        report(4, EXPORT_STAGES)
     log.info("exported %s (max |torch - onnx| = %.2e over %d pairs)", target, diff, len(examples))
     return ExportReport(Path(target), diff, len(examples))
 
@@ -172,7 +182,8 @@ def quantize_int8(fp32_zip: Path, target: Path) -> Path:
     return Path(target)
 
 
-def export_student(checkpoint: Path, target: Path) -> ExportReport:
+def export_student(checkpoint: Path, target: Path, progress: Callable[[int, int], None] | None = None
+                   ) -> ExportReport:
     """Export a train-student checkpoint, checking parity on the real pairs it recorded while training."""
     from .models import read_meta
     from .student import CrossEncoder
@@ -181,11 +192,12 @@ def export_student(checkpoint: Path, target: Path) -> ExportReport:
     examples = [(q, t) for q, t in read_meta(checkpoint).get("parity_examples") or []]
     if not examples:
         raise ModelZipError(f"{checkpoint} records no example pairs for the parity check", "re-run train-student")
-    return export_cross_encoder(student.model, student.tokenizer, target, examples, student.template.max_tokens)
+    return export_cross_encoder(student.model, student.tokenizer, target, examples, student.template.max_tokens,
+                                progress=progress)
 
 
-def export_folder(folder: Path, target: Path, max_length: int | None = None,
-                  default_length: int = 128) -> ExportReport:
+def export_folder(folder: Path, target: Path, max_length: int | None = None, default_length: int = 128,
+                  progress: Callable[[int, int], None] | None = None) -> ExportReport:
     """Export any single-logit sequence-classification folder, e.g. a pretrained cross-encoder the user has.
 
     Parity is checked on the real pairs the folder records (a train-student
@@ -206,5 +218,5 @@ def export_folder(folder: Path, target: Path, max_length: int | None = None,
                          f"use --max-length {limit} or less")
     length = max_length or min(recorded_max_length(folder) or default_length, limit)
     examples = recorded_examples(folder)
-    report = export_cross_encoder(model, tokenizer, target, examples or PROBE_PAIRS, length)
+    report = export_cross_encoder(model, tokenizer, target, examples or PROBE_PAIRS, length, progress=progress)
     return dataclasses.replace(report, probes=not examples)

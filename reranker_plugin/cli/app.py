@@ -227,8 +227,17 @@ def cli(ctx: click.Context, config_path: Path | None, url: str | None, verbose: 
     ctx.obj = Context(config, verbose, url)
 
 
-# progress lines in a log file (no terminal): one a minute; RERANKER_PROGRESS_EVERY_S sets another interval
-LOG_EVERY_S = float(os.environ.get("RERANKER_PROGRESS_EVERY_S") or 60.0)
+LOG_EVERY_S = 60.0  # progress lines in a log file (no terminal): one a minute
+PROGRESS_EVERY_ENV = "RERANKER_PROGRESS_EVERY_S"  # overrides it: 0 prints a line per update (the fault tests)
+
+
+def log_every_s() -> float:
+    """Seconds between progress lines in a log: ``$RERANKER_PROGRESS_EVERY_S`` if a number >= 0, else a minute."""
+    try:
+        value = float(os.environ.get(PROGRESS_EVERY_ENV, LOG_EVERY_S))
+    except ValueError:
+        return LOG_EVERY_S
+    return value if value >= 0 else LOG_EVERY_S
 
 
 @contextmanager
@@ -237,10 +246,11 @@ def progress_bar(description: str, unit: str = "steps") -> Iterator[Callable[[in
 
     Where stderr is not a terminal (a ``nohup`` log, CI) a live bar draws nothing
     until it ends, so plain lines are written instead, one every ``LOG_EVERY_S``
-    seconds and one at the end: a step that takes hours shows that it moves.
+    seconds (``$RERANKER_PROGRESS_EVERY_S``) and one at the end: a step that
+    takes hours shows that it moves, and a watcher can tell how far it is.
     """
     if not err_console.is_terminal:
-        with progress_lines(description, unit) as update:
+        with progress_lines(description, unit, log_every_s()) as update:
             yield update
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

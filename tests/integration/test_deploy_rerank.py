@@ -22,6 +22,7 @@ from training.export import export_cross_encoder
 from training.onnx_scorer import OnnxZipScorer
 
 from ..conftest import tiny_cross_encoder
+from .faults import record
 
 pytestmark = pytest.mark.integration
 
@@ -267,6 +268,9 @@ def test_two_operators_deploying_at_once_both_succeed_and_lose_no_model(opensear
             assert pipeline_model_id(get_pipeline(client, cfg.pipeline)) == result.model_id
             assert ml.get_model(result.model_id)["model_state"] == "DEPLOYED"
             assert search(client, products_index, "drill", ("title",), 5, cfg.pipeline)
+        record("deploy", f"two operators deploy {'the same zip' if same_zip else 'two different zips'} at once "
+               "under one model name", "both deploys exit 0",
+               "both models DEPLOYED, each pipeline on its own model and answering; no model lost")
     finally:
         for n in names:  # the fixture generators' clean-up: models named like the first, both pipelines
             next(n, None)

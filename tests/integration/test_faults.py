@@ -23,7 +23,7 @@ from training.onnx_scorer import OnnxZipScorer
 from training.student import CrossEncoder
 
 from .conftest import PRODUCTS
-from .faults import kill_when, record, run_cli, trained_teacher
+from .faults import full_disk, kill_at_progress, kill_when, no_temp_files, record, run_cli, trained_teacher
 
 pytestmark = pytest.mark.integration
 
@@ -40,32 +40,36 @@ def _student_scores(path: Path) -> list[float]:
 
 def test_train_student_killed_mid_run_leaves_no_checkpoint_and_a_rerun_equals_an_uninterrupted_run(
         opensearch, workdir):
-    started = time.monotonic()
     reference = run_cli(workdir, opensearch.url, "train-student", "--output", "runs/reference")
     assert reference.code == 0, reference.err
-    duration = time.monotonic() - started
-    killed_at = kill_when(workdir, opensearch.url, ("train-student",), after_s=0.5 * duration)
+    point = kill_at_progress(workdir, opensearch.url, ("train-student",), 0.5, "training student")
     assert not (workdir / "runs/student/reranker.json").exists()  # nothing that looks finished
     rerun = run_cli(workdir, opensearch.url, "train-student")
     assert rerun.code == 0, rerun.err
     assert _student_scores(workdir / "runs/student") == pytest.approx(_student_scores(workdir / "runs/reference"),
                                                                       abs=1e-5)
-    record("train-student", f"SIGKILL after {killed_at:.1f}s of {duration:.1f}s",
+    record("train-student", f"SIGKILL {point}",
            "nothing (killed); the rerun exits 0", "no checkpoint until the rerun; rerun = uninterrupted run (1e-5)")
 
 
 def test_export_killed_leaves_no_partial_zip_and_disk_full_keeps_the_previous_zip(opensearch, workdir):
     if not (workdir / "runs/student/reranker.json").exists():
         assert run_cli(workdir, opensearch.url, "train-student").code == 0
-    target = workdir / "runs/student.zip"
+    target, reference = workdir / "runs/student.zip", workdir / "runs/student-reference.zip"
+    assert run_cli(workdir, opensearch.url, "export", "runs/student", "--output", str(reference)).code == 0
     target.unlink(missing_ok=True)
-    kill_when(workdir, opensearch.url, ("export", "runs/student"), after_s=2.5)
-    assert not target.exists() or validate_zip(target)  # absent, or whole
+    point = kill_at_progress(workdir, opensearch.url, ("export", "runs/student"), 0.5, "exporting")
+    assert not target.exists()  # killed with the zip staged, before the final write
     done = run_cli(workdir, opensearch.url, "export", "runs/student")
     assert done.code == 0, done.err
+    validate_zip(target)
     before = _sha(target)
     local = OnnxZipScorer(target).score(PAIRS[0][0], [PAIRS[0][1]])
-    record("export", "SIGKILL at 2.5 s", "nothing (killed); the rerun exits 0", "no zip, or a whole one; never half")
+    assert local == OnnxZipScorer(reference).score(PAIRS[0][0], [PAIRS[0][1]])
+    same_bytes = before == _sha(reference)
+    record("export", f"SIGKILL {point}", "nothing (killed); the rerun exits 0",
+           "no zip; the rerun's zip scores as the uninterrupted run's"
+           + (" (byte for byte)" if same_bytes else " (same scores; the zips' bytes differ)"))
 
     full = run_cli(workdir, opensearch.url, "export", "runs/student", file_size_limit=200_000)
     assert full.code == 1 and "Traceback" not in full.err, full.err
@@ -155,13 +159,7 @@ def test_index_catalog_killed_mid_bulk_then_rerun_indexes_every_product_once(ope
         writer.writerows([f"p{i}", f"{PRODUCTS[i % len(PRODUCTS)]} model {i}"] for i in range(20_000))
     args = ("index-catalog", str(catalog), "--index", index)
     try:
-        def some_indexed() -> bool:
-            if not client.indices.exists(index=index):
-                return False
-            client.indices.refresh(index=index)
-            return client.count(index=index)["count"] > 0
-
-        kill_when(tmp_path, opensearch.url, args, ready=some_indexed)
+        point = kill_at_progress(tmp_path, opensearch.url, args, 0.5, "indexing into")
         client.indices.refresh(index=index)
         partial = client.count(index=index)["count"]
         done = run_cli(tmp_path, opensearch.url, *args)
@@ -169,7 +167,8 @@ def test_index_catalog_killed_mid_bulk_then_rerun_indexes_every_product_once(ope
         client.indices.refresh(index=index)
         assert client.count(index=index)["count"] == 20_000
         assert client.get(index=index, id="p19999")["_source"]["title"].endswith("model 19999")
-        record("index-catalog", f"SIGKILL mid-bulk ({partial} of 20,000 indexed)", "nothing (killed); the rerun "
+        assert 0 < partial < 20_000
+        record("index-catalog", f"SIGKILL {point} ({partial} of 20,000 indexed)", "nothing (killed); the rerun "
                "exits 0", "rerun indexes every product exactly once (ids are the _id)")
     finally:
         client.indices.delete(index=index, ignore_unavailable=True)
@@ -188,17 +187,20 @@ def test_unreachable_or_misconfigured_cluster_is_one_line(opensearch, workdir, u
 def test_evaluate_offline_killed_leaves_no_partial_results(opensearch, workdir):
     if not (workdir / "runs/student/reranker.json").exists():
         assert run_cli(workdir, opensearch.url, "train-student").code == 0
+    args = ("evaluate-offline", "runs/student", "--split", "train")
+    reference = workdir / "runs/evaluate-offline-reference.json"
+    assert run_cli(workdir, opensearch.url, *args, "--json", str(reference)).code == 0
     results = workdir / "runs/evaluate-offline.json"
     results.unlink(missing_ok=True)
-    killed_at = kill_when(workdir, opensearch.url, ("evaluate-offline", "runs/student", "--split", "train"),
-                          after_s=3.0)
-    assert not results.exists() or json.loads(results.read_text())  # absent, or a whole JSON document
-    done = run_cli(workdir, opensearch.url, "evaluate-offline", "runs/student", "--split", "train")
+    point = kill_at_progress(workdir, opensearch.url, args, 0.5, "scoring with")
+    assert not results.exists()  # killed while scoring: nothing written yet
+    done = run_cli(workdir, opensearch.url, *args)
     assert done.code == 0, done.err
     data = json.loads(results.read_text())
     assert data["queries"] > 0 and len(data["systems"]) == 2  # random order and the student
-    record("evaluate-offline", f"SIGKILL after {killed_at:.1f}s", "nothing (killed); the rerun exits 0",
-           "no results file, or a whole one")
+    assert data == json.loads(reference.read_text())
+    record("evaluate-offline", f"SIGKILL {point}", "nothing (killed); the rerun exits 0",
+           "no results file; rerun = uninterrupted run (the same JSON)")
 
 
 # ------------------------------------------------- teacher, label, augment, evaluate
@@ -207,14 +209,12 @@ def _rows(path: Path) -> list[tuple]:
 
 
 def test_train_teacher_killed_then_rerun_equals_an_uninterrupted_run(opensearch, workdir):
-    started = time.monotonic()
     reference = run_cli(workdir, opensearch.url, "train-teacher", "--output", "runs/teacher-reference")
     assert reference.code == 0, reference.err
-    duration = time.monotonic() - started
     target = workdir / "runs/teacher-killed"
     checkpoint = target.with_name(f"{target.name}.checkpoint")
-    killed_at = kill_when(workdir, opensearch.url, ("train-teacher", "--output", str(target)),
-                          ready=lambda: (checkpoint / "state.json").is_file())  # killed past its first checkpoint
+    point = kill_at_progress(workdir, opensearch.url, ("train-teacher", "--output", str(target)), 0.5,
+                             "training teacher", ready=lambda: (checkpoint / "state.json").is_file())
     assert not (target / "reranker.json").exists()
     saved = json.loads((checkpoint / "state.json").read_text())["step"]
     rerun = run_cli(workdir, opensearch.url, "train-teacher", "--output", str(target))  # resuming is the default
@@ -223,7 +223,7 @@ def test_train_teacher_killed_then_rerun_equals_an_uninterrupted_run(opensearch,
     assert not checkpoint.exists()
     expected = load_teacher(workdir / "runs/teacher-reference").score(PAIRS)
     assert load_teacher(target).score(PAIRS) == pytest.approx(expected, abs=1e-5)
-    record("train-teacher", f"SIGKILL after {killed_at:.1f}s of {duration:.1f}s (checkpoint at step {saved})",
+    record("train-teacher", f"SIGKILL {point} (checkpoint at step {saved})",
            "nothing (killed); the rerun (resuming by default) exits 0",
            "no teacher until the rerun; rerun = uninterrupted run (1e-5)")
 
@@ -231,21 +231,16 @@ def test_train_teacher_killed_then_rerun_equals_an_uninterrupted_run(opensearch,
 def test_label_killed_or_on_a_full_disk_never_leaves_a_partial_pairs_file(opensearch, workdir):
     teacher = trained_teacher(workdir, opensearch.url)
     reference = workdir / "runs/pairs/reference.parquet"
-    durations = []
-    for _ in range(2):  # the shorter: a cold first run (imports, page cache) could set a kill point past the end
-        started = time.monotonic()
-        assert run_cli(workdir, opensearch.url, "label", str(teacher), "--output", str(reference)).code == 0
-        durations.append(time.monotonic() - started)
-    duration = min(durations)
+    assert run_cli(workdir, opensearch.url, "label", str(teacher), "--output", str(reference)).code == 0
     target = workdir / "runs/pairs/judged-train.parquet"
     target.unlink(missing_ok=True)
-    killed_at = kill_when(workdir, opensearch.url, ("label", str(teacher), "--output", str(target)),
-                          after_s=0.7 * duration)
-    assert not target.exists() or _rows(target) == _rows(reference)  # absent, or whole
+    point = kill_at_progress(workdir, opensearch.url, ("label", str(teacher), "--output", str(target)), 0.5,
+                             "labeling judged pairs")
+    assert not target.exists()  # killed mid-labeling: no pairs file yet
     assert run_cli(workdir, opensearch.url, "label", str(teacher), "--output", str(target)).code == 0
     assert _rows(target) == _rows(reference)
-    record("label", f"SIGKILL after {killed_at:.1f}s of {duration:.1f}s", "nothing (killed); the rerun exits 0",
-           "no pairs file, or a whole one; rerun = uninterrupted run")
+    record("label", f"SIGKILL {point}", "nothing (killed); the rerun exits 0",
+           "no pairs file; rerun = uninterrupted run")
 
     before = _sha(target)
     full = run_cli(workdir, opensearch.url, "label", str(teacher), "--output", str(target), file_size_limit=2_000)
@@ -264,21 +259,32 @@ def test_augment_killed_then_resumed_writes_each_pair_once(opensearch, workdir, 
     queries = [f"{a} {b}" for a in words for b in words if a < b][:400]
     log.write_text("".join(json.dumps({"user_query": q}) + "\n" for q in queries), encoding="utf-8")
     common = ("augment", str(teacher), "--log", str(log), "--index", products_index, "--top-k", "5")
-    started = time.monotonic()
     reference = run_cli(workdir, opensearch.url, *common, "--output", "runs/augment-reference")
     assert reference.code == 0, reference.err
-    duration = time.monotonic() - started
     target = workdir / "runs/augment-killed"
-    killed_at = kill_when(workdir, opensearch.url, (*common, "--output", str(target)),
-                          ready=lambda: any(target.glob("part-*.parquet")), timeout=duration * 3)
+    point = kill_at_progress(workdir, opensearch.url, (*common, "--output", str(target)), 0.25, "mining and labeling",
+                             ready=lambda: any(target.glob("part-*.parquet")))
     parts_at_kill = len(list(target.glob("part-*.parquet")))
     rerun = run_cli(workdir, opensearch.url, *common, "--output", str(target))
     assert rerun.code == 0, rerun.err
     got, expected = _rows(target), _rows(workdir / "runs/augment-reference")
     assert got == expected and len(set(got)) == len(got)  # every pair, once, same scores
-    record("augment", f"SIGKILL after {killed_at:.1f}s of {duration:.1f}s ({parts_at_kill} part(s) written)",
+    record("augment", f"SIGKILL {point} ({parts_at_kill} part(s) written)",
            "nothing (killed); the rerun resumes and exits 0",
            f"finished parts kept; rerun = uninterrupted run ({len(got)} pairs, none twice)")
+
+    with full_disk(workdir / "runs/augment-disk") as disk:
+        argv = (*common, "--output", str(disk.path / "augmented"))
+        full = disk.run(workdir, opensearch.url, *argv)
+        assert full.code == 1 and "Traceback" not in full.err, full.err[-2000:]
+        assert full.last_line.startswith("error:") and str(disk.path) in full.last_line, full.last_line
+        assert "free disk space" in full.last_line and no_temp_files(disk.path)
+        disk.free()
+        rerun = disk.run(workdir, opensearch.url, *argv)
+        assert rerun.code == 0, rerun.err[-2000:]
+        assert _rows(disk.path / "augmented") == expected
+    record("augment", str(disk), full.last_line.replace(str(disk.path), "<full disk>"),
+           "no part half-written, no temp file; after freeing space the rerun = uninterrupted run")
 
 
 def test_evaluate_killed_leaves_no_partial_results(opensearch, client, workdir, tiny_zip, products_index,
@@ -286,22 +292,29 @@ def test_evaluate_killed_leaves_no_partial_results(opensearch, client, workdir, 
     assert run_cli(workdir, opensearch.url, "deploy", str(tiny_zip), "--name", unique_names["model"], "--index",
                    products_index, "--field", "title", "--pipeline", unique_names["pipeline"]).code == 0
     args = ("evaluate", "--index", products_index, "--pipeline", unique_names["pipeline"], "--split", "train")
-    started = time.monotonic()
     reference = run_cli(workdir, opensearch.url, *args, "--json", "runs/evaluate-reference.json")
     assert reference.code == 0, reference.err
-    duration = time.monotonic() - started
     results = workdir / "runs/evaluate-killed.json"
-    def searched() -> int:
-        return client.indices.stats(index=products_index, metric="search")["_all"]["primaries"]["search"]["query_total"]
-
-    before = searched()
-    killed_at = kill_when(workdir, opensearch.url, (*args, "--json", str(results)), ready=lambda: searched() > before)
-    assert not results.exists() or json.loads(results.read_text())  # absent, or a whole JSON document
+    point = kill_at_progress(workdir, opensearch.url, (*args, "--json", str(results)), 0.5, "searching")
+    assert not results.exists()  # killed mid-search: nothing written yet
     done = run_cli(workdir, opensearch.url, *args, "--json", str(results))
     assert done.code == 0, done.err
 
     expected = json.loads((workdir / "runs/evaluate-reference.json").read_text())["systems"]
     assert json.loads(results.read_text())["systems"] == expected
-    record("evaluate", f"SIGKILL mid-search, after {killed_at:.1f}s of {duration:.1f}s",
-           "nothing (killed); the rerun exits 0",
-           "no results file, or a whole one; rerun = uninterrupted run")
+    record("evaluate", f"SIGKILL {point}", "nothing (killed); the rerun exits 0",
+           "no results file; rerun = uninterrupted run")
+
+    with full_disk(workdir / "runs/evaluate-disk") as disk:
+        argv = (*args, "--json", str(disk.path / "evaluate.json"))
+        full = disk.run(workdir, opensearch.url, *argv)
+        assert full.code == 1 and "Traceback" not in full.err, full.err[-2000:]
+        assert full.last_line.startswith("error:") and str(disk.path) in full.last_line, full.last_line
+        assert "free disk space" in full.last_line and no_temp_files(disk.path)
+        assert not (disk.path / "evaluate.json").exists()
+        disk.free()
+        rerun = disk.run(workdir, opensearch.url, *argv)
+        assert rerun.code == 0, rerun.err[-2000:]
+        assert json.loads((disk.path / "evaluate.json").read_text())["systems"] == expected
+    record("evaluate", str(disk), full.last_line.replace(str(disk.path), "<full disk>"),
+           "no results file, no temp file; after freeing space the rerun = uninterrupted run")

@@ -8,7 +8,6 @@ with no pair lost or written twice.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +23,7 @@ from reranker_plugin.jobs.ray_engine import (check_part, check_workers_reach, ch
 from training.pairs import read_pairs, write_pairs
 
 from .conftest import PRODUCTS, create_products_index
-from .faults import CLI, kill_when, record, run_cli, trained_teacher
+from .faults import Watched, kill_at_progress, record, run_cli, trained_teacher
 
 pytestmark = pytest.mark.integration
 
@@ -129,23 +128,22 @@ def test_a_worker_node_killed_mid_run_is_retried_and_the_output_is_complete(open
                                                                             ray_cluster):
     out = workdir / "runs/ray-worker-killed"
     args = augment_args(workdir, query_log, products_index_module, str(out), "--ray-address", ray_cluster.address)
-    proc = subprocess.Popen([*CLI, "--url", opensearch.url, *args], cwd=workdir, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while not any(out.glob("part-*.parquet")) and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    assert proc.poll() is None, "augment finished before a worker could be killed"
-    parts_before = len(list(out.glob("part-*.parquet")))
-    victim = ray_cluster.worker_nodes.__iter__().__next__()
-    ray_cluster.remove_node(victim, allow_graceful=False)  # SIGKILL its raylet and worker processes
+    watched = Watched(workdir, opensearch.url, args)
     try:
-        _, err = proc.communicate(timeout=600)
-        assert proc.returncode == 0, err[-2000:]
-        same_pairs(out, reference)
+        point = watched.wait_for(0.1, "mining and labeling", ready=lambda: any(out.glob("part-*.parquet")))
+        parts_before = len(list(out.glob("part-*.parquet")))
+        victim = ray_cluster.worker_nodes.__iter__().__next__()
+        ray_cluster.remove_node(victim, allow_graceful=False)  # SIGKILL its raylet and worker processes
+        try:
+            code, err = watched.finish(timeout=600)
+            assert code == 0, err[-2000:]
+            same_pairs(out, reference)
+        finally:
+            ray_cluster.add_node(num_cpus=1, object_store_memory=STORE)
+            ray_cluster.wait_for_nodes()
     finally:
-        ray_cluster.add_node(num_cpus=1, object_store_memory=STORE)
-        ray_cluster.wait_for_nodes()
-    record("augment --engine ray", f"a Ray worker node SIGKILLed mid-run ({parts_before} part(s) written)",
+        watched.close()
+    record("augment --engine ray", f"a Ray worker node SIGKILLed {point} ({parts_before} part(s) written)",
            "nothing: Ray restarts the actors elsewhere and the run exits 0",
            "every pair once; equal to the local engine's output")
 
@@ -154,14 +152,15 @@ def test_the_driver_killed_mid_run_resumes_from_the_manifest(opensearch, workdir
                                                              products_index_module, ray_cluster):
     out = workdir / "runs/ray-driver-killed"
     args = augment_args(workdir, query_log, products_index_module, str(out), "--ray-address", ray_cluster.address)
-    killed_at = kill_when(workdir, opensearch.url, args, ready=lambda: any(out.glob("part-*.parquet")), timeout=300)
+    point = kill_at_progress(workdir, opensearch.url, args, 0.15, "mining and labeling",
+                             ready=lambda: any(out.glob("part-*.parquet")))
     written = len(list(out.glob("part-*.parquet")))
     done = run_cli(workdir, opensearch.url, *args)
     assert done.code == 0, done.err
     report = json.loads((out / "report.json").read_text())
     assert report["parts_done_before"] >= written > 0  # resumed, did not redo the finished parts
     same_pairs(out, reference)
-    record("augment --engine ray", f"the driver SIGKILLed after {killed_at:.1f}s ({written} part(s) written)",
+    record("augment --engine ray", f"the driver SIGKILLed {point} ({written} part(s) written)",
            "nothing (killed); the rerun resumes and exits 0", "finished parts kept; every pair once")
 
 
@@ -194,6 +193,9 @@ def test_the_driver_refuses_when_a_worker_cannot_read_the_output_path(ray_cluste
         refuse_unseen(out, every)
     assert err.value.message.startswith(f"workers cannot see {out} (Ray node(s) {every[0]}")
     assert err.value.fix == "use a shared filesystem path for the output"
+    record("augment/label --engine ray", "a worker cannot read the driver's probe file (no shared filesystem)",
+           f"error: {err.value.message.replace(str(tmp_path), '<tmp>')} — {err.value.fix}",
+           "nothing written: refused before any work")
 
 
 def _write_part_on_a_worker(out: str, number: int, n: int) -> int:
@@ -220,6 +222,10 @@ def test_a_part_the_driver_cannot_find_as_its_worker_reported_is_named_and_remov
     assert str(path) in err.value.message and "reported 7 pairs" in err.value.message
     assert "shared filesystem" in err.value.fix
     assert not path.exists()  # the rerun writes it again
+    what = {"fewer rows": "replaced by another run's, with fewer rows"}.get(damage, damage)
+    record("augment --engine ray", f"a part {what} after its worker reported it",
+           f"error: {err.value.message.replace(str(tmp_path), '<out>')} — {err.value.fix}",
+           "the part removed, so the rerun writes it again; no pair lost silently")
 
 
 def test_which_ray_addresses_count_as_remote(ray_cluster):
@@ -244,6 +250,8 @@ def test_a_loopback_cluster_url_is_refused_with_a_remote_ray_address(tmp_path, u
     assert done.code == 2 and "Traceback" not in done.err, done.err  # 2: a configuration error
     assert "is loopback" in done.last_line and "10.255.255.1" in done.last_line and "--url" in done.last_line
     assert not out.exists() and time.monotonic() - started < 30  # refused before any work or Ray connection
+    record("augment --engine ray", f"cluster URL {url} with a remote Ray address", done.last_line,
+           "nothing written: refused before any work or Ray connection")
 
 
 def test_label_on_ray_killed_mid_run_resumes_to_the_uninterrupted_pairs(opensearch, workdir, ray_cluster):
@@ -258,8 +266,8 @@ def test_label_on_ray_killed_mid_run_resumes_to_the_uninterrupted_pairs(opensear
     whole = run_cli(workdir, opensearch.url, *args("runs/label-ray-whole.parquet"))
     assert whole.code == 0, whole.err
     target, parts = workdir / "runs/label-ray-killed.parquet", workdir / "runs/label-ray-killed.parquet.parts"
-    killed_at = kill_when(workdir, opensearch.url, args(str(target)), ready=lambda: any(parts.glob("chunk-*.json")),
-                          timeout=300)
+    point = kill_at_progress(workdir, opensearch.url, args(str(target)), 0.25, "labeling",
+                             ready=lambda: any(parts.glob("chunk-*.json")))
     kept = len(list(parts.glob("chunk-*.json")))
     total = json.loads((parts / "manifest.json").read_text())["chunks"]
     assert not target.exists() and 0 < kept < total
@@ -269,5 +277,5 @@ def test_label_on_ray_killed_mid_run_resumes_to_the_uninterrupted_pairs(opensear
     assert resumed >= kept and f"of {total} chunks" in done.err  # the finished chunks were not scored again
     assert read_pairs([target]) == read_pairs([workdir / "runs/label-ray-whole.parquet"])  # row for row
     assert not parts.exists()  # spent once the pairs file is whole
-    record("label --engine ray", f"the driver SIGKILLed after {killed_at:.1f}s ({kept} of {total} chunks scored)",
+    record("label --engine ray", f"the driver SIGKILLed {point} ({kept} of {total} chunks scored)",
            "nothing (killed); the rerun resumes and exits 0", "scored chunks kept; the pairs of an uninterrupted run")

@@ -102,23 +102,16 @@ def test_a_teacher_retrained_in_the_same_folder_rescores_the_mined_pairs(opensea
 
 
 def test_main_job_killed_mid_step_resumes_with_finished_steps_reused(opensearch, workspace):
-    from .faults import kill_when, record, run_cli
+    from .faults import kill_at_progress, record, run_cli
 
     root, _ = workspace
     ledger = root / "runs/steps.json"
-
-    def teacher_done() -> bool:
-        try:
-            return "train teacher" in json.loads(ledger.read_text())["done"]
-        except (OSError, ValueError, KeyError):
-            return False  # not written yet (it is replaced atomically, never half-written)
-
-    kill_when(root, opensearch.url, ("run",), ready=teacher_done, timeout=600)
+    point = kill_at_progress(root, opensearch.url, ("run",), 0.5, "training student", timeout=600)
     done = json.loads(ledger.read_text())["done"]
     rerun = run_cli(root, opensearch.url, "run", timeout=900)
     assert rerun.code == 0, rerun.err[-2000:]
     out = " ".join(rerun.out.split())
     assert out.count(REUSED) == len(done) and "train teacher" in done  # what finished is reused, nothing else
     assert json.loads((root / "runs/evaluate.json").read_text())["queries"] > 0
-    record("run (main job)", f"SIGKILL after {len(done)} finished step(s)", "nothing (killed); the rerun exits 0",
+    record("run (main job)", f"SIGKILL {point}, after {len(done)} finished step(s)", "nothing (killed); the rerun exits 0",
            f"rerun reuses the {len(done)} finished step(s) and completes the rest")
