@@ -38,18 +38,21 @@ def _student_scores(path: Path) -> list[float]:
     return CrossEncoder.load(path).score(PAIRS)
 
 
-def test_train_student_killed_mid_run_leaves_no_checkpoint_and_a_rerun_equals_an_uninterrupted_run(
-        opensearch, workdir):
+def test_train_student_killed_mid_run_resumes_and_a_rerun_equals_an_uninterrupted_run(opensearch, workdir):
     reference = run_cli(workdir, opensearch.url, "train-student", "--output", "runs/reference")
     assert reference.code == 0, reference.err
     point = kill_at_progress(workdir, opensearch.url, ("train-student",), 0.5, "training student")
     assert not (workdir / "runs/student/reranker.json").exists()  # nothing that looks finished
+    checkpoint = (workdir / "runs/student.checkpoint").is_dir()  # written every 50 steps
     rerun = run_cli(workdir, opensearch.url, "train-student")
     assert rerun.code == 0, rerun.err
+    assert ("resumed at step" in rerun.out + rerun.err) == checkpoint
+    assert not (workdir / "runs/student.checkpoint").exists()  # spent once the output is written
     assert _student_scores(workdir / "runs/student") == pytest.approx(_student_scores(workdir / "runs/reference"),
                                                                       abs=1e-5)
-    record("train-student", f"SIGKILL {point}",
-           "nothing (killed); the rerun exits 0", "no checkpoint until the rerun; rerun = uninterrupted run (1e-5)")
+    record("train-student", f"SIGKILL {point}", "nothing (killed); the rerun exits 0",
+           ("the checkpoint of the last 50 steps; the rerun resumes from it" if checkpoint
+            else "no checkpoint yet (killed before step 50)") + "; rerun = uninterrupted run (1e-5)")
 
 
 def test_export_killed_leaves_no_partial_zip_and_disk_full_keeps_the_previous_zip(opensearch, workdir):
