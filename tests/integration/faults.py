@@ -176,6 +176,21 @@ class FullDisk:
         if self.mounted:
             subprocess.run(["mount", "-o", "remount,size=1g", str(self.path)], check=True, capture_output=True)
 
+    def refused_then_rerun(self, cwd: Path, url: str, *args: str, target: Path | None = None) -> str:
+        """Run the CLI on the full disk: one ``error:`` line naming the disk and the fix, no traceback, no temp
+        file (and nothing under ``target``, if given); then free space and rerun, which must succeed.
+
+        Returns the error line, with the disk's path written ``<full disk>``."""
+        full = self.run(cwd, url, *args)
+        assert full.code == 1 and "Traceback" not in full.err, full.err[-2000:]
+        line = full.last_line
+        assert line.startswith("error:") and str(self.path) in line and "free disk space" in line, line
+        assert not (target and target.exists()) and no_temp_files(self.path), sorted(self.path.rglob("*"))
+        self.free()
+        rerun = self.run(cwd, url, *args)
+        assert rerun.code == 0, rerun.err[-2000:]
+        return line.replace(str(self.path), "<full disk>")
+
     def __str__(self) -> str:
         return "disk full (a full 4 MB tmpfs)" if self.mounted else "disk full (a 1-byte file size limit)"
 

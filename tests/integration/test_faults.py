@@ -23,7 +23,7 @@ from training.onnx_scorer import OnnxZipScorer
 from training.student import CrossEncoder
 
 from .conftest import PRODUCTS
-from .faults import full_disk, kill_at_progress, kill_when, no_temp_files, record, run_cli, trained_teacher
+from .faults import full_disk, kill_at_progress, kill_when, record, run_cli, trained_teacher
 
 pytestmark = pytest.mark.integration
 
@@ -278,15 +278,9 @@ def test_augment_killed_then_resumed_writes_each_pair_once(opensearch, workdir, 
 
     with full_disk(workdir / "runs/augment-disk") as disk:
         argv = (*common, "--output", str(disk.path / "augmented"))
-        full = disk.run(workdir, opensearch.url, *argv)
-        assert full.code == 1 and "Traceback" not in full.err, full.err[-2000:]
-        assert full.last_line.startswith("error:") and str(disk.path) in full.last_line, full.last_line
-        assert "free disk space" in full.last_line and no_temp_files(disk.path)
-        disk.free()
-        rerun = disk.run(workdir, opensearch.url, *argv)
-        assert rerun.code == 0, rerun.err[-2000:]
+        line = disk.refused_then_rerun(workdir, opensearch.url, *argv)
         assert _rows(disk.path / "augmented") == expected
-    record("augment", str(disk), full.last_line.replace(str(disk.path), "<full disk>"),
+    record("augment", str(disk), line,
            "no part half-written, no temp file; after freeing space the rerun = uninterrupted run")
 
 
@@ -310,14 +304,7 @@ def test_evaluate_killed_leaves_no_partial_results(opensearch, client, workdir, 
 
     with full_disk(workdir / "runs/evaluate-disk") as disk:
         argv = (*args, "--json", str(disk.path / "evaluate.json"))
-        full = disk.run(workdir, opensearch.url, *argv)
-        assert full.code == 1 and "Traceback" not in full.err, full.err[-2000:]
-        assert full.last_line.startswith("error:") and str(disk.path) in full.last_line, full.last_line
-        assert "free disk space" in full.last_line and no_temp_files(disk.path)
-        assert not (disk.path / "evaluate.json").exists()
-        disk.free()
-        rerun = disk.run(workdir, opensearch.url, *argv)
-        assert rerun.code == 0, rerun.err[-2000:]
+        line = disk.refused_then_rerun(workdir, opensearch.url, *argv, target=disk.path / "evaluate.json")
         assert json.loads((disk.path / "evaluate.json").read_text())["systems"] == expected
-    record("evaluate", str(disk), full.last_line.replace(str(disk.path), "<full disk>"),
+    record("evaluate", str(disk), line,
            "no results file, no temp file; after freeing space the rerun = uninterrupted run")

@@ -20,7 +20,7 @@ from training.pairs import read_pairs
 from training.student import CrossEncoder
 
 from .conftest import JUDGED_QUERIES
-from .faults import full_disk, no_temp_files, record, run_cli
+from .faults import full_disk, record, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -107,16 +107,9 @@ def test_a_full_disk_fails_in_one_line_leaves_nothing_half_written_and_the_rerun
     with full_disk(tmp_path) as disk:
         target = disk.path / "out" / name
         argv = [a.format(out=target) for a in args]
-        full = disk.run(root, opensearch.url, *argv)
-        assert full.code == 1 and "Traceback" not in full.err, full.err[-2000:]
-        line = full.last_line
-        assert line.startswith("error:") and str(disk.path) in line and "free disk space" in line, line
-        assert not target.exists() and no_temp_files(disk.path), sorted(disk.path.rglob("*"))
-        disk.free()
-        rerun = disk.run(root, opensearch.url, *argv)
-        assert rerun.code == 0, rerun.err[-2000:]
+        line = disk.refused_then_rerun(root, opensearch.url, *argv, target=target)
         assert same(target, reference)
-    record(step, str(disk), line.replace(str(disk.path), "<full disk>"),
+    record(step, str(disk), line,
            f"nothing under the output's name, no temp file; after freeing space the rerun = uninterrupted run ({how})")
 
 
@@ -144,17 +137,10 @@ def test_simulate_events_on_a_full_disk_keeps_the_indexes_as_an_uninterrupted_ru
         assert expected[0] > 0
         with full_disk(tmp_path) as disk:
             target = disk.path / "simulation.json"
-            full = disk.run(workdir, opensearch.url, *args, "--json", str(target))
-            assert full.code == 1 and "Traceback" not in full.err, full.err[-2000:]
-            line = full.last_line
-            assert line.startswith("error:") and str(target) in line and "free disk space" in line, line
-            assert not target.exists() and no_temp_files(disk.path)
-            disk.free()
-            rerun = disk.run(workdir, opensearch.url, *args, "--json", str(target))
-            assert rerun.code == 0, rerun.err[-2000:]
+            line = disk.refused_then_rerun(workdir, opensearch.url, *args, "--json", str(target), target=target)
             assert counts() == expected  # the same docs, none twice
             assert sidecar(target) == sidecar(reference)
-        record("simulate-events", str(disk), line.replace(str(disk.path), "<full disk>"),
+        record("simulate-events", str(disk), line,
                "no sidecar under its name, no temp file; the UBI indexes hold the same docs (seeded ids); after "
                "freeing space the rerun = uninterrupted run (same docs and sidecar but its timing)")
     finally:
