@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import yaml
 
 from reranker_core.config import ClusterConfig, EngineConfig
 from reranker_core.errors import ConfigError, OutputError
@@ -123,28 +124,36 @@ def test_ray_engine_writes_what_the_local_engine_writes(opensearch, workdir, que
     same_pairs(workdir / "runs/label-ray.parquet", workdir / "runs/label-local.parquet")
 
 
-def test_a_worker_node_killed_mid_run_is_retried_and_the_output_is_complete(opensearch, workdir, query_log,
-                                                                            reference, products_index_module,
-                                                                            ray_cluster):
+def test_a_worker_node_holding_a_teacher_actor_killed_mid_run_is_retried_and_the_output_is_complete(
+        opensearch, workdir, query_log, reference, products_index_module, ray_cluster):
+    # Two teacher replicas of 1 CPU on two 1-CPU worker nodes (the head runs no work): while both are up (no CPU
+    # left in the cluster) each worker node holds one, so the node killed holds an actor, whichever it is.
+    config = workdir / "ray-two-replicas.yaml"
+    settings = yaml.safe_load((workdir / "reranker.yaml").read_text(encoding="utf-8"))
+    config.write_text(yaml.safe_dump({**settings, "engine": {"scoring_actors": 2, "cpus_per_actor": 1.0}}),
+                      encoding="utf-8")
     out = workdir / "runs/ray-worker-killed"
-    args = augment_args(workdir, query_log, products_index_module, str(out), "--ray-address", ray_cluster.address)
+    args = ("--config", str(config),
+            *augment_args(workdir, query_log, products_index_module, str(out), "--ray-address", ray_cluster.address))
     watched = Watched(workdir, opensearch.url, args)
     try:
-        point = watched.wait_for(0.1, "mining and labeling", ready=lambda: any(out.glob("part-*.parquet")))
+        with ray_driver(ray_cluster) as ray:
+            def replicas_up() -> bool:
+                return any(out.glob("part-*.parquet")) and ray.available_resources().get("CPU", 0) == 0
+
+            point = watched.wait_for(0.1, "mining and labeling", ready=replicas_up)
         parts_before = len(list(out.glob("part-*.parquet")))
-        victim = ray_cluster.worker_nodes.__iter__().__next__()
+        victim = next(iter(ray_cluster.worker_nodes))
         ray_cluster.remove_node(victim, allow_graceful=False)  # SIGKILL its raylet and worker processes
-        try:
-            code, err = watched.finish(timeout=600)
-            assert code == 0, err[-2000:]
-            same_pairs(out, reference)
-        finally:
-            ray_cluster.add_node(num_cpus=1, object_store_memory=STORE)
-            ray_cluster.wait_for_nodes()
+        ray_cluster.add_node(num_cpus=1, object_store_memory=STORE)  # a replacement, as an autoscaler would
+        code, err = watched.finish(timeout=600)
+        assert code == 0, err[-2000:]
+        same_pairs(out, reference)
     finally:
         watched.close()
-    record("augment --engine ray", f"a Ray worker node SIGKILLed {point} ({parts_before} part(s) written)",
-           "nothing: Ray restarts the actors elsewhere and the run exits 0",
+        ray_cluster.wait_for_nodes()
+    record("augment --engine ray", f"a Ray worker node holding a teacher actor SIGKILLed {point} "
+           f"({parts_before} part(s) written)", "nothing: Ray restarts the actor elsewhere and the run exits 0",
            "every pair once; equal to the local engine's output")
 
 
