@@ -6,50 +6,23 @@ the case tests a resume past a checkpoint however fast or slow the machine is.
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
-import subprocess
-import threading
 from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
 
-from .faults import CLI, record, run_cli
+from .faults import kill_at_progress, record, run_cli
 
 pytestmark = pytest.mark.integration
 URL = "http://127.0.0.1:9"  # train-student never talks to a cluster
-PROGRESS = re.compile(r"training student \(\w+\): (\d+)/(\d+) steps")
 KILL_AT = 0.4
 TOLERANCE = 1e-5  # as the teacher's kill test (tests/integration/test_faults.py)
 
 
-def _kill_past(cwd: Path, args: tuple[str, ...], share: float, timeout_s: float = 600) -> tuple[int, int]:
-    """Run the CLI with a progress line per step; SIGKILL it once a line shows ``share`` of its steps done.
-    Returns (steps done, total) from that line; fails if the command ends first."""
-    env = {**os.environ, "COLUMNS": "200", "RERANKER_PROGRESS_EVERY_S": "0"}
-    proc = subprocess.Popen([*CLI, "--url", URL, *args], cwd=cwd, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, env=env)
-    watchdog = threading.Timer(timeout_s, proc.kill)
-    watchdog.start()
-    seen: list[str] = []
-    try:
-        for line in proc.stderr:
-            seen.append(line)
-            found = PROGRESS.search(line)
-            if found and int(found[1]) >= share * int(found[2]):
-                proc.send_signal(signal.SIGKILL)
-                proc.wait(timeout=30)
-                return int(found[1]), int(found[2])
-        proc.wait(timeout=30)
-        raise AssertionError(f"{args[0]} ended (exit {proc.returncode}) before {share:.0%} of its steps: "
-                             f"{''.join(seen)[-800:]}")
-    finally:
-        watchdog.cancel()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+def _kill_past(cwd: Path, args: tuple[str, ...], share: float) -> tuple[int, int]:
+    """SIGKILL the CLI once its progress shows ``share`` of its steps done; (steps done, total) at the kill."""
+    point = kill_at_progress(cwd, URL, args, share, "training student", timeout=600)
+    return point.done, point.total
 
 
 def _weights(path: Path) -> dict:
