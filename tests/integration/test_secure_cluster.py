@@ -230,11 +230,17 @@ def test_node_killed_during_search_and_indexing_gives_one_line_and_recovers(secu
     indexing = subprocess.Popen([*CLI, "index-catalog", str(catalog), "--index", target], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     searches: list[subprocess.CompletedProcess] = []
+    killed = threading.Event()
 
     def search_loop() -> None:
-        while indexing.poll() is None and len(searches) < 200:
+        # Until one search has *started* after the kill: stopping when indexing ends would race the kill (the
+        # search in flight can finish before it, and indexing dies at once), leaving no search against a dead node.
+        while len(searches) < 200:
+            started_after_kill = killed.is_set()
             searches.append(cli(env, "search", "cordless drill", "--index", product_index,
                                 "--pipeline", names["pipeline"], timeout=120))
+            if started_after_kill:
+                return
 
     searcher = threading.Thread(target=search_loop)
     searcher.start()
@@ -245,6 +251,7 @@ def test_node_killed_during_search_and_indexing_gives_one_line_and_recovers(secu
             break
         time.sleep(0.2)
     kill_node(secure_node)
+    killed.set()
     _, index_err = indexing.communicate(timeout=300)
     searcher.join(timeout=300)
     try:
