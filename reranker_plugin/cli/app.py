@@ -349,11 +349,3 @@ def with_engine(config, engine: str | None, ray_address: str | None):
     """``config`` with the engine flags applied (a --ray-address implies --engine ray)."""
     kind = engine or ("ray" if ray_address else None)
     return override(config, engine=override(config.engine, kind=kind, ray_address=ray_address))
-
-
-def report_comparison(ranked: dict, pairs: list[tuple[str, str]], title: str, out: Path,
-                      relevant_threshold: float) -> dict:
-    """``jobs.evaluate.report_comparison`` printing to the terminal."""
-    from ..jobs.evaluate import report_comparison as report
-
-    return report(ranked, pairs, title, out, relevant_threshold, ConsoleOutput())

@@ -110,40 +110,26 @@ def models_list(ctx: Context, output_format: str) -> None:
     \b
       reranker models list --format json
     """
-    import dataclasses
     import json
 
-    from ..mlcommons.client import MLCommons
-    from ..mlcommons.pipeline import pipelines_by_model
+    from ..jobs.serving import served_models
 
-    client = ctx.client()
-    found = MLCommons(client).list_models()
-    used_by = pipelines_by_model(client)
+    found = served_models(ctx.client())
     if output_format == "json":
-        rows = [{**dataclasses.asdict(m), "pipelines": used_by.get(m.model_id, [])} for m in found]
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps([{**dataclasses.asdict(s.model), "pipelines": s.pipelines} for s in found], indent=2))
         return
     table = Table(Column("model / id", no_wrap=True), Column("MB", justify="right", no_wrap=True), "dtype", "layers",
                   "state", Column("pipelines", overflow="fold"), box=box.SIMPLE_HEAD, pad_edge=False)
-    for m in found:  # the id under the name keeps a row within 80 columns
+    for served in found:  # the id under the name keeps a row within 80 columns
+        m = served.model
         size = f"{m.size_bytes / 1e6:.1f}" if m.size_bytes else "?"
         table.add_row(f"{m.name} v{m.version}\n[dim]{m.model_id}[/dim]", size, m.precision or "?",
-                      str(m.layers or "?"), m.state, "\n".join(used_by.get(m.model_id, [])) or "-")
+                      str(m.layers or "?"), m.state, "\n".join(served.pipelines) or "-")
     console.print(table)
 
 
 serving_option = click.option("--force", is_flag=True,
                               help="Even if a search pipeline reranks with it (its searches then fail).")
-
-
-def _refuse_if_serving(client, model_id: str, force: bool, verb: str) -> None:
-    """A model behind a pipeline is not undeployed or deleted by accident: every search through it would fail."""
-    from ..mlcommons.pipeline import pipelines_by_model
-
-    users = pipelines_by_model(client).get(model_id, [])
-    if users and not force:
-        raise RerankerError(f"model {model_id} serves search pipeline(s) {', '.join(users)}: {verb} refused",
-                            "deploy another model behind them first, or pass --force")
 
 
 @models.command("undeploy")
@@ -158,11 +144,9 @@ def models_undeploy(ctx: Context, model_id: str, force: bool) -> None:
     \b
       reranker models undeploy -- MODEL_ID
     """
-    from ..mlcommons.client import MLCommons
+    from ..jobs.serving import undeploy_model
 
-    client = ctx.client()
-    _refuse_if_serving(client, model_id, force, "undeploy")
-    MLCommons(client).undeploy(model_id)
+    undeploy_model(ctx.client(), model_id, force)
     console.print(f"undeployed {model_id}")
 
 
@@ -178,14 +162,9 @@ def models_delete(ctx: Context, model_id: str, force: bool) -> None:
     \b
       reranker models delete -- MODEL_ID
     """
-    from ..mlcommons.client import MLCommons
+    from ..jobs.serving import delete_model
 
-    client = ctx.client()
-    ml = MLCommons(client)
-    if ml.get_model(model_id) is None:
-        raise RerankerError(f"model {model_id} does not exist", "see `reranker models list`")
-    _refuse_if_serving(client, model_id, force, "delete")
-    ml.delete(model_id)
+    delete_model(ctx.client(), model_id, force)
     console.print(f"deleted {model_id}")
 
 
@@ -215,13 +194,9 @@ def pipeline_list(ctx: Context, output_format: str) -> None:
     """
     import json
 
-    from ..mlcommons.pipeline import default_pipeline_indices, list_pipelines, pipeline_model_id
+    from ..jobs.serving import pipeline_uses
 
-    client = ctx.client()
-    bodies = list_pipelines(client)
-    defaults = default_pipeline_indices(client)
-    rows = [{"name": name, "model_id": pipeline_model_id(body), "default_of": defaults.get(name, [])}
-            for name, body in bodies.items()]
+    rows = [dataclasses.asdict(use) for use in pipeline_uses(ctx.client())]
     if output_format == "json":
         click.echo(json.dumps(rows, indent=2))
         return
@@ -270,19 +245,10 @@ def pipeline_delete(ctx: Context, name: str, force: bool) -> None:
     \b
       reranker pipeline delete rerank-int8
     """
-    from ..mlcommons.pipeline import clear_default_pipeline, default_pipeline_indices, delete_pipeline, get_pipeline
+    from ..jobs.serving import delete_search_pipeline
 
-    client = ctx.client()
-    if get_pipeline(client, name) is None:
-        raise RerankerError(f"search pipeline {name!r} does not exist", "see `reranker pipeline list`")
-    indices = default_pipeline_indices(client).get(name, [])
-    if indices and not force:
-        raise RerankerError(f"search pipeline {name!r} is the default pipeline of {', '.join(indices)}",
-                            "deploy another pipeline as the default first, or pass --force to remove the setting too")
-    for index in indices:
-        clear_default_pipeline(client, index)
+    for index in delete_search_pipeline(ctx.client(), name, force):
         console.print(f"{index}: default pipeline {name!r} removed")
-    delete_pipeline(client, name)
     console.print(f"deleted search pipeline {name!r}")
 
 

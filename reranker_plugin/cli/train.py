@@ -13,8 +13,8 @@ import click
 
 from reranker_core.config import override
 
-from .app import (Context, Deprecated, GrammarCommand, cli, data_option, engine_options, kind_option, load_data,
-                  pass_ctx, progress_bar, renamed, report_comparison, restart_option, with_data, with_engine)
+from .app import (Context, Deprecated, GrammarCommand, cli, data_option, engine_options, kind_option, pass_ctx,
+                  renamed, restart_option, with_data, with_engine)
 
 
 # ------------------------------------------------------------- teacher
@@ -124,6 +124,9 @@ def label(ctx: Context, teacher_dir: Path, data: Path | None, kind: str | None, 
 @click.option("--contrastive-weight", type=click.FloatRange(min=0),
               help="With --robust-share: weight of the InfoNCE term pulling a perturbed pair to its clean pair "
               "[student.contrastive_weight].")
+@click.option("--contrastive-head/--no-contrastive-head", default=None,
+              help="The InfoNCE term reads a projection of [CLS] trained beside it (never exported) instead of "
+              "[CLS] itself [student.contrastive_head].")
 @click.option("--normalize-terms/--raw-terms", default=None,
               help="Write numbers and units one way (3/4 in. = 0.75 inch) in the tokenizer, which the zip keeps "
               "[student.normalize_terms].")
@@ -224,20 +227,7 @@ def evaluate_offline(ctx: Context, models: tuple[Path, ...], data: Path | None, 
       reranker evaluate-offline runs/teacher runs/student.zip --max-queries 200
     """
     ctx.quiet_models()
-    from training.bootstrap import random_per_query
-    from training.evaluate import judged_lists, load_scorer, ranked_lists
+    from ..jobs.api import evaluate_offline as run
 
-    config = with_data(ctx.config, data, kind)
-    dataset = load_data(config)
-    lists = judged_lists(dataset, split, config.template, config.data.split_fractions, config.data.split_salt,
-                         max_queries)
-    systems = {"random": random_per_query([j.labels for j in lists])}
-    for model in models:
-        scorer = load_scorer(model)
-        with progress_bar(f"scoring with {scorer.name}", "pairs") as update:
-            systems[scorer.name] = ranked_lists(scorer, lists, update)
-    names = [n for n in systems if n != "random"]
-    pairs = [(n, "random") for n in names] + [(names[0], n) for n in names[1:]]
-    report_comparison(systems, pairs, f"{dataset.name} {split} split, offline, {len(lists)} judged lists",
-                      json_path, config.data.relevant_threshold)
-
+    run(with_data(ctx.config, data, kind), models, split=split, max_queries=max_queries, json_path=json_path,
+        out=ctx.output)

@@ -276,3 +276,27 @@ def evaluate_pipelines(config: Config, client: OpenSearch | None = None, *, pipe
     pairs += [(served[0], name) for name in systems if name not in ("random", BM25, served[0])]
     return report_comparison(systems, pairs, f"{dataset.name} {cfg.split} split through the cluster, {len(lists)} "
                              "judged lists", Path(cfg.output), config.data.relevant_threshold, out)
+
+
+def evaluate_offline(config: Config, models: Sequence[Path], *, split: str = "test", max_queries: int | None = None,
+                     json_path: Path = Path("runs/evaluate-offline.json"), out: Output = QUIET) -> dict:
+    """``models`` (checkpoints or zips) scored here, without a cluster, on ``split``'s judged lists beside random
+    order: NDCG@5/@10, MRR and pairwise accuracy with 95% intervals, each model paired with random and the first
+    model with the others. Writes ``json_path`` (and its PNG) and returns what it holds."""
+    from training.bootstrap import random_per_query
+    from training.evaluate import judged_lists, load_scorer, ranked_lists
+
+    from .evaluate import report_comparison
+
+    dataset = load_data(config)
+    lists = judged_lists(dataset, split, config.template, config.data.split_fractions, config.data.split_salt,
+                         max_queries)
+    systems = {"random": random_per_query([j.labels for j in lists])}
+    for model in models:
+        scorer = load_scorer(model)
+        with out.progress(f"scoring with {scorer.name}", "pairs") as update:
+            systems[scorer.name] = ranked_lists(scorer, lists, update)
+    names = [n for n in systems if n != "random"]
+    pairs = [(n, "random") for n in names] + [(names[0], n) for n in names[1:]]
+    return report_comparison(systems, pairs, f"{dataset.name} {split} split, offline, {len(lists)} judged lists",
+                             json_path, config.data.relevant_threshold, out)
