@@ -14,8 +14,10 @@ import pytest
 
 from reranker_core.config import load_config, override
 from reranker_core.output import Output
-from reranker_plugin.jobs.api import index_products, label_pairs
+from reranker_core.errors import RerankerError
+from reranker_plugin.jobs.api import evaluate_offline, index_products, label_pairs
 from reranker_plugin.jobs.main_job import REUSED, run_main_job
+from reranker_plugin.jobs.serving import delete_model, pipeline_uses, served_models
 from training.api import export_model, fit_student, fit_teacher
 from training.datasets import split_of
 from training.models import read_meta
@@ -74,7 +76,7 @@ def test_a_cluster_step_and_the_training_steps_are_plain_functions(opensearch, c
     assert exported.int8_zip is None and not (root / "runs/student-int8.zip").exists()
 
 
-def test_the_main_job_is_a_python_function_that_chains_no_click_command(opensearch, workspace):  # noqa: F811
+def test_the_main_job_is_a_python_function_that_chains_no_click_command(opensearch, client, workspace):  # noqa: F811
     root, settings = workspace
     out = Recorder()
     report = run_main_job(_config(root, opensearch.url), ship="fp32", out=out)
@@ -93,3 +95,13 @@ def test_the_main_job_is_a_python_function_that_chains_no_click_command(opensear
     again = Recorder()
     run_main_job(_config(root, opensearch.url), ship="fp32", out=again)
     assert again.lines.count(REUSED) == 6  # teacher, label, augment, both students, export: the ledger holds
+
+    # the other verbs' work, called the same way
+    config = _config(root, opensearch.url)
+    use = {u.name: u for u in pipeline_uses(client)}[pipeline]
+    assert use.model_id and pipeline in {s.model.model_id: s.pipelines for s in served_models(client)}[use.model_id]
+    with pytest.raises(RerankerError, match="serves search pipeline"):
+        delete_model(client, use.model_id)
+    offline = evaluate_offline(config, [root / "runs/student.zip"], split=config.evaluate.split,
+                               json_path=root / "runs/offline.json", out=again)
+    assert offline == json.loads((root / "runs/offline.json").read_text()) and len(offline["systems"]) == 2
