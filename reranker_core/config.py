@@ -233,8 +233,8 @@ class StudentConfig:
                                           # dropped or moved words) on the clean query's teacher margins; 0: off
     robust_strength: float = 0.3          # the perturbations' rate (training/perturb.py)
     contrastive_weight: float = 0.0       # + this x InfoNCE pulling a perturbed pair's [CLS] to its clean pair's
-    contrastive_head: bool = False        # the InfoNCE reads a small projection of [CLS] (trained, never exported),
-                                          # so it need not reshape the vector the ranking head reads (SimCLR)
+    contrastive_anchored: bool = False    # the clean pairs' [CLS] are fixed targets (no gradient): only the
+                                          # perturbed pairs' vectors move toward them
     normalize_terms: bool = False         # one spelling for numbers and units (3/4 in. = 0.75 inch), kept in the
                                           # exported tokenizer.json so ML Commons applies it too (training/terms.py)
 

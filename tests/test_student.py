@@ -373,29 +373,28 @@ def test_robust_training_adds_perturbed_lists_and_the_contrastive_term(tiny_bert
     # 4, 4 and 2 of the 10 queries, 4 pairs each
 
 
-def test_the_contrastive_head_is_trained_beside_the_student_and_never_saved(tiny_bert, tmp_path):
-    from safetensors.torch import load_file
+def test_an_anchored_contrastive_term_moves_only_the_perturbed_vectors(tiny_bert, tmp_path):
+    import torch
 
-    from training.student import CONTRASTIVE_HEAD, add_contrastive_head
+    from training.student import contrastive
 
-    def trained(name: str, head: bool):
-        cfg = StudentConfig(model=str(tiny_bert), layers=None, output=str(tmp_path / name), max_steps=3,
-                            queries_per_batch=4, robust_share=1.0, robust_strength=1.0, contrastive_weight=1.0,
-                            contrastive_head=head, learning_rate=3e-3)
-        return read_meta(train_student(cfg, TEMPLATE, MARGIN_EXAMPLES, device="cpu").path)["losses"]
-
-    on_cls, on_head = trained("cls", False), trained("head", True)
-    assert on_cls[0] != on_head[0]  # the same first batch: the InfoNCE reads other vectors
-    weights = load_file(str(tmp_path / "head" / "model.safetensors"))
-    assert not [k for k in weights if CONTRASTIVE_HEAD in k]
-    assert set(weights) == set(load_file(str(tmp_path / "cls" / "model.safetensors")))
-    student = CrossEncoder.load(tmp_path / "head")  # loads as a plain one-logit student
-    assert not hasattr(student.model, CONTRASTIVE_HEAD)
-    model = CrossEncoder.from_base(str(tiny_bert), TEMPLATE).model
-    before = {name for name, _ in model.named_parameters()}
-    add_contrastive_head(model, size=8)
-    added = {name for name, _ in model.named_parameters()} - before
-    assert added and all(name.startswith(CONTRASTIVE_HEAD) for name in added)  # the optimizer sees it
+    groups = torch.tensor([0, 0, 1, 1])
+    grads = {}
+    for anchored in (False, True):
+        cls = torch.randn(5, 8, generator=torch.Generator().manual_seed(0), requires_grad=True)  # 4 clean + 1 twin
+        value = contrastive(cls, [0], groups, anchored=anchored)
+        value.backward()
+        grads[anchored] = (value.item(), cls.grad)
+    assert grads[True][0] == pytest.approx(grads[False][0])  # the same loss value
+    assert grads[False][1][:4].abs().sum() > 0 and grads[True][1][:4].abs().sum() == 0  # clean rows: no gradient
+    assert torch.allclose(grads[True][1][4], grads[False][1][4])  # the twin moves the same way
+    cfg = dict(model=str(tiny_bert), layers=None, max_steps=3, queries_per_batch=4, robust_share=1.0,
+               robust_strength=1.0, contrastive_weight=1.0, learning_rate=3e-3)
+    both = read_meta(train_student(StudentConfig(output=str(tmp_path / "b"), **cfg), TEMPLATE, MARGIN_EXAMPLES,
+                                   device="cpu").path)["losses"]
+    anchored = read_meta(train_student(StudentConfig(output=str(tmp_path / "a"), contrastive_anchored=True, **cfg),
+                                       TEMPLATE, MARGIN_EXAMPLES, device="cpu").path)["losses"]
+    assert both[0] == pytest.approx(anchored[0]) and both[2] != anchored[2]  # same start, other updates (step 0: warmup)
 
 
 def test_train_student_takes_the_steps_of_a_plain_loop(tiny_bert, tmp_path):

