@@ -177,6 +177,9 @@ class TeacherConfig:
     behaviour_top_n: int = 3              # titles per query: its own clicks, then each neighbour's
     behaviour_neighbours: int = 3         # nearest logged training queries (TF-IDF over query text)
     implicit_view_weight: float = 0.0     # behaviour: the implicit-judgment view's weight (a prior, not fit)
+    plain_from: str | None = None         # an ensemble teacher whose cross-encoder was trained with these settings
+                                          # on these labels (checked by fingerprint): reused, not trained again
+                                          # (the behaviour teacher then trains only its second encoder)
     from_path: str | None = None          # a teacher train-teacher wrote, used as is: `run` without judgments
 
     def __post_init__(self) -> None:

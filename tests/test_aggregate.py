@@ -105,6 +105,32 @@ def test_the_aggregated_teacher_trains_fits_on_plain_validation_and_scores_as_it
     assert teacher.score(pairs) == pytest.approx(expected, abs=1e-5)
 
 
+def test_the_behaviour_teacher_reuses_a_plain_teachers_cross_encoder_only_when_trained_the_same(setup, tmp_path):
+    import dataclasses
+
+    from training.ensemble import train_ensemble_teacher
+    from training.models import ModelError, read_meta
+
+    root, context, human, validation = setup
+    plain = TeacherConfig(kind="ensemble", model=str(root / "tiny-bert"), max_steps=2, queries_per_batch=2,
+                          output=str(tmp_path / "plain"))
+    train_ensemble_teacher(plain, TEMPLATE, human, validation, tmp_path / "plain", device="cpu")
+    both = dataclasses.replace(plain, output=str(tmp_path / "b"), behaviour="neighbours",
+                               implicit_judgments="clicks.json", plain_from=str(tmp_path / "plain"))
+    train_ensemble_teacher(both, TEMPLATE, human, validation, tmp_path / "b", device="cpu", behaviour=context)
+    reused, trained = tmp_path / "b" / "cross_encoder", tmp_path / "plain" / "cross_encoder"
+    assert (reused / "model.safetensors").read_bytes() == (trained / "model.safetensors").read_bytes()
+    assert read_meta(reused)["fingerprint"] == read_meta(trained)["fingerprint"]
+    assert [m["kind"] for m in read_meta(tmp_path / "b")["members"]][:2] == ["cross_encoder", "behaviour_cross_encoder"]
+    assert (tmp_path / "b" / "behaviour_encoder.zip").is_file()
+    for changed, why in ((dataclasses.replace(both, max_steps=3), "other settings"),
+                         (dataclasses.replace(both, plain_from=str(tmp_path / "none")), "no ensemble")):
+        with pytest.raises(ModelError, match=why):
+            train_ensemble_teacher(dataclasses.replace(changed, output=str(tmp_path / "c")), TEMPLATE, human,
+                                   validation, tmp_path / "c", device="cpu", behaviour=context)
+        assert not (tmp_path / "c").exists()  # refused before anything is written
+
+
 def test_the_cli_chain_exports_clicks_trains_the_behaviour_teacher_and_labels_plain_pairs(setup, tmp_path):
     """implicit-judgments -> train-teacher --behaviour neighbours -> label: the pairs the student reads are plain."""
     import pyarrow.parquet as pq

@@ -79,6 +79,27 @@ class EnsembleTeacher:
         return [(s, [round(1 / (1 + math.exp(-s)), 6)]) for s in self.score(pairs, batch_size, progress)]
 
 
+def reuse_cross_encoder(teacher: Path, fingerprint: str, work: Path):
+    """Copy ``teacher``'s cross-encoder (and its zip) into ``work`` when it was trained exactly as this teacher's
+    would be (same settings, template and labels: ``fingerprint``), so the behaviour teacher trains only its second
+    encoder; anything else is refused in one line rather than mixed into the ensemble."""
+    import shutil
+
+    from .models import TrainingReport
+
+    source = teacher / "cross_encoder"
+    meta = read_meta(source) if (source / "reranker.json").is_file() else None
+    if meta is None or not (teacher / "cross_encoder.zip").is_file():
+        raise ModelError(f"teacher.plain_from {teacher} holds no ensemble cross-encoder",
+                         "point it at a `reranker train-teacher` output, or unset it")
+    if meta.get("fingerprint") != fingerprint:
+        raise ModelError(f"teacher.plain_from {teacher}'s cross-encoder was trained with other settings, template "
+                         "or labels than this teacher's", "unset teacher.plain_from to train it here")
+    shutil.copytree(source, work / "cross_encoder")
+    shutil.copy2(teacher / "cross_encoder.zip", work / "cross_encoder.zip")
+    return TrainingReport.of(work / "cross_encoder", meta["examples"], meta["queries"], meta["losses"])
+
+
 def train_ensemble_teacher(cfg, template, human: Sequence, validation: Sequence, output: Path,
                            progress: Progress | None = None, device: str | None = None, resume: bool = False,
                            behaviour=None):
@@ -99,7 +120,7 @@ def train_ensemble_teacher(cfg, template, human: Sequence, validation: Sequence,
     from .export import export_student
     from .models import write_checkpoint
     from .onnx_scorer import ZipScorer
-    from .student import train_student
+    from .student import train_student, training_fingerprint
     from .views import BiEncoderView
 
     output = Path(output)
@@ -107,10 +128,15 @@ def train_ensemble_teacher(cfg, template, human: Sequence, validation: Sequence,
     behaviour_checkpoint = output.with_name(f"{output.name}.behaviour.checkpoint")
     work = Path(tempfile.mkdtemp(prefix=f".{output.name}.work.", dir=output.parent if output.parent.exists() else None))
     try:
-        report = train_student(cross_encoder_config(cfg, work / "cross_encoder"), template, human, progress=progress,
-                               device=device, name="teacher-cross-encoder", provenance={"sources": ["human"]},
-                               checkpoint=checkpoint, checkpoint_every=cfg.checkpoint_every, resume=resume)
-        export_student(work / "cross_encoder", work / "cross_encoder.zip")
+        settings = cross_encoder_config(cfg, work / "cross_encoder")
+        if cfg.plain_from:
+            report = reuse_cross_encoder(Path(cfg.plain_from), training_fingerprint(settings, template, human),
+                                         work)
+        else:
+            report = train_student(settings, template, human, progress=progress, device=device,
+                                   name="teacher-cross-encoder", provenance={"sources": ["human"]},
+                                   checkpoint=checkpoint, checkpoint_every=cfg.checkpoint_every, resume=resume)
+            export_student(work / "cross_encoder", work / "cross_encoder.zip")
         pairs = [(j.query, t) for j in validation for t in j.texts]
         labels = [j.labels for j in validation]
         # the cross-encoder's validation scores only serve to fit view weights (MPNet: ~5 min on 2 cores)

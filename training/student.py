@@ -300,13 +300,14 @@ def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Seque
     query_id = {q: i for i, q in enumerate(sorted({e.query for e in examples}))}
     objective = student_objective(student, cfg, examples, query_id)
     schedule = Schedule(total, max(1, total // 10), cfg.learning_rate, 1, cfg.precision, checkpoint_every)
-    trained = train_loop(model, objective, schedule, _fingerprint(cfg, template, examples), device, checkpoint,
+    settings = training_fingerprint(cfg, template, examples)
+    trained = train_loop(model, objective, schedule, settings, device, checkpoint,
                          resume, progress, (lambda: curve(student)) if curve else None, curve_points)
     step, losses, pairs_seen, measured = trained.step, trained.losses, trained.pairs_seen, trained.curve
     meta = {"role": "student", "name": name or Path(cfg.output).name, "base_model": cfg.model, "loss": cfg.loss,
             "template": template.to_dict(), "examples": len(examples), "queries": len(query_id),
             "steps": step, "pairs_seen": pairs_seen, "losses": losses, "layers": model.config.num_hidden_layers,
-            "normalize_terms": cfg.normalize_terms,
+            "normalize_terms": cfg.normalize_terms, "fingerprint": settings,
             "curve": measured, **(provenance or {}),
             # real pairs for export's torch-vs-onnxruntime parity check, so export needs no dataset
             "parity_examples": [[e.query, e.text] for e in examples[:PARITY_EXAMPLES]]}
@@ -319,7 +320,9 @@ def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Seque
     return TrainingReport.of(Path(cfg.output), len(examples), len(query_id), losses, trained.resumed_from)
 
 
-def _fingerprint(cfg: StudentConfig, template: ProductTemplate, examples: Sequence[StudentExample]) -> str:
+def training_fingerprint(cfg: StudentConfig, template: ProductTemplate, examples: Sequence[StudentExample]) -> str:
+    """What a training run depends on (settings but the output path, template, every example): equal fingerprints,
+    equal weights. Kept in the checkpoint's meta, so a later run can reuse a model instead of training it again."""
     settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "output"}
     return fingerprint({"student": settings, "template": template.to_dict()},
                        (f"{e.query}\t{e.text}\t{e.target}\t{e.label}" for e in examples))

@@ -40,6 +40,9 @@ from .app import (Context, Deprecated, GrammarCommand, cli, data_option, engine_
               "nearest training queries, aggregated as a view [teacher.behaviour].")
 @click.option("--implicit-judgments", type=click.Path(),
               help="The judgment list `reranker implicit-judgments` wrote [teacher.implicit_judgments].")
+@click.option("--plain-from", type=click.Path(),
+              help="ensemble: reuse this teacher's cross-encoder when it was trained with the same settings on the "
+              "same labels (checked by fingerprint) instead of training it again [teacher.plain_from].")
 @restart_option
 @pass_ctx
 def train_teacher(ctx: Context, data: Path | None, kind: str | None, kind_: str | None, restart: bool,
@@ -57,6 +60,7 @@ def train_teacher(ctx: Context, data: Path | None, kind: str | None, kind_: str 
     \b
       reranker train-teacher --data data/train.csv.zip --kind homedepot --epochs 1
       reranker train-teacher --behaviour neighbours --implicit-judgments runs/clicks/judgments.json
+      reranker train-teacher --behaviour neighbours --plain-from runs/teacher --output runs/teacher-behaviour
     """
     ctx.quiet_models()
     from training.api import fit_teacher
