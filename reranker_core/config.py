@@ -303,6 +303,8 @@ class ClicksConfig:
     attractiveness_min: float = 0.05      # simulate-events: click probability once examined, human soft label 0
     attractiveness_max: float = 0.95      # ... soft label 1 (linear in between)
     unjudged_attractiveness: float = 0.1  # ... a pair no human graded
+    noise: float = 0.0                    # simulate-events: share of attractiveness that ignores relevance (1: clicks
+                                          # follow position only)
     seed: int = 0
     sidecar: str = "runs/clicks/simulation.json"  # simulate-events: parameters, seed, counts
 
@@ -316,9 +318,9 @@ class ClicksConfig:
             raise ConfigError(f"clicks.metric {self.metric!r} is unknown", "use coec or ctr")
         if not 0 <= self.max_malformed_fraction <= 1:
             raise ConfigError("clicks.max_malformed_fraction must be in [0, 1]", "e.g. 0.05")
-        probabilities = (self.attractiveness_min, self.attractiveness_max, self.unjudged_attractiveness)
+        probabilities = (self.attractiveness_min, self.attractiveness_max, self.unjudged_attractiveness, self.noise)
         if self.eta < 0 or not all(0 <= p <= 1 for p in probabilities):
-            raise ConfigError("clicks.eta must be >= 0 and the attractiveness values in [0, 1]",
+            raise ConfigError("clicks.eta must be >= 0 and the attractiveness values and noise in [0, 1]",
                               "fix the clicks section of reranker.yaml")
 
 

@@ -17,6 +17,21 @@ def test_click_probability_is_examination_times_attractiveness_from_the_grade():
         ClickModel(attractiveness_max=1.5)
 
 
+def test_noise_mixes_attractiveness_toward_one_value_so_clicks_follow_position_alone_at_1():
+    def model(noise: float) -> ClickModel:
+        return ClickModel(eta=1.0, attractiveness_min=0.1, attractiveness_max=0.9, unjudged_attractiveness=0.2,
+                          noise=noise)
+
+    assert model(0.0).click_probability(0, 1.0) == pytest.approx(0.9)
+    assert model(0.5).click_probability(0, 1.0) == pytest.approx(0.5 * 0.9 + 0.5 * 0.5)
+    assert model(0.5).click_probability(1, None) == pytest.approx(0.5 * (0.5 * 0.2 + 0.5 * 0.5))
+    flat = model(1.0)
+    assert [flat.attractiveness(s) for s in (None, 0.0, 0.5, 1.0)] == pytest.approx([0.5] * 4)
+    assert model(0.3).describe()["noise"] == 0.3 and "noise" in model(0.3).describe()["attractiveness"]
+    with pytest.raises(ValueError):
+        model(1.5)
+
+
 def test_sessions_are_reproducible_ubi_docs_and_grades_drive_clicks():
     pages = {"drill": ["good", "bad", "unjudged"], "paint": ["p1"], "rare": []}
     labels = {("drill", "good"): 1.0, ("drill", "bad"): 0.0, ("paint", "p1"): 0.5}

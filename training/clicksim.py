@@ -41,23 +41,28 @@ class ClickModel:
     attractiveness_min: float = 0.05       # a judged pair with soft label 0
     attractiveness_max: float = 0.95       # a judged pair with soft label 1
     unjudged_attractiveness: float = 0.1   # a pair no human graded
+    noise: float = 0.0                     # share of attractiveness that ignores relevance: 1 = position only
 
     def __post_init__(self) -> None:
         probabilities = (self.attractiveness_min, self.attractiveness_max, self.unjudged_attractiveness)
         if self.kind not in CLICK_MODELS:
             raise ValueError(f"click model {self.kind!r} is unknown; use one of {', '.join(CLICK_MODELS)}")
-        if self.eta < 0 or not all(0.0 <= p <= 1.0 for p in probabilities):
-            raise ValueError("eta must be >= 0 and the attractiveness values in [0, 1]")
+        if self.eta < 0 or not all(0.0 <= p <= 1.0 for p in (*probabilities, self.noise)):
+            raise ValueError("eta must be >= 0 and the attractiveness values and noise in [0, 1]")
 
     def examination(self, rank: int) -> float:
         """Probability that a user looks at rank ``rank`` (0-based)."""
         return (1.0 / (rank + 1)) ** self.eta
 
     def attractiveness(self, soft_label: float | None) -> float:
-        """Probability of a click once examined: from the human soft label, or the stated unjudged default."""
+        """Probability of a click once examined: from the human soft label, or the stated unjudged default; with
+        ``noise`` that share is the same for every result ((min + max) / 2), so clicks say less about relevance
+        (the behaviour study's sweep: how right must behaviour be before it helps)."""
         if soft_label is None:
-            return self.unjudged_attractiveness
-        return self.attractiveness_min + (self.attractiveness_max - self.attractiveness_min) * soft_label
+            relevant = self.unjudged_attractiveness
+        else:
+            relevant = self.attractiveness_min + (self.attractiveness_max - self.attractiveness_min) * soft_label
+        return (1 - self.noise) * relevant + self.noise * (self.attractiveness_min + self.attractiveness_max) / 2
 
     def click_probability(self, rank: int, soft_label: float | None) -> float:
         """PBM: the probability that the result at ``rank`` is clicked (a cascade also depends on the ranks above)."""
@@ -80,7 +85,8 @@ class ClickModel:
                        "cascade: top-down until the first click (eta unused)")
         return {"model": "position-based (PBM)" if self.kind == "pbm" else "cascade (CM)",
                 "examination": examination,
-                "attractiveness": "min + (max - min) x human soft label; unjudged pairs: unjudged_attractiveness",
+                "attractiveness": "(1 - noise) x (min + (max - min) x human soft label; unjudged pairs: "
+                                  "unjudged_attractiveness) + noise x (min + max) / 2",
                 **asdict(self)}
 
 

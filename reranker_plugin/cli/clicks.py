@@ -26,6 +26,8 @@ from .app import (Context, GrammarCommand, cli, console, data_option, kind_optio
 @click.option("--eta", type=float, help="Examination decay: (1 / (rank + 1)) ** eta [clicks.eta].")
 @click.option("--unjudged-attractiveness", type=float,
               help="Click probability of an examined, unjudged result [clicks.unjudged_attractiveness].")
+@click.option("--noise", type=click.FloatRange(0, 1),
+              help="Share of attractiveness that ignores relevance; 1: clicks follow position only [clicks.noise].")
 @click.option("--seed", type=int, help="Random seed [clicks.seed].")
 @click.option("--json", "sidecar", type=click.Path(path_type=Path),
               help="Where to write the simulation's parameters, seed and counts [clicks.sidecar].")
@@ -53,7 +55,7 @@ def simulate_events(ctx: Context, data: Path | None, kind: str | None, index: st
     config = with_data(ctx.config, data, kind)
     cfg = override(config.clicks, sidecar=str(sidecar) if sidecar else None, **flags)
     model = ClickModel(cfg.model, cfg.eta, cfg.attractiveness_min, cfg.attractiveness_max,
-                       cfg.unjudged_attractiveness)
+                       cfg.unjudged_attractiveness, cfg.noise)
     plan = SimulationPlan(cfg.sessions, cfg.max_queries, cfg.top_k, cfg.seed)
     dataset = load_data(config)
     summary = run(ctx.client(), index or config.deploy.index, config.template.fields, dataset,
