@@ -36,7 +36,7 @@ OWN_DATA = --catalog $(CATALOG) $(if $(JUDGMENTS),--judgments $(JUDGMENTS)) $(if
 # `make run BEHAVIOUR=index` (or a ubi_events export): the behaviour-aggregated teacher (docs/clicks.md).
 BEHAVIOUR ?=
 
-.PHONY: install install-large test unit run run-large up down status bench bench-load bench-faults bench-scaling bench-init bench-robustness bench-length bench-teacher-loss bench-precision bench-ray bench-fsync clean
+.PHONY: install install-large test unit run run-large up down status bench bench-load bench-faults bench-scaling bench-init bench-robustness bench-behaviour bench-length bench-teacher-loss bench-precision bench-ray bench-fsync clean
 
 install: $(VENV)/.installed
 
@@ -109,6 +109,11 @@ bench-init: install
 
 bench-robustness: install
 	$(BIN)/python benchmarks/robustness.py --data $(DATA) --kind $(KIND)
+
+# Issue 25's study, after `make run`: NOISE="0 0.5 1" (click-noise levels; docs/clicks.md).
+NOISE ?= 0
+bench-behaviour: install
+	$(BIN)/python benchmarks/behaviour_study.py --data $(DATA) --kind $(KIND) $(foreach n,$(NOISE),--noise $(n))
 
 bench-length: install
 	$(BIN)/python benchmarks/dynamic_length.py
