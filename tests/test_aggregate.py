@@ -107,6 +107,7 @@ def test_the_aggregated_teacher_trains_fits_on_plain_validation_and_scores_as_it
 
 def test_the_behaviour_teacher_reuses_a_plain_teachers_cross_encoder_only_when_trained_the_same(setup, tmp_path):
     import dataclasses
+    import shutil
 
     from training.ensemble import train_ensemble_teacher
     from training.models import ModelError, read_meta
@@ -123,8 +124,14 @@ def test_the_behaviour_teacher_reuses_a_plain_teachers_cross_encoder_only_when_t
     assert read_meta(reused)["fingerprint"] == read_meta(trained)["fingerprint"]
     assert [m["kind"] for m in read_meta(tmp_path / "b")["members"]][:2] == ["cross_encoder", "behaviour_cross_encoder"]
     assert (tmp_path / "b" / "behaviour_encoder.zip").is_file()
+    older = tmp_path / "older"  # a teacher trained before fingerprints were recorded
+    shutil.copytree(tmp_path / "plain", older)
+    meta = json.loads((older / "cross_encoder/reranker.json").read_text())
+    del meta["fingerprint"]
+    (older / "cross_encoder/reranker.json").write_text(json.dumps(meta))
     for changed, why in ((dataclasses.replace(both, max_steps=3), "other settings"),
-                         (dataclasses.replace(both, plain_from=str(tmp_path / "none")), "no ensemble")):
+                         (dataclasses.replace(both, plain_from=str(tmp_path / "none")), "no ensemble"),
+                         (dataclasses.replace(both, plain_from=str(older)), "no training fingerprint")):
         with pytest.raises(ModelError, match=why):
             train_ensemble_teacher(dataclasses.replace(changed, output=str(tmp_path / "c")), TEMPLATE, human,
                                    validation, tmp_path / "c", device="cpu", behaviour=context)

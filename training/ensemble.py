@@ -92,7 +92,10 @@ def reuse_cross_encoder(teacher: Path, fingerprint: str, work: Path):
     if meta is None or not (teacher / "cross_encoder.zip").is_file():
         raise ModelError(f"teacher.plain_from {teacher} holds no ensemble cross-encoder",
                          "point it at a `reranker train-teacher` output, or unset it")
-    if meta.get("fingerprint") != fingerprint:
+    if "fingerprint" not in meta:
+        raise ModelError(f"teacher.plain_from {teacher}'s cross-encoder records no training fingerprint (trained by "
+                         "an older version)", "train that teacher again, or unset teacher.plain_from")
+    if meta["fingerprint"] != fingerprint:
         raise ModelError(f"teacher.plain_from {teacher}'s cross-encoder was trained with other settings, template "
                          "or labels than this teacher's", "unset teacher.plain_from to train it here")
     shutil.copytree(source, work / "cross_encoder")
