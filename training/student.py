@@ -322,7 +322,7 @@ def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Seque
 
 def training_fingerprint(cfg: StudentConfig, template: ProductTemplate, examples: Sequence[StudentExample]) -> str:
     """What a training run depends on (settings but the output path, template, every example): equal fingerprints,
-    equal weights. Kept in the checkpoint's meta, so a later run can reuse a model instead of training it again."""
+    the same training. Kept in the checkpoint's meta, so a later run can reuse a model instead of training it again."""
     settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "output"}
     return fingerprint({"student": settings, "template": template.to_dict()},
                        (f"{e.query}\t{e.text}\t{e.target}\t{e.label}" for e in examples))
