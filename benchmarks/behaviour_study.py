@@ -70,12 +70,9 @@ def level_config(config: Config, noise: float, work: Path, args: argparse.Namesp
 
 def run_level(config: Config, noise: float, work: Path, args: argparse.Namespace, client, out: Output) -> dict:
     """Steps 1-5 for one noise level (each skipped when done); returns the behaviour student's path and facts."""
-    from reranker_plugin.jobs.api import augment_pool, implicit_judgments, label_pairs
+    from reranker_plugin.jobs.api import augment_pool, implicit_judgments, label_pairs, simulate_clicks
     from reranker_plugin.jobs.main_job import queries_as_log
-    from reranker_plugin.jobs.simulate import SimulationPlan, simulate_events
     from training.api import fit_student, fit_teacher
-    from training.clicksim import ClickModel
-    from training.datasets import load_data
     from training.models import read_meta
 
     cfg = level_config(config, noise, work, args)
@@ -91,11 +88,7 @@ def run_level(config: Config, noise: float, work: Path, args: argparse.Namespace
         action()
         timings[name] = round(time.monotonic() - started, 1)
 
-    model = ClickModel(c.model, c.eta, c.attractiveness_min, c.attractiveness_max, c.unjudged_attractiveness, c.noise)
-    step("simulate events", Path(c.sidecar).is_file(), lambda: simulate_events(
-        client, cfg.deploy.index, cfg.template.fields, load_data(cfg), cfg.data.split_fractions, cfg.data.split_salt,
-        model, SimulationPlan(c.sessions, c.max_queries, c.top_k, c.seed), c.events_index, c.queries_index,
-        Path(c.sidecar)))
+    step("simulate events", Path(c.sidecar).is_file(), lambda: simulate_clicks(cfg, client, out=out))
     step("implicit judgments", Path(c.output).is_file(), lambda: implicit_judgments(cfg, client, out=out))
     teacher = Path(cfg.teacher.output)
     step("behaviour teacher", (teacher / "reranker.json").is_file(), lambda: fit_teacher(cfg, out=out))

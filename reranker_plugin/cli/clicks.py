@@ -8,8 +8,7 @@ import click
 
 from reranker_core.config import override
 
-from .app import (Context, GrammarCommand, cli, console, data_option, kind_option, load_data, pass_ctx, renamed,
-                  with_data)
+from .app import Context, GrammarCommand, cli, data_option, kind_option, pass_ctx, renamed, with_data
 
 
 @cli.command("simulate-events", cls=GrammarCommand, old_spellings={"--sidecar": renamed("--json")})
@@ -47,23 +46,11 @@ def simulate_events(ctx: Context, data: Path | None, kind: str | None, index: st
     \b
       reranker simulate-events --data data/train.csv.zip --sessions 5000 --seed 1
     """
-    from training.clicksim import ClickModel
-
-    from ..jobs.simulate import SimulationPlan
-    from ..jobs.simulate import simulate_events as run
+    from ..jobs.api import simulate_clicks
 
     config = with_data(ctx.config, data, kind)
-    cfg = override(config.clicks, sidecar=str(sidecar) if sidecar else None, **flags)
-    model = ClickModel(cfg.model, cfg.eta, cfg.attractiveness_min, cfg.attractiveness_max,
-                       cfg.unjudged_attractiveness, cfg.noise)
-    plan = SimulationPlan(cfg.sessions, cfg.max_queries, cfg.top_k, cfg.seed)
-    dataset = load_data(config)
-    summary = run(ctx.client(), index or config.deploy.index, config.template.fields, dataset,
-                  config.data.split_fractions, config.data.split_salt, model, plan, cfg.events_index,
-                  cfg.queries_index, Path(cfg.sidecar))
-    console.print(f"SIMULATED: {summary['query_docs']} sessions over {summary['queries']} training queries, "
-                  f"{summary['events']} events ({summary['clicks']} clicks) into {cfg.queries_index!r} / "
-                  f"{cfg.events_index!r}; parameters and seed in {cfg.sidecar}")
+    clicks = override(config.clicks, sidecar=str(sidecar) if sidecar else None, **flags)
+    simulate_clicks(dataclasses.replace(config, clicks=clicks), index=index, out=ctx.output)
 
 
 @cli.command("implicit-judgments")

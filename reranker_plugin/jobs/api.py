@@ -86,6 +86,28 @@ def index_products(config: Config, client: OpenSearch | None = None, *, catalog:
     return report
 
 
+def simulate_clicks(config: Config, client: OpenSearch | None = None, *, index: str | None = None,
+                    out: Output = QUIET) -> dict:
+    """Simulated UBI sessions by ``config.clicks``' click model over ``index``'s (deploy.index) BM25 pages for
+    training-split queries, into clicks.*_index, with the sidecar at clicks.sidecar; returns the sidecar's content."""
+    from training.clicksim import ClickModel
+
+    from .simulate import SimulationPlan, simulate_events
+
+    cfg = config.clicks
+    model = ClickModel(cfg.model, cfg.eta, cfg.attractiveness_min, cfg.attractiveness_max,
+                       cfg.unjudged_attractiveness, cfg.noise)
+    dataset = load_data(config)  # a bad data file is named before the cluster is needed
+    summary = simulate_events(_connected(config, client), index or config.deploy.index, config.template.fields,
+                              dataset, config.data.split_fractions, config.data.split_salt, model,
+                              SimulationPlan(cfg.sessions, cfg.max_queries, cfg.top_k, cfg.seed), cfg.events_index,
+                              cfg.queries_index, Path(cfg.sidecar))
+    out.say(f"SIMULATED: {summary['query_docs']} sessions over {summary['queries']} training queries, "
+            f"{summary['events']} events ({summary['clicks']} clicks) into {cfg.queries_index!r} / "
+            f"{cfg.events_index!r}; parameters and seed in {cfg.sidecar}")
+    return summary
+
+
 def implicit_judgments(config: Config, client: OpenSearch | None = None, *, events_file: Path | None = None,
                        queries_file: Path | None = None, name: str = "implicit-judgments",
                        out: Output = QUIET) -> tuple[Path, Path]:
