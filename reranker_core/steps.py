@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,10 +41,16 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    return value
+def settings_of(section: Any, leave_out: Collection[str] = ()) -> Any:
+    """A config section as every fingerprint reads it: its fields but ``leave_out`` and those at an off value
+    (None, False, 0, empty). A setting added later, off by default, so leaves earlier runs' fingerprints as
+    they were (their runs resume, their models are reused); any value that changes training still shows."""
+    if not (dataclasses.is_dataclass(section) and not isinstance(section, type)):
+        return section
+    return {k: v for k, v in dataclasses.asdict(section).items() if k not in leave_out and v not in _OFF}
+
+
+_OFF = (None, False, 0, "", [], {}, ())  # 0 == 0.0 == False: one off value per kind
 
 
 @dataclass(frozen=True)
@@ -74,7 +80,7 @@ class Ledger:
     def fingerprint(self, step: Step) -> str:
         """The step's inputs as one hash; an upstream step must have been fingerprinted first."""
         h = hashlib.sha256(step.name.encode())
-        h.update(json.dumps([_plain(c) for c in step.config], sort_keys=True, default=str).encode())
+        h.update(json.dumps([settings_of(c) for c in step.config], sort_keys=True, default=str).encode())
         for file in step.files:
             h.update(file_digest(file).encode() if Path(file).exists() else b"missing")
         for name in step.after:

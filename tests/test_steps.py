@@ -79,3 +79,21 @@ def test_unreadable_ledger_costs_only_a_rerun(tmp_path: Path) -> None:
     job.run()
     (tmp_path / "steps.json").write_bytes(b"\xff not json")
     assert job.run() == ["a", "b", "c"]
+
+
+@dataclass(frozen=True)
+class Grown:
+    """``Section`` after a release added two settings, both off by default."""
+
+    value: int
+    extra: float = 0.0
+    switch: bool = False
+
+
+def test_a_setting_added_off_keeps_the_fingerprint_and_any_value_of_it_changes_it(tmp_path: Path) -> None:
+    before, after = Ledger(tmp_path), Ledger(tmp_path)
+    old = before.fingerprint(Step("a", (Section(1),)))
+    assert after.fingerprint(Step("a", (Grown(1),))) == old  # the old run resumes under the new release
+    assert after.fingerprint(Step("a", (Grown(1, extra=0.5),))) != old
+    assert after.fingerprint(Step("a", (Grown(1, switch=True),))) != old
+    assert after.fingerprint(Step("a", (Grown(2),))) != old

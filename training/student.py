@@ -11,7 +11,6 @@ optional contrastive term (ei-SRC's contrastive adversarial training).
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -21,6 +20,7 @@ from pathlib import Path
 import torch
 
 from reranker_core.config import StudentConfig
+from reranker_core.steps import settings_of
 from reranker_core.template import ProductTemplate
 
 from .checkpoints import fingerprint
@@ -323,6 +323,5 @@ def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Seque
 def training_fingerprint(cfg: StudentConfig, template: ProductTemplate, examples: Sequence[StudentExample]) -> str:
     """What a training run depends on (settings but the output path, template, every example): equal fingerprints,
     the same training. Kept in the checkpoint's meta, so a later run can reuse a model instead of training it again."""
-    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "output"}
-    return fingerprint({"student": settings, "template": template.to_dict()},
+    return fingerprint({"student": settings_of(cfg, leave_out={"output"}), "template": template.to_dict()},
                        (f"{e.query}\t{e.text}\t{e.target}\t{e.label}" for e in examples))

@@ -19,13 +19,14 @@ import math
 import random
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from reranker_core.config import TeacherConfig
+from reranker_core.steps import settings_of
 from reranker_core.template import ProductTemplate
 
 from .checkpoints import fingerprint
@@ -259,6 +260,5 @@ _NOT_TRAINING = {"output", "score_batch_size", "checkpoint_every", "from_path"} 
 
 
 def _fingerprint(cfg: TeacherConfig, template: ProductTemplate, examples: Sequence[TeacherExample]) -> str:
-    settings = {k: v for k, v in asdict(cfg).items() if k not in _NOT_TRAINING}
-    return fingerprint({"teacher": settings, "template": template.to_dict()},
+    return fingerprint({"teacher": settings_of(cfg, leave_out=_NOT_TRAINING), "template": template.to_dict()},
                        (f"{e.query}\t{e.text}\t{e.target}" for e in examples))

@@ -107,8 +107,8 @@ def run_main_job(config: Config, *, logs: Sequence[Path] = (), query_logs: Seque
                                          config.teacher.implicit_judgments if behaviour else None) if p)
     log_paths = (*logs, queries_as_log(config))  # every training query's top-K joins the pool
     base = (config.data, config.template)
-    # the fingerprints: what each step reads (unchanged from the click-chaining version, so old runs resume)
-    teacher = Step("train teacher", (*base, _fingerprinted(config.teacher)), data_files, outputs=(teacher_dir,))
+    # the fingerprints: what each step reads (settings at an off value count as absent: reranker_core.steps)
+    teacher = Step("train teacher", (*base, config.teacher), data_files, outputs=(teacher_dir,))
     labeled = Step("label judged pairs", (config.teacher.score_batch_size,), after=(teacher.name,),
                    outputs=(PAIRS / "judged-train.parquet",))
     augmented = Step("augment", (config.augment, config.deploy.index), log_paths, after=(teacher.name,),
@@ -165,11 +165,6 @@ def _done(report: RunReport, out: Output) -> RunReport:
     out.say(f"{'total':>28}: {sum(report.timings.values()):7.1f}s")
     return report
 
-
-def _fingerprinted(teacher) -> dict:
-    """The teacher section as the train-teacher step's fingerprint reads it: without ``from_path`` (unset on
-    this path, and added after runs that must still resume)."""
-    return {k: v for k, v in dataclasses.asdict(teacher).items() if k != "from_path"}
 
 
 def with_behaviour(config: Config, behaviour: str | None) -> Config:
