@@ -238,6 +238,8 @@ class StudentConfig:
     contrastive_weight: float = 0.0       # + this x InfoNCE pulling a perturbed pair's [CLS] to its clean pair's
     contrastive_anchored: bool = False    # the clean pairs' [CLS] are fixed targets (no gradient): only the
                                           # perturbed pairs' vectors move toward them
+    adversarial_epsilon: float = 0.0      # FGM: + the loss again with the word embeddings moved this far along
+                                          # its gradient (training/adversarial.py; doubles a step's cost); 0: off
     normalize_terms: bool = False         # one spelling for numbers and units (3/4 in. = 0.75 inch), kept in the
                                           # exported tokenizer.json so ML Commons applies it too (training/terms.py)
 
@@ -250,9 +252,11 @@ class StudentConfig:
         if self.human_weight < 0 or self.rank_weight < 0 or (self.max_pairs is not None and self.max_pairs <= 0):
             raise ConfigError("student.human_weight and rank_weight must be >= 0, max_pairs positive or null",
                               "fix the student section of reranker.yaml")
-        if not (0 <= self.robust_share <= 1 and 0 < self.robust_strength <= 1) or self.contrastive_weight < 0:
+        if not (0 <= self.robust_share <= 1 and 0 < self.robust_strength <= 1) or min(
+                self.contrastive_weight, self.adversarial_epsilon) < 0:
             raise ConfigError("student.robust_share must be in [0, 1], robust_strength in (0, 1], "
-                              "contrastive_weight >= 0", "fix the student section of reranker.yaml")
+                              "contrastive_weight and adversarial_epsilon >= 0",
+                              "fix the student section of reranker.yaml")
         _precision(self, "student")
 
 

@@ -115,3 +115,57 @@ def test_curve_points_are_evenly_spaced_and_include_the_last_step():
                          curve=lambda: calls.append(model.training) or {"bias": float(model.bias)}, curve_points=2)
     assert [p["step"] for p in trained.curve] == [2, 5] and [p["epochs"] for p in trained.curve] == [1.0, 2.5]
     assert calls == [True, True] and not model.training  # measured as it is; the caller's curve sets eval if needed
+
+
+def test_an_adversary_adds_the_loss_at_fgm_moved_weights_and_restores_them():
+    """FGM on the weight matrix (as on a student's word embeddings): each micro-batch's gradient is the clean
+    one plus the one at weight + epsilon x grad / |grad| (the gradient so far), as a hand-written FGM loop."""
+    from training.adversarial import FGM
+
+    epsilon = 0.5
+    model = _linear()
+    fgm = FGM(model.weight, epsilon)
+    objective = Objective(_epoch, lambda idx, _step: model(X[idx])[:, 0],
+                          lambda idx, out: torch.nn.functional.mse_loss(out, Y[idx]), fgm.perturbed)
+    trained = train_loop(model, objective, SCHEDULE, key="k", device="cpu")
+
+    reference = _linear()
+
+    def moved(idx: list[int]) -> torch.Tensor:  # the loss at the moved weights; its gradient lands on the weights
+        grad = reference.weight.grad
+        delta = (epsilon * grad / grad.norm()).detach()
+        out = torch.nn.functional.linear(X[idx], reference.weight + delta, reference.bias)[:, 0]
+        return torch.nn.functional.mse_loss(out, Y[idx])
+
+    steps = [step for e in range(3) for step in _epoch(e)][:5]
+    reference_training(reference.parameters(), [
+        [f for idx in step for f in (lambda idx=idx: torch.nn.functional.mse_loss(reference(X[idx])[:, 0], Y[idx]),
+                                     lambda idx=idx: moved(idx))]
+        for step in steps], learning_rate=0.1, warmup=2, total=5, grad_accum=2)
+    plain = _linear()
+    untouched = train_loop(plain, _objective(plain), SCHEDULE, key="k", device="cpu")
+    assert torch.allclose(model.weight, reference.weight, atol=1e-6)
+    assert torch.allclose(model.bias, reference.bias, atol=1e-6)
+    assert not torch.allclose(model.weight, plain.weight, atol=1e-4)  # the adversarial term changed training
+    assert trained.losses[0] == pytest.approx(untouched.losses[0])  # the recorded loss is the clean one
+
+
+def test_fgm_moves_along_the_gradient_by_epsilon_and_puts_the_weights_back_even_on_errors():
+    from training.adversarial import FGM
+
+    weight = torch.nn.Parameter(torch.randn(4, 3, generator=torch.Generator().manual_seed(0)))
+    before = weight.detach().clone()
+    fgm = FGM(weight, 0.25)
+    with fgm.perturbed() as moved:  # no gradient yet: nothing to follow
+        assert not moved and torch.equal(weight, before)
+    weight.grad = torch.zeros_like(weight)
+    with fgm.perturbed() as moved:  # a zero gradient: no direction
+        assert not moved and torch.equal(weight, before)
+    weight.grad = torch.arange(12.0).reshape(4, 3)
+    with pytest.raises(RuntimeError), fgm.perturbed() as moved:
+        assert moved
+        delta = weight.detach() - before
+        assert delta.norm().item() == pytest.approx(0.25)
+        assert torch.allclose(delta / delta.norm(), weight.grad / weight.grad.norm(), atol=1e-6)
+        raise RuntimeError("the adversarial pass failed")
+    assert torch.equal(weight, before)  # bit for bit

@@ -428,3 +428,24 @@ def test_train_student_takes_the_steps_of_a_plain_loop(tiny_bert, tmp_path):
     assert meta["losses"] == pytest.approx(expected, abs=1e-6) and meta["pairs_seen"] == sum(map(len, steps))
     saved = load_file(report.path / "model.safetensors")
     assert max((saved[k] - v).abs().max().item() for k, v in student.model.state_dict().items() if k in saved) < 1e-6
+
+
+def test_adversarial_epsilon_attaches_fgm_to_the_students_word_embeddings(tiny_bert, tmp_path):
+    """The loop's FGM arithmetic is checked in test_loop; here, that the config reaches it."""
+    import torch
+    from safetensors.torch import load_file
+
+    from training.student import student_objective
+
+    cfg = dict(model=str(tiny_bert), layers=None, max_steps=3, queries_per_batch=4, learning_rate=3e-3)
+    plain = train_student(StudentConfig(output=str(tmp_path / "p"), **cfg), TEMPLATE, MARGIN_EXAMPLES, device="cpu")
+    fgm = train_student(StudentConfig(output=str(tmp_path / "f"), adversarial_epsilon=1.0, **cfg), TEMPLATE,
+                        MARGIN_EXAMPLES, device="cpu")
+    assert read_meta(fgm.path)["losses"][0] == pytest.approx(read_meta(plain.path)["losses"][0])  # clean loss kept
+    weights = [load_file(p / "model.safetensors") for p in (plain.path, fgm.path)]
+    name = next(k for k in weights[0] if "word_embeddings" in k)
+    assert not torch.equal(weights[0][name], weights[1][name])  # same seeds: only the adversarial pass differs
+    student = CrossEncoder.from_base(str(tiny_bert), TEMPLATE, None)
+    adversary = student_objective(student, StudentConfig(adversarial_epsilon=0.5), MARGIN_EXAMPLES, {}).adversary
+    assert adversary.__self__.embeddings is student.model.get_input_embeddings().weight
+    assert student_objective(student, StudentConfig(), MARGIN_EXAMPLES, {}).adversary is None

@@ -15,6 +15,7 @@ same steps as an uninterrupted run.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -36,11 +37,15 @@ class Objective(Generic[B]):
     ``forward(batch, step)`` runs the model (under autocast when ``precision`` is
     bf16; ``step`` seeds per-step randomness such as perturbed queries) and
     ``loss(batch, out)`` turns its output into a scalar in full precision.
+    ``adversary``, when set, is entered after each micro-batch's backward pass;
+    where it yields True (the model moved, e.g. :class:`training.adversarial.FGM`)
+    the same micro-batch's loss is taken again inside it and its gradient added.
     """
 
     epoch: Callable[[int], Sequence[Sequence[B]]]
     forward: Callable[[B, int], Any]
     loss: Callable[[B, Any], torch.Tensor]
+    adversary: Callable[[], AbstractContextManager[bool]] | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,12 @@ def train_loop(model: torch.nn.Module, objective: Objective, schedule: Schedule,
                 loss = objective.loss(batch, out)
                 (loss / schedule.grad_accum).backward()
                 step_loss += loss.item() / schedule.grad_accum
+                if objective.adversary:
+                    with objective.adversary() as moved:
+                        if moved:
+                            with autocast:
+                                out = objective.forward(batch, step)
+                            (objective.loss(batch, out) / schedule.grad_accum).backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
             scheduler.step()

@@ -7,7 +7,9 @@ teacher's ranking, not its calibration. ``loss="pointwise"`` is the baseline:
 the same trainer on human soft labels only, with binary cross-entropy.
 With ``robust_share``, some queries are also trained perturbed (typos, unit
 spellings, dropped or moved words) against the clean query's targets, plus an
-optional contrastive term (ei-SRC's contrastive adversarial training).
+optional contrastive term (ei-SRC's contrastive adversarial training); with
+``adversarial_epsilon``, each batch also trains at FGM-moved word embeddings
+(:mod:`training.adversarial`).
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from reranker_core.config import StudentConfig
 from reranker_core.steps import settings_of
 from reranker_core.template import ProductTemplate
 
+from .adversarial import FGM
 from .checkpoints import fingerprint
 from .loop import Objective, Schedule, train_loop
 from .losses import SoftTargetCrossEntropyLoss, WithinQueryMarginMSELoss, WithinQueryRankNetLoss
@@ -267,7 +270,9 @@ def student_objective(student: CrossEncoder, cfg: StudentConfig, examples: Seque
             value = value + cfg.rank_weight * ranknet(scored, targets, groups)
         return value
 
-    return Objective(epoch, forward, loss)
+    embeddings = student.model.get_input_embeddings().weight
+    adversary = FGM(embeddings, cfg.adversarial_epsilon).perturbed if cfg.adversarial_epsilon else None
+    return Objective(epoch, forward, loss, adversary)
 
 
 def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Sequence[StudentExample],

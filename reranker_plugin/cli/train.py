@@ -131,6 +131,9 @@ def label(ctx: Context, teacher_dir: Path, data: Path | None, kind: str | None, 
 @click.option("--contrastive-anchored/--contrastive-both-ways", default=None,
               help="The InfoNCE term moves only the perturbed pairs' vectors toward the clean ones (no gradient "
               "through the clean side) [student.contrastive_anchored].")
+@click.option("--adversarial-epsilon", type=click.FloatRange(min=0),
+              help="FGM: also take each batch's loss with the word embeddings moved this far along its gradient "
+              "(about twice a step's cost; 0: off) [student.adversarial_epsilon].")
 @click.option("--normalize-terms/--raw-terms", default=None,
               help="Write numbers and units one way (3/4 in. = 0.75 inch) in the tokenizer, which the zip keeps "
               "[student.normalize_terms].")
