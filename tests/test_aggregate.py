@@ -60,6 +60,20 @@ def test_training_inputs_carry_training_behaviour_only(setup, minilm_tokenizer):
         assert not any(title(q, 0) in e.query for q in VALIDATION)  # no held-out click anywhere
 
 
+def test_a_query_whose_behaviour_is_cut_per_product_stays_one_list(setup, minilm_tokenizer):
+    """A long product leaves less room for behaviour, so one query's rows get different query sides; they must
+    still be batched and ranked as one list (a list per row would lose RankNet and multiply the steps)."""
+    from training.student import query_batches
+
+    _, context, _, _ = setup
+    query = TRAIN[0]
+    rows = [StudentExample(query, title(query, 0) + " with" * n, 1.0 - n / 40, None) for n in (0, 18, 30)]
+    examples = behaviour_examples(rows, BehaviourInputs(context, minilm_tokenizer, TEMPLATE.max_tokens))
+    assert len({e.query for e in examples}) > 1  # the cut differs per product (else this test checks nothing)
+    assert {e.list_key for e in examples} == {query}
+    assert query_batches(examples, 1, 0) == [[0, 1, 2]]
+
+
 def test_the_aggregated_teacher_trains_fits_on_plain_validation_and_scores_as_its_sum(setup, tmp_path):
     from training.ensemble import load_teacher, train_ensemble_teacher
     from training.models import read_meta

@@ -33,11 +33,15 @@ BEHAVIOUR_DIR = "behaviour_encoder"
 
 
 def behaviour_examples(human: Sequence, inputs: BehaviourInputs) -> list:
-    """The training rows with behaviour on the query side (same targets and labels); plain where none."""
+    """The training rows with behaviour on the query side (same targets and labels); plain where none.
+
+    The behaviour is cut to fit each product, so one query's rows get different query sides: each row keeps
+    its query as its list (``group``), so batches hold whole queries and RankNet still ranks within them."""
     import dataclasses
 
     augmented = inputs([(e.query, e.text) for e in human])
-    return [dataclasses.replace(e, query=q) for e, (q, _) in zip(human, augmented)]
+    return [dataclasses.replace(e, query=q, group=e.query if q != e.query else None)
+            for e, (q, _) in zip(human, augmented)]
 
 
 def view_metrics(labels: Sequence[Sequence[float]], scores: Sequence[float]) -> dict[str, float]:

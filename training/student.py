@@ -48,6 +48,13 @@ class StudentExample:
     text: str
     target: float
     label: float | None = None  # the human soft label, when the pair was judged (margin_mse's human term)
+    group: str | None = None    # the list the pair is ranked in, when not its query text (the behaviour
+                                # encoder's query side is cut to each product's length, its list is the query's)
+
+    @property
+    def list_key(self) -> str:
+        """What batches and within-list losses group by: whole lists stay together."""
+        return self.group or self.query
 
 
 class CrossEncoder:
@@ -176,7 +183,7 @@ def query_batches(examples: Sequence[StudentExample], queries_per_batch: int, se
     """Row indices grouped into batches of whole queries, shuffled with ``seed``; long lists are sampled."""
     groups: dict[str, list[int]] = {}
     for i, e in enumerate(examples):
-        groups.setdefault(e.query, []).append(i)
+        groups.setdefault(e.list_key, []).append(i)
     rng = random.Random(seed)
     queries = sorted(groups)
     rng.shuffle(queries)
@@ -253,7 +260,7 @@ def student_objective(student: CrossEncoder, cfg: StudentConfig, examples: Seque
         logits = scored[:len(rows)]
         # a perturbed query is a list of its own, held to the clean query's teacher margins
         targets = torch.tensor([r.target for r in rows] + [rows[k].target for k, _ in twins], device=scored.device)
-        groups = torch.tensor([query_id[r.query] for r in rows] + [len(query_id) + query_id[rows[k].query]
+        groups = torch.tensor([query_id[r.list_key] for r in rows] + [len(query_id) + query_id[rows[k].list_key]
                                                                   for k, _ in twins], device=scored.device)
         if cfg.loss == "margin_mse":
             value = margin(scored, targets, groups)
@@ -302,7 +309,7 @@ def train_student(cfg: StudentConfig, template: ProductTemplate, examples: Seque
         total = max(1, math.ceil(cfg.max_pairs / (sum(map(len, batches)) / per_epoch)))
     else:
         total = max(1, math.ceil(per_epoch * cfg.epochs))
-    query_id = {q: i for i, q in enumerate(sorted({e.query for e in examples}))}
+    query_id = {q: i for i, q in enumerate(sorted({e.list_key for e in examples}))}
     objective = student_objective(student, cfg, examples, query_id)
     schedule = Schedule(total, max(1, total // 10), cfg.learning_rate, 1, cfg.precision, checkpoint_every)
     settings = training_fingerprint(cfg, template, examples)
@@ -329,4 +336,5 @@ def training_fingerprint(cfg: StudentConfig, template: ProductTemplate, examples
     """What a training run depends on (settings but the output path, template, every example): equal fingerprints,
     the same training. Kept in the checkpoint's meta, so a later run can reuse a model instead of training it again."""
     return fingerprint({"student": settings_of(cfg, leave_out={"output"}), "template": template.to_dict()},
-                       (f"{e.query}\t{e.text}\t{e.target}\t{e.label}" for e in examples))
+                       (f"{e.query}\t{e.text}\t{e.target}\t{e.label}" + (f"\t{e.group}" if e.group else "")
+                        for e in examples))
