@@ -112,8 +112,10 @@ bench-robustness: install
 
 # Issue 25's study, after `make run`: NOISE="0 0.5 1" (click-noise levels; docs/clicks.md).
 NOISE ?= 0
+# The plain teacher's student, whose optimizer steps are the budget (runs/plain-half: half an epoch, docs/clicks.md).
+BASELINE ?= runs/student
 bench-behaviour: install
-	$(BIN)/python benchmarks/behaviour_study.py --data $(DATA) --kind $(KIND) $(foreach n,$(NOISE),--noise $(n))
+	$(BIN)/python benchmarks/behaviour_study.py --data $(DATA) --kind $(KIND) --baseline $(BASELINE) $(foreach n,$(NOISE),--noise $(n))
 
 bench-length: install
 	$(BIN)/python benchmarks/dynamic_length.py

@@ -8,7 +8,8 @@ For each click-noise level (``clicks.noise``: 0 = clicks follow the human grades
 3. the behaviour teacher (`train-teacher --behaviour neighbours`), reusing the main job's plain cross-encoder
    (``--plain-from``: checked by fingerprint), so only its behaviour encoder trains;
 4. the same pool relabeled by it: the judged training pairs (`label`) and the same logged queries' BM25 top-K
-   (`augment`, the main job's query log and index);
+   (`augment`, the main job's query log and index); its plain cross-encoder's scores are read from the main job's
+   pool (``--plain-pairs``, checked on a sample), so only the behaviour encoder runs;
 5. a student with the main job's student recipe and exactly the baseline's optimizer steps;
 6. both students on the test split (no behaviour there), offline: 95% intervals and the paired difference
    behaviour-teacher student − plain-teacher student, on NDCG@5 and pairwise accuracy.
@@ -93,10 +94,12 @@ def run_level(config: Config, noise: float, work: Path, args: argparse.Namespace
     teacher = Path(cfg.teacher.output)
     step("behaviour teacher", (teacher / "reranker.json").is_file(), lambda: fit_teacher(cfg, out=out))
     judged = base / "pairs" / "judged-train.parquet"
-    step("label judged pairs", judged.is_file(), lambda: label_pairs(cfg, teacher, output=judged, out=out))
+    reuse = (Path(args.plain_pairs),) if args.plain_pairs else ()  # the plain cross-encoder's scores of the same pool
+    step("label judged pairs", judged.is_file(),
+         lambda: label_pairs(cfg, teacher, output=judged, plain_scores=reuse, out=out))
     mined = Path(cfg.augment.output) / "report.json"
     step("augment", mined.is_file(), lambda: augment_pool(cfg, teacher, client, logs=(queries_as_log(cfg),),
-                                                         replace_stale=True, out=out))
+                                                         replace_stale=True, plain_scores=reuse, out=out))
     steps = read_meta(args.baseline)["steps"]  # the baseline's budget, exactly
     student = dataclasses.replace(cfg, student=override(cfg.student, max_steps=steps))
     step("student", (Path(cfg.student.output) / "reranker.json").is_file(),
@@ -159,6 +162,9 @@ def main() -> None:
     parser.add_argument("--plain-teacher", type=Path, default=Path("runs/teacher"), help="The main job's teacher.")
     parser.add_argument("--baseline", type=Path, default=Path("runs/student"),
                         help="The plain teacher's student (its steps are the budget).")
+    parser.add_argument("--plain-pairs", default="runs/pairs",
+                        help="The main job's pool, labeled by the plain teacher: its cross-encoder's scores are "
+                             "reused (checked on a sample), not recomputed. '' to recompute them.")
     parser.add_argument("--work", type=Path, default=Path("runs/behaviour-study"))
     parser.add_argument("--prefix", default="study", help="UBI indexes: ubi-events-<prefix>-noise-<level>, ...")
     parser.add_argument("--out", type=Path, default=OUT)

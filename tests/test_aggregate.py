@@ -152,6 +152,38 @@ def test_the_behaviour_teacher_reuses_a_plain_teachers_cross_encoder_only_when_t
         assert not (tmp_path / "c").exists()  # refused before anything is written
 
 
+def test_the_behaviour_teacher_reads_its_plain_scores_from_the_plain_teachers_pool_after_a_check(setup, tmp_path):
+    import dataclasses
+
+    from training.ensemble import load_teacher, train_ensemble_teacher
+    from training.models import ModelError
+
+    root, context, human, validation = setup
+    plain = TeacherConfig(kind="ensemble", model=str(root / "tiny-bert"), max_steps=2, queries_per_batch=2,
+                          output=str(tmp_path / "plain"))
+    train_ensemble_teacher(plain, TEMPLATE, human, validation, tmp_path / "plain", device="cpu")
+    both = dataclasses.replace(plain, output=str(tmp_path / "b"), behaviour="neighbours",
+                               implicit_judgments="clicks.json", plain_from=str(tmp_path / "plain"))
+    train_ensemble_teacher(both, TEMPLATE, human, validation, tmp_path / "b", device="cpu", behaviour=context)
+    pool = [(e.query, e.text) for e in human]
+    known = dict(zip(pool, load_teacher(tmp_path / "plain").score(pool)))  # the plain teacher's labels
+    unseen = [(TRAIN[0], "a product the pool lacks"), (VALIDATION[0], title(VALIDATION[0], 1))]
+    expected = load_teacher(tmp_path / "b").score(pool + unseen)
+
+    teacher = load_teacher(tmp_path / "b")
+    teacher.reuse_plain_scores(known)
+    encoder = teacher.scorers[0].scorer
+    asked: list = []
+    original = encoder.score
+    encoder.score = lambda pairs, *a, **k: asked.extend(pairs) or original(pairs, *a, **k)
+    assert teacher.score(pool + unseen) == pytest.approx(expected, abs=1e-5)
+    assert asked == unseen  # the plain encoder ran on the pairs the pool lacks only
+
+    for wrong, why in (({p: s + 0.01 for p, s in known.items()}, "differ"), ({}, "no labeled pairs")):
+        with pytest.raises(ModelError, match=why):
+            load_teacher(tmp_path / "b").reuse_plain_scores(wrong)
+
+
 def test_the_cli_chain_exports_clicks_trains_the_behaviour_teacher_and_labels_plain_pairs(setup, tmp_path):
     """implicit-judgments -> train-teacher --behaviour neighbours -> label: the pairs the student reads are plain."""
     import pyarrow.parquet as pq

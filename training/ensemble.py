@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -73,10 +73,61 @@ class EnsembleTeacher:
             total += member.coefficient * (np.asarray(scorer.score(pairs, batch_size, step)) - member.mean)
         return total.tolist()
 
+    def reuse_plain_scores(self, known: Mapping[tuple[str, str], float], check: int = 64,
+                           tolerance: float = 1e-3) -> None:
+        """Serve the cross-encoder member's scores from ``known``: (query, text) pairs a plain teacher with this
+        very cross-encoder already labeled (its pool). Relabeling the main job's pool with the behaviour teacher
+        would otherwise score ~214k pairs with that encoder again. A seeded sample of ``known`` is scored here
+        first; scores from any other teacher or template are refused in one line."""
+        import random
+
+        if not known:
+            raise ModelError("no labeled pairs to reuse plain scores from", "label the pool with the plain teacher")
+        first = self.members[0] if self.members else None
+        if first is None or first.kind != "cross_encoder" or first.coefficient != 1.0 or first.mean != 0.0:
+            raise ModelError(f"{self.path} has no plain cross-encoder to reuse scores for", "score without reuse")
+        sample = random.Random(0).sample(sorted(known), min(check, len(known)))
+        worst = max(abs(s - known[p]) for s, p in zip(self.scorers[0].score(sample), sample))
+        if worst > tolerance:
+            raise ModelError(f"the reused scores differ from {self.path}'s cross-encoder by up to {worst:.3g}: they "
+                             "come from another teacher or template", "score without reuse (drop the plain pairs)")
+        self.scorers = (KnownScores(self.scorers[0], known), *self.scorers[1:])
+
     def score_with_distribution(self, pairs: Sequence[tuple[str, str]], batch_size: int = 64,
                                 progress: Progress | None = None) -> list[tuple[float, list[float]]]:
         """(score, [P(relevant)]) per pair; the probability reads the score as a logit."""
         return [(s, [round(1 / (1 + math.exp(-s)), 6)]) for s in self.score(pairs, batch_size, progress)]
+
+
+class KnownScores:
+    """A member scorer that looks pairs up in ``known`` first and runs the model on the rest only."""
+
+    def __init__(self, scorer, known: Mapping[tuple[str, str], float]) -> None:
+        self.scorer, self.known = scorer, known
+
+    def score(self, pairs: Sequence[tuple[str, str]], batch_size: int = 64,
+              progress: Progress | None = None) -> list[float]:
+        missing = [i for i, pair in enumerate(pairs) if pair not in self.known]
+        found = len(pairs) - len(missing)
+
+        def step(done: int, _n: int) -> None:
+            if progress:
+                progress(found + done, len(pairs))
+
+        computed = self.scorer.score([pairs[i] for i in missing], batch_size, step) if missing else []
+        out = [self.known.get(pair, 0.0) for pair in pairs]
+        for i, value in zip(missing, computed):
+            out[i] = value
+        if progress:
+            progress(len(pairs), len(pairs))
+        return out
+
+
+def known_scores(paths: Sequence[Path]) -> dict[tuple[str, str], float]:
+    """(query, text) -> teacher score of every pair in these pairs files (``reuse_plain_scores``' input)."""
+    from .pairs import read_pairs
+
+    return {(r["query"], r["text"]): r["teacher_score"] for r in read_pairs(paths)}
 
 
 def reuse_cross_encoder(teacher: Path, fingerprint: str, work: Path):

@@ -19,7 +19,7 @@ from pathlib import Path
 from opensearchpy import OpenSearch
 
 from reranker_core.config import Config, override
-from reranker_core.errors import RerankerError
+from reranker_core.errors import ConfigError, RerankerError
 from reranker_core.output import QUIET, Output
 from training.api import PAIRS_DIR
 from training.datasets import load_data
@@ -157,9 +157,10 @@ def simulation_record(sidecar: Path, events_index: str | None) -> dict:
 
 
 def label_pairs(config: Config, teacher_dir: Path, *, split: str = "train", max_queries: int | None = None,
-                output: Path | None = None, out: Output = QUIET) -> Path:
+                output: Path | None = None, plain_scores: Sequence[Path] = (), out: Output = QUIET) -> Path:
     """Score ``split``'s judged pairs with the teacher once (here, or on Ray with ``engine.kind: ray``, resuming
-    from kept chunks); returns the pairs file (default runs/pairs/judged-<split>.parquet)."""
+    from kept chunks); returns the pairs file (default runs/pairs/judged-<split>.parquet). ``plain_scores``: pairs
+    files the teacher's own plain cross-encoder labeled (:func:`_reusing`)."""
     from reranker_core.template import ProductTemplate
     from training.ensemble import load_teacher, teacher_name
     from training.models import read_meta
@@ -168,7 +169,7 @@ def label_pairs(config: Config, teacher_dir: Path, *, split: str = "train", max_
 
     dataset = load_data(config)
     on_ray = config.engine.kind == "ray"
-    teacher = None if on_ray else load_teacher(teacher_dir)
+    teacher = None if on_ray else _reusing(load_teacher(teacher_dir), plain_scores, out)
     template = teacher.template if teacher else ProductTemplate(**read_meta(teacher_dir)["template"])
     judged = dataset.split(split, config.data.split_fractions, config.data.split_salt)
     examples = teacher_examples(judged, dataset.products, template, "binary", dataset.grade_levels,
@@ -203,14 +204,17 @@ def label_pairs(config: Config, teacher_dir: Path, *, split: str = "train", max_
 
 def augment_pool(config: Config, teacher_dir: Path, client: OpenSearch | None = None, *, logs: Sequence[Path] = (),
                  index: str | None = None, restart: bool = False, replace_stale: bool = False,
-                 out: Output = QUIET) -> AugmentReport:
+                 plain_scores: Sequence[Path] = (), out: Output = QUIET) -> AugmentReport:
     """Mine (query, product) pairs from query ``logs`` (none: augment.logs, else the UBI index) via ``index``'s
     BM25 top-K and label them with the teacher, here or on Ray (``engine.kind``); resumes from earlier parts
-    unless ``restart``, and with ``replace_stale`` discards parts another log, index, template or teacher made."""
+    unless ``restart``, and with ``replace_stale`` discards parts another log, index, template or teacher made.
+    ``plain_scores``: as :func:`label_pairs`'."""
     from training.ensemble import teacher_fingerprint
 
     from .augment import augment, judged_pairs
 
+    if config.engine.kind == "ray" and plain_scores:
+        raise ConfigError("reusing plain scores runs here only", "set engine.kind: local for this labeling")
     if config.engine.kind == "ray":
         from .ray_engine import check_workers_reach
 
@@ -231,7 +235,8 @@ def augment_pool(config: Config, teacher_dir: Path, client: OpenSearch | None = 
         else:
             from training.ensemble import load_teacher
 
-            report = augment(client, index, cfg, config.data, config.template, load_teacher(teacher_dir), judged,
+            report = augment(client, index, cfg, config.data, config.template,
+                             _reusing(load_teacher(teacher_dir), plain_scores, out), judged,
                              restart, update, config.teacher.score_batch_size, teacher_id=teacher_id,
                              replace_stale=replace_stale)
     if report.malformed:
@@ -322,3 +327,19 @@ def evaluate_offline(config: Config, models: Sequence[Path], *, split: str = "te
     pairs = [(n, "random") for n in names] + [(names[0], n) for n in names[1:]]
     return report_comparison(systems, pairs, f"{dataset.name} {split} split, offline, {len(lists)} judged lists",
                              json_path, config.data.relevant_threshold, out)
+
+
+def _reusing(teacher, plain_scores: Sequence[Path], out: Output):
+    """``teacher`` serving its plain cross-encoder's scores from ``plain_scores`` (pairs files that encoder
+    labeled: the behaviour study relabels the main job's pool), checked on a sample first."""
+    if not plain_scores:
+        return teacher
+    from training.ensemble import EnsembleTeacher, known_scores
+
+    if not isinstance(teacher, EnsembleTeacher):
+        raise ConfigError("plain scores can be reused by an ensemble teacher only", "score without reuse")
+    known = known_scores(plain_scores)
+    teacher.reuse_plain_scores(known)
+    out.say(f"reusing the plain cross-encoder's scores of {len(known)} pairs from "
+            + ", ".join(map(str, plain_scores)) + " (a sample of 64 rescored: they match)")
+    return teacher

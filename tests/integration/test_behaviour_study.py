@@ -40,7 +40,9 @@ def test_each_noise_level_distils_a_student_from_the_behaviour_teacher_on_the_sa
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         return done.stdout
 
-    study("0", "1")
+    first = study("0", "1")
+    # each level's label and augment steps read the plain cross-encoder's scores from the main job's pool
+    assert first.count("reusing the plain cross-encoder's scores") == 4
     result = json.loads(out.read_text())
     assert set(result["levels"]) == {"noise-0", "noise-1"} and out.with_suffix(".png").is_file()
     baseline_steps = read_meta(root / "runs/student")["steps"]
