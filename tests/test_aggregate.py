@@ -119,12 +119,12 @@ def test_the_aggregated_teacher_trains_fits_on_plain_validation_and_scores_as_it
     assert teacher.score(pairs) == pytest.approx(expected, abs=1e-5)
 
 
-def test_the_behaviour_teacher_reuses_a_plain_teachers_cross_encoder_only_when_trained_the_same(setup, tmp_path):
+def plain_and_behaviour(setup, tmp_path: Path) -> TeacherConfig:
+    """A plain teacher in tmp_path/plain and a behaviour teacher in tmp_path/b reusing its cross-encoder; returns
+    the behaviour teacher's config."""
     import dataclasses
-    import shutil
 
     from training.ensemble import train_ensemble_teacher
-    from training.models import ModelError, read_meta
 
     root, context, human, validation = setup
     plain = TeacherConfig(kind="ensemble", model=str(root / "tiny-bert"), max_steps=2, queries_per_batch=2,
@@ -133,6 +133,18 @@ def test_the_behaviour_teacher_reuses_a_plain_teachers_cross_encoder_only_when_t
     both = dataclasses.replace(plain, output=str(tmp_path / "b"), behaviour="neighbours",
                                implicit_judgments="clicks.json", plain_from=str(tmp_path / "plain"))
     train_ensemble_teacher(both, TEMPLATE, human, validation, tmp_path / "b", device="cpu", behaviour=context)
+    return both
+
+
+def test_the_behaviour_teacher_reuses_a_plain_teachers_cross_encoder_only_when_trained_the_same(setup, tmp_path):
+    import dataclasses
+    import shutil
+
+    from training.ensemble import train_ensemble_teacher
+    from training.models import ModelError, read_meta
+
+    _, context, human, validation = setup
+    both = plain_and_behaviour(setup, tmp_path)
     reused, trained = tmp_path / "b" / "cross_encoder", tmp_path / "plain" / "cross_encoder"
     assert (reused / "model.safetensors").read_bytes() == (trained / "model.safetensors").read_bytes()
     assert read_meta(reused)["fingerprint"] == read_meta(trained)["fingerprint"]
@@ -153,18 +165,11 @@ def test_the_behaviour_teacher_reuses_a_plain_teachers_cross_encoder_only_when_t
 
 
 def test_the_behaviour_teacher_reads_its_plain_scores_from_the_plain_teachers_pool_after_a_check(setup, tmp_path):
-    import dataclasses
-
-    from training.ensemble import load_teacher, train_ensemble_teacher
+    from training.ensemble import load_teacher
     from training.models import ModelError
 
-    root, context, human, validation = setup
-    plain = TeacherConfig(kind="ensemble", model=str(root / "tiny-bert"), max_steps=2, queries_per_batch=2,
-                          output=str(tmp_path / "plain"))
-    train_ensemble_teacher(plain, TEMPLATE, human, validation, tmp_path / "plain", device="cpu")
-    both = dataclasses.replace(plain, output=str(tmp_path / "b"), behaviour="neighbours",
-                               implicit_judgments="clicks.json", plain_from=str(tmp_path / "plain"))
-    train_ensemble_teacher(both, TEMPLATE, human, validation, tmp_path / "b", device="cpu", behaviour=context)
+    human = setup[2]
+    plain_and_behaviour(setup, tmp_path)
     pool = [(e.query, e.text) for e in human]
     known = dict(zip(pool, load_teacher(tmp_path / "plain").score(pool)))  # the plain teacher's labels
     unseen = [(TRAIN[0], "a product the pool lacks"), (VALIDATION[0], title(VALIDATION[0], 1))]
