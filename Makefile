@@ -114,8 +114,11 @@ bench-robustness: install
 NOISE ?= 0
 # The plain teacher's student, whose optimizer steps are the budget (runs/plain-half: half an epoch, docs/clicks.md).
 BASELINE ?= runs/student
+# More of the study's options, e.g. STUDY="--warm-start --behaviour-epochs 0.3" (benchmarks/behaviour_study.py -h).
+STUDY ?=
 bench-behaviour: install
-	$(BIN)/python benchmarks/behaviour_study.py --data $(DATA) --kind $(KIND) --baseline $(BASELINE) $(foreach n,$(NOISE),--noise $(n))
+	$(BIN)/python benchmarks/behaviour_study.py --data $(DATA) --kind $(KIND) --baseline $(BASELINE) $(STUDY) \
+	  $(foreach n,$(NOISE),--noise $(n))
 
 bench-length: install
 	$(BIN)/python benchmarks/dynamic_length.py

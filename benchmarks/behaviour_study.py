@@ -6,7 +6,8 @@ For each click-noise level (``clicks.noise``: 0 = clicks follow the human grades
 1. simulate UBI sessions over the training split's queries into study-only indexes (`simulate-events`);
 2. COEC implicit judgments from them (`implicit-judgments`; held-out queries dropped);
 3. the behaviour teacher (`train-teacher --behaviour neighbours`), reusing the main job's plain cross-encoder
-   (``--plain-from``: checked by fingerprint), so only its behaviour encoder trains;
+   (``--plain-from``: checked by fingerprint), so only its behaviour encoder trains (``--warm-start`` and
+   ``--behaviour-epochs``: from the plain encoder, for a fraction of an epoch: a cheaper level);
 4. the same pool relabeled by it: the judged training pairs (`label`) and the same logged queries' BM25 top-K
    (`augment`, the main job's query log and index); its plain cross-encoder's scores are read from the main job's
    pool (``--plain-pairs``, checked on a sample), so only the behaviour encoder runs;
@@ -63,7 +64,9 @@ def level_config(config: Config, noise: float, work: Path, args: argparse.Namesp
                       queries_index=f"ubi-queries-{args.prefix}-{tag}",
                       output=str(base / "judgments.json"), sidecar=str(base / "simulation.json"))
     teacher = override(config.teacher, output=str(base / "teacher"), behaviour="neighbours",
-                       implicit_judgments=clicks.output, plain_from=str(args.plain_teacher))
+                       implicit_judgments=clicks.output, plain_from=str(args.plain_teacher),
+                       behaviour_warm_start=args.warm_start or config.teacher.behaviour_warm_start,
+                       behaviour_epochs=args.behaviour_epochs or config.teacher.behaviour_epochs)
     return dataclasses.replace(config, clicks=clicks, teacher=teacher,
                                augment=override(config.augment, output=str(base / "pairs" / "augmented")),
                                student=override(config.student, output=str(base / "student"), loss="margin_mse"))
@@ -104,7 +107,9 @@ def run_level(config: Config, noise: float, work: Path, args: argparse.Namespace
     student = dataclasses.replace(cfg, student=override(cfg.student, max_steps=steps))
     step("student", (Path(cfg.student.output) / "reranker.json").is_file(),
          lambda: fit_student(student, pairs=(base / "pairs",), out=out))
+    recipe = read_meta(teacher).get("behaviour", {})  # as trained (a teacher from an earlier run is reused)
     return {"student": str(cfg.student.output), "teacher": str(teacher), "steps": steps, "seconds": timings,
+            "behaviour_encoder": {k: recipe.get(k) for k in ("warm_start", "epochs")},
             "simulation": json.loads(Path(c.sidecar).read_text()),
             "teacher_views": read_meta(teacher).get("views", {})}
 
@@ -165,6 +170,10 @@ def main() -> None:
     parser.add_argument("--plain-pairs", default="runs/pairs",
                         help="The main job's pool, labeled by the plain teacher: its cross-encoder's scores are "
                              "reused (checked on a sample), not recomputed. '' to recompute them.")
+    parser.add_argument("--warm-start", action="store_true",
+                        help="The behaviour encoder starts from the plain cross-encoder [teacher.behaviour_warm_start].")
+    parser.add_argument("--behaviour-epochs", type=float,
+                        help="The behaviour encoder's passes over the labels [teacher.behaviour_epochs].")
     parser.add_argument("--work", type=Path, default=Path("runs/behaviour-study"))
     parser.add_argument("--prefix", default="study", help="UBI indexes: ubi-events-<prefix>-noise-<level>, ...")
     parser.add_argument("--out", type=Path, default=OUT)

@@ -177,6 +177,9 @@ class TeacherConfig:
     behaviour_top_n: int = 3              # titles per query: its own clicks, then each neighbour's
     behaviour_neighbours: int = 3         # nearest logged training queries (TF-IDF over query text)
     implicit_view_weight: float = 0.0     # behaviour: the implicit-judgment view's weight (a prior, not fit)
+    behaviour_warm_start: bool = False    # behaviour: its encoder starts from the trained plain cross-encoder
+                                          # (a judge already) instead of teacher.model
+    behaviour_epochs: float | None = None  # behaviour: its encoder's passes over the labels (None: teacher.epochs)
     plain_from: str | None = None         # an ensemble teacher whose cross-encoder was trained with these settings
                                           # on these labels (checked by fingerprint): reused, not trained again
                                           # (the behaviour teacher then trains only its second encoder)
@@ -209,9 +212,11 @@ class TeacherConfig:
         if self.behaviour and (self.kind != "ensemble" or not self.implicit_judgments):
             raise ConfigError("teacher.behaviour needs teacher.kind ensemble and teacher.implicit_judgments",
                               "set both (the list `reranker implicit-judgments` wrote), or behaviour: null")
-        if self.behaviour_top_n < 1 or self.behaviour_neighbours < 0 or self.implicit_view_weight < 0:
+        if (self.behaviour_top_n < 1 or self.behaviour_neighbours < 0 or self.implicit_view_weight < 0
+                or (self.behaviour_epochs is not None and self.behaviour_epochs <= 0)):
             raise ConfigError("teacher.behaviour_top_n must be >= 1, behaviour_neighbours and "
-                              "implicit_view_weight >= 0", "fix the teacher section of reranker.yaml")
+                              "implicit_view_weight >= 0, behaviour_epochs positive or null",
+                              "fix the teacher section of reranker.yaml")
         _precision(self, "teacher")
 
 

@@ -189,6 +189,34 @@ def test_the_behaviour_teacher_reads_its_plain_scores_from_the_plain_teachers_po
             load_teacher(tmp_path / "b").reuse_plain_scores(wrong)
 
 
+def test_a_warm_started_behaviour_encoder_starts_from_the_plain_cross_encoder_for_its_own_epochs(
+        setup, tmp_path, monkeypatch):
+    import training.student as student
+    from training.ensemble import train_ensemble_teacher
+    from training.models import read_meta
+
+    root, context, human, validation = setup
+    starts: list[tuple[str, bytes | None]] = []  # (init path, its weights' bytes when training began)
+    from_base = student.CrossEncoder.from_base
+
+    def spy(model, *args, **kwargs):
+        weights = Path(model) / "model.safetensors"
+        starts.append((str(model), weights.read_bytes() if weights.is_file() else None))
+        return from_base(model, *args, **kwargs)
+
+    monkeypatch.setattr(student.CrossEncoder, "from_base", staticmethod(spy))
+    out = tmp_path / "teacher"
+    cfg = TeacherConfig(kind="ensemble", model=str(root / "tiny-bert"), epochs=1.0, queries_per_batch=2,
+                        output=str(out), behaviour="neighbours", implicit_judgments="clicks.json",
+                        behaviour_warm_start=True, behaviour_epochs=0.5)
+    train_ensemble_teacher(cfg, TEMPLATE, human, validation, out, device="cpu", behaviour=context)
+    (plain_init, _), (behaviour_init, weights) = starts
+    assert plain_init == str(root / "tiny-bert") and Path(behaviour_init).name == "cross_encoder"
+    assert weights == (out / "cross_encoder" / "model.safetensors").read_bytes()  # the trained plain encoder
+    assert 0 < read_meta(out / "behaviour_encoder")["steps"] < read_meta(out / "cross_encoder")["steps"]
+    assert {k: read_meta(out)["behaviour"][k] for k in ("warm_start", "epochs")} == {"warm_start": True, "epochs": 0.5}
+
+
 def test_the_cli_chain_exports_clicks_trains_the_behaviour_teacher_and_labels_plain_pairs(setup, tmp_path):
     """implicit-judgments -> train-teacher --behaviour neighbours -> label: the pairs the student reads are plain."""
     import pyarrow.parquet as pq

@@ -16,6 +16,7 @@ prior. Every view's validation metrics are kept in the teacher's meta.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from .metrics import evaluate_rankings, split_scores
 
 Progress = Callable[[int, int], None]
 BEHAVIOUR_DIR = "behaviour_encoder"
+PLAIN_DIR = "cross_encoder"  # the ensemble's plain cross-encoder, in the same work folder (training.ensemble)
 
 
 def behaviour_examples(human: Sequence, inputs: BehaviourInputs) -> list:
@@ -75,7 +77,12 @@ def train_behaviour_views(cfg, template: ProductTemplate, human: Sequence, valid
     inputs = BehaviourInputs(context, AutoTokenizer.from_pretrained(source), template.max_tokens)
     examples = behaviour_examples(human, inputs)
     with_behaviour = sum(1 for e, h in zip(examples, human) if e.query != h.query)
-    train_student(cross_encoder_config(cfg, work / BEHAVIOUR_DIR), template, examples, progress=progress,
+    settings = cross_encoder_config(cfg, work / BEHAVIOUR_DIR)
+    if cfg.behaviour_warm_start:  # the plain cross-encoder, trained or reused, is already in work/
+        settings = dataclasses.replace(settings, model=str(work / PLAIN_DIR))
+    if cfg.behaviour_epochs:
+        settings = dataclasses.replace(settings, epochs=cfg.behaviour_epochs)
+    train_student(settings, template, examples, progress=progress,
                   device=device, name="teacher-behaviour-encoder", provenance={"sources": ["human", "behaviour"]},
                   checkpoint=checkpoint, checkpoint_every=cfg.checkpoint_every, resume=resume)
     export_student(work / BEHAVIOUR_DIR, work / f"{BEHAVIOUR_DIR}.zip")
@@ -87,7 +94,9 @@ def train_behaviour_views(cfg, template: ProductTemplate, human: Sequence, valid
     members, report = [], {"behaviour": context.summary() | {"training_pairs_with_behaviour": with_behaviour,
                                                               "training_pairs": len(examples),
                                                               "validation_pairs_plain": plain_inputs,
-                                                              "validation_pairs": len(pairs)}}
+                                                              "validation_pairs": len(pairs),
+                                                              "warm_start": cfg.behaviour_warm_start,
+                                                              "epochs": settings.epochs}}
     if pairs:
         weight, curve = fit_weight(base, view, labels)
         a, mean = coefficient(weight, base, view)

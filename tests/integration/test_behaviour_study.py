@@ -49,6 +49,7 @@ def test_each_noise_level_distils_a_student_from_the_behaviour_teacher_on_the_sa
     for name, noise in (("noise-0", 0.0), ("noise-1", 1.0)):
         level = result["levels"][name]
         assert level["noise"] == noise and level["simulation"]["click_model"]["noise"] == noise
+        assert level["behaviour_encoder"] == {"warm_start": False, "epochs": config.teacher.epochs}
         assert level["steps"] == read_meta(root / level["student"])["steps"] == baseline_steps
         low, mid, high = (level["difference"]["ndcg@5"][i] for i in (1, 0, 2))
         assert low <= mid <= high
