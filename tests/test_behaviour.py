@@ -88,6 +88,48 @@ def test_a_training_query_reads_its_own_and_its_neighbours_clicks_a_held_out_que
     assert view.score(pairs) == [0.5, 0.25, 0.25, 0.25]  # COEC 1 -> 0.5; the default where no judgment may be
 
 
+def test_the_cut_is_the_longest_prefix_that_fits_found_with_few_encodings(minilm_tokenizer):
+    import random
+
+    from training.behaviour import MIN_BEHAVIOUR_PARTS, prefix_counts
+
+    def longest(query: str, behaviour: str, text: str, budget: int) -> str:  # the definition, by brute force
+        parts = behaviour.split(" ")
+        for k in range(len(parts), -1, -1):
+            q = query + " ".join(parts[:k]) if k else query
+            if len(minilm_tokenizer(q, text, truncation=False)["input_ids"]) <= budget:
+                return query + behaviour if k == len(parts) else q if k >= MIN_BEHAVIOUR_PARTS else query
+        return query
+
+    class Counted:  # the tokenizer, counting its calls
+        calls = 0
+
+        def __call__(self, *args, **kwargs):
+            Counted.calls += 1
+            return minilm_tokenizer(*args, **kwargs)
+
+        def num_special_tokens_to_add(self, pair: bool = False) -> int:
+            return minilm_tokenizer.num_special_tokens_to_add(pair=pair)
+
+    rng = random.Random(7)
+    words = ('DEWALT 20-Volt MAX Lithium-Ion 1/2 in. Drill/Driver Kit M18 3/4" x 10 ft. PVC Schedule-40 élan '
+             "5,000-BTU Energy-Star (2-Pack)").split()
+
+    def phrase(low: int, high: int) -> str:
+        return " ".join(rng.choice(words) for _ in range(rng.randint(low, high)))
+
+    tokenizer, cases = Counted(), 0
+    for _ in range(60):
+        query, titles, text = phrase(1, 4), [phrase(3, 12) for _ in range(rng.randint(1, 8))], phrase(2, 20)
+        behaviour = OWN_MARK + "; ".join(titles[:3]) + (NEIGHBOUR_MARK + "; ".join(titles[3:]) if titles[3:] else "")
+        counts = prefix_counts(minilm_tokenizer, query, behaviour)
+        for budget in (32, 48, 64, 128):
+            assert with_behaviour(tokenizer, query, behaviour, text, budget, counts) == longest(
+                query, behaviour, text, budget)
+            cases += 1
+    assert Counted.calls <= 4 * cases  # the text, the guess and the word after it (3.5 measured); searching: ~9
+
+
 def test_behaviour_is_cut_first_to_keep_the_pair_within_budget_and_the_product_text_whole(minilm_tokenizer):
     behaviour = OWN_MARK + "; ".join(f"long product title number {i} with many words" for i in range(20))
     text = "cordless drill kit 18V with two batteries"
