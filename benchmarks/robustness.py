@@ -148,7 +148,7 @@ def main() -> None:
                   + ", ".join(f"{n} {v:+.4f}" for n, v in loss.items()), flush=True)
     data = {"dataset": dataset.name, "test_queries": len(test), "seed": BENCHMARK_SEED,
             "strengths": {f: strengths(f) for f in args.family or FAMILIES},
-            "systems": {"BM25": f"through the cluster, index {args.index!r}"} | dict(systems),
+            "systems": ({} if args.no_bm25 else {"BM25": f"through the cluster, index {args.index!r}"}) | dict(systems),
             "clean": {n: rounded(contrast([(1, q)])) for n, q in clean.items()},
             "clean differences": {f"{a} - {b}": rounded(contrast([(1, clean[a]), (-1, clean[b])]))
                                   for a, b in ([students] if len(students) == 2 else [])},
