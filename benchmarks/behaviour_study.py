@@ -107,11 +107,12 @@ def run_level(config: Config, noise: float, work: Path, args: argparse.Namespace
     student = dataclasses.replace(cfg, student=override(cfg.student, max_steps=steps))
     step("student", (Path(cfg.student.output) / "reranker.json").is_file(),
          lambda: fit_student(student, pairs=(base / "pairs",), out=out))
-    recipe = read_meta(teacher).get("behaviour", {})  # as trained (a teacher from an earlier run is reused)
+    trained = read_meta(teacher)  # as trained (a teacher from an earlier run is reused)
+    recipe = trained.get("behaviour", {})
     return {"student": str(cfg.student.output), "teacher": str(teacher), "steps": steps, "seconds": timings,
             "behaviour_encoder": {k: recipe.get(k) for k in ("warm_start", "epochs")},
             "simulation": json.loads(Path(c.sidecar).read_text()),
-            "teacher_views": read_meta(teacher).get("views", {})}
+            "teacher_views": trained.get("views", {})}
 
 
 def compare(config: Config, baseline: Path, students: dict[str, Path]) -> dict:

@@ -31,7 +31,6 @@ from .metrics import evaluate_rankings, split_scores
 
 Progress = Callable[[int, int], None]
 BEHAVIOUR_DIR = "behaviour_encoder"
-PLAIN_DIR = "cross_encoder"  # the ensemble's plain cross-encoder, in the same work folder (training.ensemble)
 
 
 def behaviour_examples(human: Sequence, inputs: BehaviourInputs) -> list:
@@ -54,11 +53,12 @@ def view_metrics(labels: Sequence[Sequence[float]], scores: Sequence[float]) -> 
 
 def train_behaviour_views(cfg, template: ProductTemplate, human: Sequence, validation: Sequence, base: Sequence[float],
                           context: BehaviourContext, work: Path, progress: Progress | None = None,
-                          device: str | None = None, checkpoint: Path | None = None, resume: bool = False
-                          ) -> tuple[list[Member], dict[str, Any]]:
+                          device: str | None = None, checkpoint: Path | None = None, resume: bool = False,
+                          *, plain: Path) -> tuple[list[Member], dict[str, Any]]:
     """Train the behaviour cross-encoder into ``work``, fit its weight on validation, add the implicit view.
 
-    ``base`` holds the plain cross-encoder's scores of the validation pairs.
+    ``base`` holds the plain cross-encoder's scores of the validation pairs; ``plain`` is its folder (the warm
+    start's init).
     Returns the new members and the view-by-view report for the meta.
     """
     from transformers import AutoTokenizer
@@ -78,8 +78,8 @@ def train_behaviour_views(cfg, template: ProductTemplate, human: Sequence, valid
     examples = behaviour_examples(human, inputs)
     with_behaviour = sum(1 for e, h in zip(examples, human) if e.query != h.query)
     settings = cross_encoder_config(cfg, work / BEHAVIOUR_DIR)
-    if cfg.behaviour_warm_start:  # the plain cross-encoder, trained or reused, is already in work/
-        settings = dataclasses.replace(settings, model=str(work / PLAIN_DIR))
+    if cfg.behaviour_warm_start:
+        settings = dataclasses.replace(settings, model=str(plain))
     if cfg.behaviour_epochs:
         settings = dataclasses.replace(settings, epochs=cfg.behaviour_epochs)
     train_student(settings, template, examples, progress=progress,

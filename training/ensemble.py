@@ -208,7 +208,7 @@ def train_ensemble_teacher(cfg, template, human: Sequence, validation: Sequence,
             from .aggregate import train_behaviour_views
 
             added, extra = train_behaviour_views(cfg, template, human, validation, base, behaviour, work, progress,
-                                                 device, behaviour_checkpoint, resume)
+                                                 device, behaviour_checkpoint, resume, plain=Path(settings.output))
             members += added
             fits |= extra.pop("fits")
         meta = {"role": "teacher", "kind": "ensemble", "name": output.name, "template": template.to_dict(),

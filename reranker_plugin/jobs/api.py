@@ -160,16 +160,16 @@ def label_pairs(config: Config, teacher_dir: Path, *, split: str = "train", max_
                 output: Path | None = None, plain_scores: Sequence[Path] = (), out: Output = QUIET) -> Path:
     """Score ``split``'s judged pairs with the teacher once (here, or on Ray with ``engine.kind: ray``, resuming
     from kept chunks); returns the pairs file (default runs/pairs/judged-<split>.parquet). ``plain_scores``: pairs
-    files the teacher's own plain cross-encoder labeled (:func:`_reusing`)."""
+    files the teacher's own plain cross-encoder labeled (:func:`_local_teacher`)."""
     from reranker_core.template import ProductTemplate
-    from training.ensemble import load_teacher, teacher_name
+    from training.ensemble import teacher_name
     from training.models import read_meta
     from training.pairs import write_pairs
     from training.teacher import teacher_examples
 
     dataset = load_data(config)
     on_ray = config.engine.kind == "ray"
-    teacher = None if on_ray else _reusing(load_teacher(teacher_dir), plain_scores, out)
+    teacher = _local_teacher(config, teacher_dir, plain_scores, out)
     template = teacher.template if teacher else ProductTemplate(**read_meta(teacher_dir)["template"])
     judged = dataset.split(split, config.data.split_fractions, config.data.split_salt)
     examples = teacher_examples(judged, dataset.products, template, "binary", dataset.grade_levels,
@@ -213,8 +213,7 @@ def augment_pool(config: Config, teacher_dir: Path, client: OpenSearch | None = 
 
     from .augment import augment, judged_pairs
 
-    if config.engine.kind == "ray" and plain_scores:
-        raise ConfigError("reusing plain scores runs here only", "set engine.kind: local for this labeling")
+    teacher = _local_teacher(config, teacher_dir, plain_scores, out)
     if config.engine.kind == "ray":
         from .ray_engine import check_workers_reach
 
@@ -233,12 +232,8 @@ def augment_pool(config: Config, teacher_dir: Path, client: OpenSearch | None = 
             report = augment(client, index, cfg, config.data, config.template, None, restart=restart,
                              labeler=labeler, teacher_id=teacher_id, replace_stale=replace_stale)
         else:
-            from training.ensemble import load_teacher
-
-            report = augment(client, index, cfg, config.data, config.template,
-                             _reusing(load_teacher(teacher_dir), plain_scores, out), judged,
-                             restart, update, config.teacher.score_batch_size, teacher_id=teacher_id,
-                             replace_stale=replace_stale)
+            report = augment(client, index, cfg, config.data, config.template, teacher, judged, restart, update,
+                             config.teacher.score_batch_size, teacher_id=teacher_id, replace_stale=replace_stale)
     if report.malformed:
         out.warn(f"{report.malformed} of {report.log_lines} log lines malformed; e.g. "
                  + "; ".join(report.malformed_samples[:3]))
@@ -329,12 +324,19 @@ def evaluate_offline(config: Config, models: Sequence[Path], *, split: str = "te
                              json_path, config.data.relevant_threshold, out)
 
 
-def _reusing(teacher, plain_scores: Sequence[Path], out: Output):
-    """``teacher`` serving its plain cross-encoder's scores from ``plain_scores`` (pairs files that encoder
-    labeled: the behaviour study relabels the main job's pool), checked on a sample first."""
+def _local_teacher(config: Config, teacher_dir: Path, plain_scores: Sequence[Path], out: Output):
+    """The teacher that labels here (None on Ray: its workers load their own), serving its plain cross-encoder's
+    scores from ``plain_scores`` (pairs files that encoder labeled: the behaviour study relabels the main job's
+    pool), checked on a sample first."""
+    from training.ensemble import EnsembleTeacher, known_scores, load_teacher
+
+    if config.engine.kind == "ray":
+        if plain_scores:
+            raise ConfigError("reusing plain scores runs here only", "set engine.kind: local for this labeling")
+        return None
+    teacher = load_teacher(teacher_dir)
     if not plain_scores:
         return teacher
-    from training.ensemble import EnsembleTeacher, known_scores
 
     if not isinstance(teacher, EnsembleTeacher):
         raise ConfigError("plain scores can be reused by an ensemble teacher only", "score without reuse")
