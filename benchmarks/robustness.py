@@ -7,8 +7,10 @@ more often, as few queries hold a number), with a seed no training run uses
 clean and the perturbed lists, and the benchmark reports, per family and
 strength, the loss (clean − perturbed) in NDCG@5 and pairwise accuracy with
 paired 95% bootstrap intervals, over all test queries and over the queries the
-family changed. With two students it also reports the difference of their
-losses, paired (the robust student's bar: at most a third of the loss).
+family changed. With two or more students it also reports each later
+student's clean difference and loss difference with the first (the reference,
+e.g. the plain student), paired (the robust student's bar: at most a third of
+the loss).
 
 Systems: BM25 through the cluster (the main job's ``products`` index; skip with
 ``--no-bm25``) and any checkpoints or zips (``--system NAME=PATH``; default:
@@ -121,7 +123,8 @@ def main() -> None:
         model_ranker(name, Path(path)) for name, path in systems]
     clean = {r.name: per_query(r.lists(test)) for r in rankers}
     print(f"clean test split scored ({len(test)} lists) in {time.monotonic() - started:.0f}s", flush=True)
-    students = [name for name, _ in systems if name != "teacher"][:2]
+    students = [name for name, _ in systems if name != "teacher"]
+    pairs = [(students[0], other) for other in students[1:]]  # the first student is the reference
     conditions = []
     for family in args.family or FAMILIES:
         for strength_name, strength in strengths(family).items():
@@ -136,8 +139,7 @@ def main() -> None:
                     "all": rounded(contrast([(1, clean[r.name]), (-1, noisy[r.name])])),
                     "changed": rounded(contrast([(1, subset(clean[r.name], changed)),
                                                  (-1, subset(noisy[r.name], changed))])) if changed else None}
-            if len(students) == 2 and changed:
-                a, b = students
+            for a, b in pairs if changed else ():
                 row[f"loss {a} - loss {b} (changed)"] = rounded(contrast(
                     [(1, subset(clean[a], changed)), (-1, subset(noisy[a], changed)),
                      (-1, subset(clean[b], changed)), (1, subset(noisy[b], changed))]))
@@ -151,7 +153,7 @@ def main() -> None:
             "systems": ({} if args.no_bm25 else {"BM25": f"through the cluster, index {args.index!r}"}) | dict(systems),
             "clean": {n: rounded(contrast([(1, q)])) for n, q in clean.items()},
             "clean differences": {f"{a} - {b}": rounded(contrast([(1, clean[a]), (-1, clean[b])]))
-                                  for a, b in ([students] if len(students) == 2 else [])},
+                                  for a, b in pairs},
             "conditions": conditions, "seconds": round(time.monotonic() - started, 1)}
     args.out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.out / "robustness.json", data)
