@@ -1,4 +1,4 @@
-"""Training commands: train-teacher, label, train-student, mix-students, export, evaluate-offline.
+"""Training commands: train-teacher, label, train-student, export, evaluate-offline.
 
 Each reads its section of ``reranker.yaml`` (flags override it), shows a
 progress bar, and writes its output atomically, so an interrupted run leaves
@@ -162,30 +162,6 @@ def train_student(ctx: Context, pairs: tuple[Path, ...], data: Path | None, kind
     config = with_data(ctx.config, data, kind)
     fit_student(dataclasses.replace(config, student=override(config.student, **flags)), pairs=pairs,
                 max_train_queries=max_train_queries, curve_points=curve_points, restart=restart, out=ctx.output)
-
-
-@cli.command("mix-students")
-@click.argument("first", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.argument("second", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--weight", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="SECOND's share: 0 gives FIRST, 1 gives SECOND.")
-@click.option("--output", type=click.Path(path_type=Path), required=True, help="Checkpoint directory of the mix.")
-@pass_ctx
-def mix_students(ctx: Context, first: Path, second: Path, weight: float, output: Path) -> None:
-    """Average two students parameter by parameter (WiSE-FT): a plain and a robust one trained from the same start
-    give one student of the same size between them, for no training.
-
-    Both must share layers, template, term rules and vocabulary. Export the mix like any student.
-
-    Example:
-
-    \b
-      reranker mix-students runs/student runs/robust --weight 0.5 --output runs/mixed
-    """
-    ctx.quiet_models()
-    from training.soup import mix_students as mix
-
-    ctx.output.say(f"mixed {first} and {second} at weight {weight} -> {mix(first, second, weight, output)}")
 
 
 # -------------------------------------------------------------- export
