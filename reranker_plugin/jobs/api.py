@@ -213,7 +213,6 @@ def augment_pool(config: Config, teacher_dir: Path, client: OpenSearch | None = 
 
     from .augment import augment, judged_pairs
 
-    teacher = _local_teacher(config, teacher_dir, plain_scores, out)
     if config.engine.kind == "ray":
         from .ray_engine import check_workers_reach
 
@@ -221,6 +220,7 @@ def augment_pool(config: Config, teacher_dir: Path, client: OpenSearch | None = 
     cfg = override(config.augment, logs=tuple(map(str, logs)) or None)
     judged = judged_pairs(load_data(config)) if cfg.skip_judged and config.data.path else frozenset()
     client = _connected(config, client)
+    teacher = _local_teacher(config, teacher_dir, plain_scores, out)  # once the cluster answers: loading is slow
     index = index or config.deploy.index
     teacher_id = teacher_fingerprint(teacher_dir)  # by content: a retrained teacher re-scores every pair
     with out.progress("mining and labeling", "pairs") as update:
@@ -337,7 +337,6 @@ def _local_teacher(config: Config, teacher_dir: Path, plain_scores: Sequence[Pat
     teacher = load_teacher(teacher_dir)
     if not plain_scores:
         return teacher
-
     if not isinstance(teacher, EnsembleTeacher):
         raise ConfigError("plain scores can be reused by an ensemble teacher only", "score without reuse")
     known = known_scores(plain_scores)
