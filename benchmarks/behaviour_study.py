@@ -140,7 +140,7 @@ def plot(result: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     levels = sorted(result["levels"].values(), key=lambda r: r["noise"])
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(9, 3.5))
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(10, 4))
     for ax, metric in zip(axes, METRICS):
         xs = [r["noise"] for r in levels]
         mid = [r["difference"][metric][0] for r in levels]
@@ -149,7 +149,7 @@ def plot(result: dict, path: Path) -> None:
         ax.errorbar(xs, mid, yerr=err, fmt="o-", capsize=4)
         ax.axhline(0, color="grey", lw=0.8)
         ax.set(xlabel="click noise (0: clicks follow grades, 1: position only)",
-               ylabel=f"{metric}: behaviour − plain student", title=metric)
+               ylabel="behaviour − plain student", title=metric)
     fig.suptitle("Student from the behaviour teacher vs from the plain teacher (test split, 95% CI)")
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
