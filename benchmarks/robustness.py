@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from reranker_core.config import load_config, override  # noqa: E402
 from reranker_core.files import atomic_write, write_json_atomic  # noqa: E402
-from training.bootstrap import PerQuery, contrast, per_query  # noqa: E402
+from training.bootstrap import PerQuery, average_draws, contrast, per_query  # noqa: E402
 from training.datasets import load_dataset  # noqa: E402
 from training.evaluate import JudgedList, judged_lists, load_scorer, ranked_lists  # noqa: E402
 from training.metrics import RankedList  # noqa: E402
@@ -51,8 +51,8 @@ def shipped_zip(runs: Path) -> Path:
     return runs / "student.zip"
 
 
-def perturbed(lists: list[JudgedList], family: str, strength: float) -> list[JudgedList]:
-    return [replace(j, query=perturb(j.query, family, strength, BENCHMARK_SEED)) for j in lists]
+def perturbed(lists: list[JudgedList], family: str, strength: float, seed: int) -> list[JudgedList]:
+    return [replace(j, query=perturb(j.query, family, strength, seed)) for j in lists]
 
 
 class Ranker:
@@ -107,6 +107,9 @@ def main() -> None:
     parser.add_argument("--index", default="products", help="The main job's product index (BM25).")
     parser.add_argument("--max-queries", type=int, default=None, help="Test queries (sorted); default all.")
     parser.add_argument("--family", action="append", choices=FAMILIES, help="Only these families (repeatable).")
+    parser.add_argument("--draws", type=int, default=1,
+                        help="Perturb each query this many times (seeds BENCHMARK_SEED, +1, ...) and average each "
+                             "query's loss over the draws that changed it: less noise from the draw itself.")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
     args = parser.parse_args()
 
@@ -128,13 +131,14 @@ def main() -> None:
     conditions = []
     for family in args.family or FAMILIES:
         for strength_name, strength in strengths(family).items():
-            noisy_lists = perturbed(test, family, strength)
-            changed = [i for i, (a, b) in enumerate(zip(test, noisy_lists)) if a.query != b.query]
+            draws = [perturbed(test, family, strength, BENCHMARK_SEED + d) for d in range(args.draws)]
+            changed_in = [[a.query != b.query for a, b in zip(test, drawn)] for drawn in draws]
+            changed = [i for i in range(len(test)) if any(c[i] for c in changed_in)]
             row = {"family": family, "strength": strength_name, "rate": strength, "changed_queries": len(changed),
-                   "examples": [[test[i].query, noisy_lists[i].query] for i in changed[:5]], "systems": {}}
+                   "examples": [[test[i].query, draws[0][i].query] for i in changed[:5]], "systems": {}}
             noisy = {}
             for r in rankers:
-                noisy[r.name] = per_query(r.lists(noisy_lists))
+                noisy[r.name] = average_draws(clean[r.name], [per_query(r.lists(d)) for d in draws], changed_in)
                 row["systems"][r.name] = {
                     "all": rounded(contrast([(1, clean[r.name]), (-1, noisy[r.name])])),
                     "changed": rounded(contrast([(1, subset(clean[r.name], changed)),
@@ -148,7 +152,7 @@ def main() -> None:
                     for n, s in row["systems"].items()}
             print(f"{family} {strength_name}: {len(changed)} queries changed; pairwise loss on them "
                   + ", ".join(f"{n} {v:+.4f}" for n, v in loss.items()), flush=True)
-    data = {"dataset": dataset.name, "test_queries": len(test), "seed": BENCHMARK_SEED,
+    data = {"dataset": dataset.name, "test_queries": len(test), "seed": BENCHMARK_SEED, "draws": args.draws,
             "strengths": {f: strengths(f) for f in args.family or FAMILIES},
             "systems": ({} if args.no_bm25 else {"BM25": f"through the cluster, index {args.index!r}"}) | dict(systems),
             "clean": {n: rounded(contrast([(1, q)])) for n, q in clean.items()},

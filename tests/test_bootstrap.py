@@ -6,7 +6,7 @@ import random
 import numpy as np
 import pytest
 
-from training.bootstrap import intervals, paired_difference, per_query
+from training.bootstrap import average_draws, intervals, paired_difference, per_query
 from training.metrics import evaluate_rankings
 
 
@@ -101,3 +101,18 @@ def test_a_contrast_of_two_is_the_paired_difference_and_of_four_a_difference_of_
     assert loss_gap["ndcg@5"][1] < loss_gap["ndcg@5"][0] < loss_gap["ndcg@5"][2]
     with pytest.raises(ValueError, match=r"same queries \(got 60 vs 10 queries\)"):
         contrast([(1, a), (-1, per_query(lists[1][:10]))])
+
+
+def test_average_draws_means_only_the_draws_that_changed_a_query() -> None:
+    """Query 0 changed in both draws (mean of the two), query 1 in the second only, query 2 in none (clean)."""
+    labels = [1.0, 0.0, 0.5]
+    clean = per_query([(labels, [3.0, 1.0, 2.0])] * 3)
+    first = per_query([(labels, [1.0, 3.0, 2.0])] * 3)   # every pair wrong
+    second = per_query([(labels, [3.0, 2.0, 1.0])] * 3)  # one pair of three wrong
+    out = average_draws(clean, [first, second], [[True, False, False], [True, True, False]])
+    assert out.pair_correct.tolist() == pytest.approx([1.0, 2.0, 3.0])
+    assert out.values["ndcg@5"][2] == pytest.approx(clean.values["ndcg@5"][2])
+    assert out.values["ndcg@5"][1] == pytest.approx(second.values["ndcg@5"][1])
+    assert out.values["ndcg@5"][0] == pytest.approx((first.values["ndcg@5"][0] + second.values["ndcg@5"][0]) / 2)
+    one = average_draws(clean, [first], [[True, True, True]])
+    assert one.pair_correct.tolist() == first.pair_correct.tolist()

@@ -96,6 +96,20 @@ def contrast(terms: Sequence[tuple[float, PerQuery]], resamples: int = RESAMPLES
                 *map(float, np.nanpercentile(sum(w * b[k] for w, b in boots), [2.5, 97.5]))) for k in points[0][1]}
 
 
+def average_draws(clean: PerQuery, draws: Sequence[PerQuery], changed: Sequence[Sequence[bool]]) -> PerQuery:
+    """Each query's values averaged over the ``draws`` whose ``changed[d][q]`` is true, its ``clean`` ones where
+    none is: the expected effect of a random change (e.g. a typo), with less noise than one draw of it."""
+    weight = np.asarray(changed, dtype=float)  # [draws, queries]
+    count = weight.sum(axis=0)
+
+    def mean(parts: list[np.ndarray], fallback: np.ndarray) -> np.ndarray:
+        total = (np.stack(parts) * weight).sum(axis=0)
+        return np.where(count > 0, total / np.maximum(count, 1), fallback)
+
+    return PerQuery({k: mean([d.values[k] for d in draws], v) for k, v in clean.values.items()},
+                    mean([d.pair_correct for d in draws], clean.pair_correct), clean.pair_total)
+
+
 def random_per_query(label_lists: Sequence[Sequence[float]], ks: Sequence[int] = (5, 10),
                      relevant_threshold: float = 0.75, repeats: int = 20, seed: int = 0) -> PerQuery:
     """Random order's expected per-query values: each query's metrics averaged over ``repeats`` shuffles."""
