@@ -107,6 +107,8 @@ def main() -> None:
     parser.add_argument("--index", default="products", help="The main job's product index (BM25).")
     parser.add_argument("--max-queries", type=int, default=None, help="Test queries (sorted); default all.")
     parser.add_argument("--family", action="append", choices=FAMILIES, help="Only these families (repeatable).")
+    parser.add_argument("--strength", action="append", choices=("light", "default"),
+                        help="Only these named rates (repeatable); default both.")
     parser.add_argument("--draws", type=int, default=1,
                         help="Perturb each query this many times (seeds BENCHMARK_SEED, +1, ...) and average each "
                              "query's loss over the draws that changed it: less noise from the draw itself.")
@@ -131,6 +133,8 @@ def main() -> None:
     conditions = []
     for family in args.family or FAMILIES:
         for strength_name, strength in strengths(family).items():
+            if args.strength and strength_name not in args.strength:
+                continue
             draws = [perturbed(test, family, strength, BENCHMARK_SEED + d) for d in range(args.draws)]
             changed_in = [[a.query != b.query for a, b in zip(test, drawn)] for drawn in draws]
             changed = [i for i in range(len(test)) if any(c[i] for c in changed_in)]
@@ -153,7 +157,8 @@ def main() -> None:
             print(f"{family} {strength_name}: {len(changed)} queries changed; pairwise loss on them "
                   + ", ".join(f"{n} {v:+.4f}" for n, v in loss.items()), flush=True)
     data = {"dataset": dataset.name, "test_queries": len(test), "seed": BENCHMARK_SEED, "draws": args.draws,
-            "strengths": {f: strengths(f) for f in args.family or FAMILIES},
+            "strengths": {f: {k: v for k, v in strengths(f).items() if not args.strength or k in args.strength}
+                          for f in args.family or FAMILIES},
             "systems": ({} if args.no_bm25 else {"BM25": f"through the cluster, index {args.index!r}"}) | dict(systems),
             "clean": {n: rounded(contrast([(1, q)])) for n, q in clean.items()},
             "clean differences": {f"{a} - {b}": rounded(contrast([(1, clean[a]), (-1, clean[b])]))
