@@ -220,6 +220,10 @@ class TeacherConfig:
         _precision(self, "teacher")
 
 
+#: The query perturbations of training/perturb.py (named here so the config can check them without torch).
+PERTURBATION_FAMILIES = ("typo", "units", "drop", "order")
+
+
 @dataclass(frozen=True)
 class StudentConfig:
     """The BERT-style cross-encoder distilled from the teacher's within-query margins."""
@@ -240,6 +244,7 @@ class StudentConfig:
     robust_share: float = 0.0             # also train this share of each batch's queries perturbed (typos, units,
                                           # dropped or moved words) on the clean query's teacher margins; 0: off
     robust_strength: float = 0.3          # the perturbations' rate (training/perturb.py)
+    robust_families: tuple[str, ...] = PERTURBATION_FAMILIES  # which of them robust training draws from
     contrastive_weight: float = 0.0       # + this x InfoNCE pulling a perturbed pair's [CLS] to its clean pair's
     contrastive_anchored: bool = False    # the clean pairs' [CLS] are fixed targets (no gradient): only the
                                           # perturbed pairs' vectors move toward them
@@ -257,6 +262,11 @@ class StudentConfig:
         if self.human_weight < 0 or self.rank_weight < 0 or (self.max_pairs is not None and self.max_pairs <= 0):
             raise ConfigError("student.human_weight and rank_weight must be >= 0, max_pairs positive or null",
                               "fix the student section of reranker.yaml")
+        object.__setattr__(self, "robust_families", tuple(self.robust_families))
+        unknown = sorted(set(self.robust_families) - set(PERTURBATION_FAMILIES))
+        if unknown or not self.robust_families:
+            raise ConfigError(f"student.robust_families {list(self.robust_families)} is not a non-empty list of "
+                              "perturbation families", f"use some of {', '.join(PERTURBATION_FAMILIES)}")
         if not (0 <= self.robust_share <= 1 and 0 < self.robust_strength <= 1) or min(
                 self.contrastive_weight, self.adversarial_epsilon) < 0:
             raise ConfigError("student.robust_share must be in [0, 1], robust_strength in (0, 1], "

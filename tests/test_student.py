@@ -449,3 +449,18 @@ def test_adversarial_epsilon_attaches_fgm_to_the_students_word_embeddings(tiny_b
     adversary = student_objective(student, StudentConfig(adversarial_epsilon=0.5), MARGIN_EXAMPLES, {}).adversary
     assert adversary.__self__.embeddings is student.model.get_input_embeddings().weight
     assert student_objective(student, StudentConfig(), MARGIN_EXAMPLES, {}).adversary is None
+
+
+def test_robust_families_pick_which_perturbations_twins_get():
+    from training.student import perturbed_twins
+
+    rows = [StudentExample(q, "item", 0.0) for q in ("cordless drill kit", "white paint gallon", "garden hose reel")]
+    for family in ("typo", "order"):
+        twins = perturbed_twins(rows, 1.0, 1.0, seed=3, families=[family])
+        assert [k for k, _ in twins] == [0, 1, 2]  # every query changed, once
+        words_kept = [sorted(q.split()) == sorted(rows[k].query.split()) for k, q in twins]
+        assert all(words_kept) if family == "order" else not any(words_kept)  # order moves words, typo edits them
+    with pytest.raises(Exception, match="robust_families"):
+        StudentConfig(robust_families=("typo", "accent"))
+    with pytest.raises(Exception, match="robust_families"):
+        StudentConfig(robust_families=())

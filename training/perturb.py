@@ -22,7 +22,9 @@ import random
 import re
 from collections.abc import Callable
 
-FAMILIES = ("typo", "units", "drop", "order")
+from reranker_core.config import PERTURBATION_FAMILIES
+
+FAMILIES = PERTURBATION_FAMILIES
 STRENGTHS = {"light": 0.15, "default": 0.3}
 #: Number mentions are rare (a quarter of Home Depot's test queries hold one), so units are respelled more often.
 UNIT_STRENGTHS = {"light": 0.5, "default": 1.0}

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from reranker_core.config import StudentConfig
+from reranker_core.config import PERTURBATION_FAMILIES, StudentConfig
 from reranker_core.steps import settings_of
 from reranker_core.template import ProductTemplate
 
@@ -197,22 +197,23 @@ def query_batches(examples: Sequence[StudentExample], queries_per_batch: int, se
     return batches
 
 
-def perturbed_twins(rows: Sequence[StudentExample], share: float, strength: float, seed: int) -> list[tuple[int, str]]:
+def perturbed_twins(rows: Sequence[StudentExample], share: float, strength: float, seed: int,
+                    families: Sequence[str] = PERTURBATION_FAMILIES) -> list[tuple[int, str]]:
     """(row, perturbed query) for every row of a ``share`` of the batch's queries (robust training; ei-SRC).
 
-    Each chosen query gets one family of :mod:`training.perturb`, the first of a
-    seeded order that changes it; a query no family changes is left out.
+    Each chosen query gets one of ``families`` (:mod:`training.perturb`), the
+    first of a seeded order that changes it; a query none changes is left out.
     """
     if not share:
         return []
-    from .perturb import FAMILIES, perturb
+    from .perturb import perturb
 
     rng = random.Random(seed)
     twin: dict[str, str] = {}
     for query in dict.fromkeys(r.query for r in rows):
         if rng.random() >= share:
             continue
-        for family in rng.sample(FAMILIES, len(FAMILIES)):
+        for family in rng.sample(list(families), len(families)):
             changed = perturb(query, family, strength, rng.randrange(2**32))
             if changed != query:
                 twin[query] = changed
@@ -247,7 +248,8 @@ def student_objective(student: CrossEncoder, cfg: StudentConfig, examples: Seque
 
     def forward(batch: list[int], step: int) -> tuple[list[tuple[int, str]], torch.Tensor, torch.Tensor | None]:
         rows = [examples[i] for i in batch]
-        twins = perturbed_twins(rows, cfg.robust_share, cfg.robust_strength, cfg.seed * 100_003 + step)
+        twins = perturbed_twins(rows, cfg.robust_share, cfg.robust_strength, cfg.seed * 100_003 + step,
+                                cfg.robust_families)
         scored, cls = student.encode([r.query for r in rows] + [q for _, q in twins],
                                      [r.text for r in rows] + [rows[k].text for k, _ in twins],
                                      pooled=bool(twins and cfg.contrastive_weight))

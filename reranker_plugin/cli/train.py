@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from reranker_core.config import override
+from reranker_core.config import PERTURBATION_FAMILIES, override
 
 from .app import (Context, Deprecated, GrammarCommand, cli, data_option, engine_options, kind_option, pass_ctx,
                   renamed, restart_option, with_data, with_engine)
@@ -66,6 +66,7 @@ def train_teacher(ctx: Context, data: Path | None, kind: str | None, kind_: str 
     from training.api import fit_teacher
 
     flags["output"] = str(flags["output"]) if flags["output"] else None
+    flags["robust_families"] = flags["robust_families"] or None
     config = with_data(ctx.config, data, kind)
     cfg = override(config.teacher, **flags)
     if kind_ and kind_ != cfg.kind:  # another kind: its own defaults for what the flags leave open
@@ -125,6 +126,10 @@ def label(ctx: Context, teacher_dir: Path, data: Path | None, kind: str | None, 
 @click.option("--robust-share", type=click.FloatRange(0, 1),
               help="margin_mse: also train this share of each batch's queries perturbed (typos, unit spellings, "
               "dropped or moved words) on the clean query's margins [student.robust_share].")
+@click.option("--robust-family", "robust_families", multiple=True,
+              type=click.Choice(PERTURBATION_FAMILIES),
+              help="With --robust-share: train on this perturbation family only (repeatable) "
+              "[student.robust_families; default all four].")
 @click.option("--contrastive-weight", type=click.FloatRange(min=0),
               help="With --robust-share: weight of the InfoNCE term pulling a perturbed pair to its clean pair "
               "[student.contrastive_weight].")
@@ -159,6 +164,7 @@ def train_student(ctx: Context, pairs: tuple[Path, ...], data: Path | None, kind
     from training.api import fit_student
 
     flags["output"] = str(flags["output"]) if flags["output"] else None
+    flags["robust_families"] = flags["robust_families"] or None
     config = with_data(ctx.config, data, kind)
     fit_student(dataclasses.replace(config, student=override(config.student, **flags)), pairs=pairs,
                 max_train_queries=max_train_queries, curve_points=curve_points, restart=restart, out=ctx.output)
