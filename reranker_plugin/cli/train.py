@@ -66,7 +66,6 @@ def train_teacher(ctx: Context, data: Path | None, kind: str | None, kind_: str 
     from training.api import fit_teacher
 
     flags["output"] = str(flags["output"]) if flags["output"] else None
-    flags["robust_families"] = flags["robust_families"] or None
     config = with_data(ctx.config, data, kind)
     cfg = override(config.teacher, **flags)
     if kind_ and kind_ != cfg.kind:  # another kind: its own defaults for what the flags leave open
