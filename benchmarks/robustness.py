@@ -190,7 +190,8 @@ def _plot(data: dict, path: Path) -> None:
         ax.set_title(f"{metric.replace('_', ' ')} lost on the changed queries (clean − perturbed)", fontsize=9)
         ax.axhline(0, color="grey", lw=0.5)
         ax.legend(fontsize=7)
-    fig.suptitle(f"{data['dataset']} test split ({data['test_queries']} queries): robustness to how people type")
+    draws = f", {data['draws']} draws per query" if data.get("draws", 1) > 1 else ""
+    fig.suptitle(f"{data['dataset']} test split ({data['test_queries']} queries{draws}): robustness to how people type")
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
