@@ -38,7 +38,7 @@ from training.bootstrap import PerQuery, average_draws, contrast, per_query  # n
 from training.datasets import load_dataset  # noqa: E402
 from training.evaluate import JudgedList, judged_lists, load_scorer, ranked_lists  # noqa: E402
 from training.metrics import RankedList  # noqa: E402
-from training.perturb import BENCHMARK_SEED, FAMILIES, perturb, strengths  # noqa: E402
+from training.perturb import BENCHMARK_SEED, FAMILIES, STRENGTHS, perturb, strengths  # noqa: E402
 
 METRICS = ("ndcg@5", "pairwise_accuracy")
 
@@ -107,7 +107,7 @@ def main() -> None:
     parser.add_argument("--index", default="products", help="The main job's product index (BM25).")
     parser.add_argument("--max-queries", type=int, default=None, help="Test queries (sorted); default all.")
     parser.add_argument("--family", action="append", choices=FAMILIES, help="Only these families (repeatable).")
-    parser.add_argument("--strength", action="append", choices=("light", "default"),
+    parser.add_argument("--strength", action="append", choices=list(STRENGTHS),
                         help="Only these named rates (repeatable); default both.")
     parser.add_argument("--draws", type=int, default=1,
                         help="Perturb each query this many times (seeds BENCHMARK_SEED, +1, ...) and average each "
@@ -130,11 +130,11 @@ def main() -> None:
     print(f"clean test split scored ({len(test)} lists) in {time.monotonic() - started:.0f}s", flush=True)
     students = [name for name, _ in systems if name != "teacher"]
     pairs = [(students[0], other) for other in students[1:]]  # the first student is the reference
+    rates = {f: {name: rate for name, rate in strengths(f).items() if not args.strength or name in args.strength}
+             for f in args.family or FAMILIES}
     conditions = []
-    for family in args.family or FAMILIES:
-        for strength_name, strength in strengths(family).items():
-            if args.strength and strength_name not in args.strength:
-                continue
+    for family, named in rates.items():
+        for strength_name, strength in named.items():
             draws = [perturbed(test, family, strength, BENCHMARK_SEED + d) for d in range(args.draws)]
             changed_in = [[a.query != b.query for a, b in zip(test, drawn)] for drawn in draws]
             changed = [i for i in range(len(test)) if any(c[i] for c in changed_in)]
@@ -157,8 +157,7 @@ def main() -> None:
             print(f"{family} {strength_name}: {len(changed)} queries changed; pairwise loss on them "
                   + ", ".join(f"{n} {v:+.4f}" for n, v in loss.items()), flush=True)
     data = {"dataset": dataset.name, "test_queries": len(test), "seed": BENCHMARK_SEED, "draws": args.draws,
-            "strengths": {f: {k: v for k, v in strengths(f).items() if not args.strength or k in args.strength}
-                          for f in args.family or FAMILIES},
+            "strengths": rates,
             "systems": ({} if args.no_bm25 else {"BM25": f"through the cluster, index {args.index!r}"}) | dict(systems),
             "clean": {n: rounded(contrast([(1, q)])) for n, q in clean.items()},
             "clean differences": {f"{a} - {b}": rounded(contrast([(1, clean[a]), (-1, clean[b])]))

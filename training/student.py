@@ -213,7 +213,7 @@ def perturbed_twins(rows: Sequence[StudentExample], share: float, strength: floa
     for query in dict.fromkeys(r.query for r in rows):
         if rng.random() >= share:
             continue
-        for family in rng.sample(list(families), len(families)):
+        for family in rng.sample(families, len(families)):
             changed = perturb(query, family, strength, rng.randrange(2**32))
             if changed != query:
                 twin[query] = changed
